@@ -1,0 +1,37 @@
+/**
+ * `npm run bench -- NAME…`: runs the named benchmarks (all when none is named). Each benchmark
+ * prints absolute figures, ratios against a reference measured in the same run, and the machine.
+ */
+import { cpus, totalmem } from 'node:os';
+
+type Benchmark = { description: string; run: () => Promise<void> };
+
+const benchmarks: Readonly<Record<string, Benchmark>> = {};
+
+export function machineSummary(): string {
+  const cores = cpus();
+  return `${cores.length} × ${cores[0]?.model ?? 'unknown cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+}
+
+async function main(names: readonly string[]): Promise<number> {
+  const available = Object.keys(benchmarks);
+  const selected = names.length > 0 ? names : available;
+  const unknown = selected.filter((name) => !(name in benchmarks));
+  if (unknown.length > 0 || available.length === 0) {
+    const list = available.length > 0 ? available.join(', ') : 'none yet';
+    process.stderr.write(
+      `unknown benchmark(s): ${unknown.join(', ') || '(none named)'}; available: ${list}\n`,
+    );
+    return unknown.length > 0 ? 2 : 0;
+  }
+  process.stdout.write(`machine: ${machineSummary()}\n`);
+  for (const name of selected) {
+    const benchmark = benchmarks[name];
+    if (!benchmark) continue;
+    process.stdout.write(`\n== ${name}: ${benchmark.description}\n`);
+    await benchmark.run();
+  }
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));

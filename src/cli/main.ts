@@ -1,0 +1,23 @@
+import { Command } from 'commander';
+import { registerAdminCommands } from './admin.ts';
+import { type Output, reportFailure } from './context.ts';
+import { registerServeCommands } from './serve.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('settledesk')
+    .description('settledesk: a payments backend that settles on Stellar, built to be run on call')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError();
+  const output = (): Output => ({ json: Boolean(program.opts().json) });
+  registerServeCommands(program);
+  registerAdminCommands(program, output);
+  return program;
+}
+
+if (import.meta.main) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((error: unknown) => {
+      process.exitCode = reportFailure(error);
+    });
+}

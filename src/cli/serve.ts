@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../platform/config.ts';
+import { createLogger, type Logger } from '../platform/logging.ts';
+import { openRuntime, type Runtime } from '../platform/runtime.ts';
+import { startJobs, startService } from '../server.ts';
+
+/**
+ * Runs until SIGINT/SIGTERM, then drains (`stop`) and closes the runtime within the configured
+ * timeout. A second signal, or an overrun, exits at once: an operator pressing Ctrl-C twice means it.
+ */
+async function runUntilSignal(runtime: Runtime, stop: () => Promise<void>): Promise<void> {
+  const logger = runtime.logger;
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting without draining');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      const overrun = setTimeout(() => {
+        logger.error('shutdown took too long: exiting');
+        process.exit(1);
+      }, runtime.config.shutdownTimeoutMs);
+      overrun.unref();
+      stop()
+        .catch((error: unknown) => logger.error({ err: error }, 'error while draining'))
+        .then(() => runtime.close())
+        .catch((error: unknown) => logger.error({ err: error }, 'error while closing'))
+        .finally(() => {
+          clearTimeout(overrun);
+          logger.info('stopped');
+          resolve();
+        });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+async function open(applicationName: string): Promise<{ runtime: Runtime; logger: Logger }> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  const runtime = await openRuntime(config, logger, { migrate: true, applicationName });
+  return { runtime, logger };
+}
+
+export function registerServeCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the API and (unless SETTLEDESK_WORKER=false) the job worker; what `npm start` runs')
+    .action(async () => {
+      const { runtime, logger } = await open('settledesk-api');
+      const service = await startService(runtime, { worker: runtime.config.workerEnabled });
+      logger.info({ url: service.url, worker: runtime.config.workerEnabled }, 'settledesk is serving');
+      await runUntilSignal(runtime, service.stop);
+    });
+
+  program
+    .command('worker')
+    .description('run only the background job worker')
+    .action(async () => {
+      const { runtime, logger } = await open('settledesk-worker');
+      const worker = await startJobs(runtime);
+      logger.info('settledesk worker is running');
+      await runUntilSignal(runtime, worker.stop);
+    });
+}

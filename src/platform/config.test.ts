@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env, '/srv/app');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('configuration', () => {
+  it('has zero-config defaults: port 8080, data in ./.settledesk, embedded database', () => {
+    const config = loadConfig({}, '/srv/app');
+    expect(config.port).toBe(8080);
+    expect(config.dataDir).toBe('/srv/app/.settledesk');
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.logLevel).toBe('info');
+  });
+
+  it('names every bad variable and why, in one error', () => {
+    const problems = problemsOf({
+      PORT: 'abc',
+      LOG_LEVEL: 'loud',
+      DATABASE_URL: 'mysql://x',
+      WORKER_CONCURRENCY: '0',
+    });
+    expect(problems).toHaveLength(4);
+    expect(problems.find((p) => p.startsWith('PORT:'))).toContain('"abc"');
+    expect(problems.some((p) => p.startsWith('LOG_LEVEL:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('DATABASE_URL:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('WORKER_CONCURRENCY:'))).toBe(true);
+  });
+
+  it('refuses a port out of range and a keyring key of the wrong size', () => {
+    expect(problemsOf({ PORT: '70000' })[0]).toMatch(/^PORT: must be between/);
+    expect(problemsOf({ SETTLEDESK_KEYRING_KEY: 'c2hvcnQ=' })[0]).toMatch(/^SETTLEDESK_KEYRING_KEY:/);
+  });
+
+  it('accepts a multi-host URL with target_session_attrs for failover', () => {
+    const url = 'postgres://app@db1:5432,db2:5433/settledesk?target_session_attrs=read-write';
+    expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+  });
+});

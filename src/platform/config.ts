@@ -1,0 +1,144 @@
+import { resolve } from 'node:path';
+
+/**
+ * Configuration is read once from the environment, validated synchronously before anything
+ * listens, and then passed down explicitly. Every problem is collected so that one failed start
+ * names every bad variable, not only the first.
+ */
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export type Config = {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  logLevel: LogLevel;
+  redisUrl: string | undefined;
+  keyringKeyBase64: string | undefined;
+  keyringReloadMs: number;
+  tokenTtlSecondsDefault: number;
+  tokenTtlSecondsMax: number;
+  workerEnabled: boolean;
+  workerConcurrency: number;
+  workerPollIntervalMs: number;
+  shutdownTimeoutMs: number;
+  requestBodyBytesMax: number;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+class Reader {
+  readonly problems: string[] = [];
+  readonly env: Env;
+  constructor(env: Env) {
+    this.env = env;
+  }
+
+  raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^\d+$/.test(value)) {
+      this.problems.push(`${name}: must be a whole number between ${min} and ${max}, got "${value}"`);
+      return fallback;
+    }
+    const parsed = Number(value);
+    if (parsed < min || parsed > max) {
+      this.problems.push(`${name}: must be between ${min} and ${max}, got ${value}`);
+      return fallback;
+    }
+    return parsed;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const match = allowed.find((candidate) => candidate === value);
+    if (match === undefined) {
+      this.problems.push(`${name}: must be one of ${allowed.join(', ')}, got "${value}"`);
+      return fallback;
+    }
+    return match;
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const value = this.oneOf(name, ['true', 'false', '1', '0', 'on', 'off'], fallback ? 'true' : 'false');
+    return value === 'true' || value === '1' || value === 'on';
+  }
+
+  /** Accepts single- and multi-host URLs (`postgres://u@h1:5432,h2:5432/db?target_session_attrs=…`). */
+  postgresUrl(name: string): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    if (!/^postgres(ql)?:\/\/[^/?#\s]+(\/[^?#\s]*)?(\?[^#\s]*)?$/.test(value)) {
+      this.problems.push(`${name}: must be a postgres:// or postgresql:// URL`);
+      return undefined;
+    }
+    return value;
+  }
+
+  redisUrl(name: string): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    if (!/^rediss?:\/\/\S+$/.test(value)) {
+      this.problems.push(`${name}: must be a redis:// or rediss:// URL`);
+      return undefined;
+    }
+    return value;
+  }
+
+  base64Key(name: string, bytes: number): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || Buffer.from(value, 'base64').length !== bytes) {
+      this.problems.push(`${name}: must be ${bytes} bytes encoded as base64`);
+      return undefined;
+    }
+    return value;
+  }
+}
+
+export const portMax = 65_535;
+export const keyringKeyBytes = 32;
+
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const read = new Reader(env);
+  const config: Config = {
+    host: read.raw('HOST') ?? '127.0.0.1',
+    port: read.integer('PORT', 8080, 0, portMax),
+    dataDir: resolve(cwd, read.raw('SETTLEDESK_DATA_DIR') ?? '.settledesk'),
+    databaseUrl: read.postgresUrl('DATABASE_URL'),
+    databasePoolMax: read.integer('DATABASE_POOL_MAX', 10, 1, 200),
+    logLevel: read.oneOf('LOG_LEVEL', logLevels, 'info'),
+    redisUrl: read.redisUrl('REDIS_URL'),
+    keyringKeyBase64: read.base64Key('SETTLEDESK_KEYRING_KEY', keyringKeyBytes),
+    keyringReloadMs: read.integer('KEYRING_RELOAD_MS', 5_000, 100, 600_000),
+    tokenTtlSecondsDefault: read.integer('TOKEN_TTL_SECONDS', 3_600, 1, 86_400),
+    tokenTtlSecondsMax: read.integer('TOKEN_TTL_SECONDS_MAX', 86_400, 1, 31 * 86_400),
+    workerEnabled: read.boolean('SETTLEDESK_WORKER', true),
+    workerConcurrency: read.integer('WORKER_CONCURRENCY', 4, 1, 64),
+    workerPollIntervalMs: read.integer('WORKER_POLL_INTERVAL_MS', 1_000, 10, 60_000),
+    shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 8_000, 100, 120_000),
+    requestBodyBytesMax: read.integer('REQUEST_BODY_BYTES_MAX', 1_048_576, 1_024, 16_777_216),
+  };
+  if (config.tokenTtlSecondsDefault > config.tokenTtlSecondsMax) {
+    read.problems.push('TOKEN_TTL_SECONDS: must not exceed TOKEN_TTL_SECONDS_MAX');
+  }
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return config;
+}

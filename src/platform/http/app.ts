@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  LogController,
+  type RawServerDefault,
+} from 'fastify';
+import { assert } from '../assert.ts';
+import type { Access, Principal } from '../auth/roles.ts';
+import type { Logger } from '../logging.ts';
+import { type Authenticator, registerAuth } from './auth.ts';
+import { registerRequestMetrics } from './metrics.ts';
+import { handleError, handleNotFound } from './problems.ts';
+import { validatorCompiler } from './validation.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access;
+  }
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+/** A domain plugs its routes in through one of these; they are registered in a fixed order. */
+export type RouteModule = (app: App) => void | Promise<void>;
+
+export type AppOptions = {
+  logger: Logger;
+  authenticator: Authenticator;
+  bodyBytesMax: number;
+  routes: readonly RouteModule[];
+  version: string;
+};
+
+const requestIdLengthMax = 128;
+const requestIdPattern = /^[A-Za-z0-9._:-]+$/;
+
+/** A caller's `X-Request-Id` is kept when it is sane; otherwise a fresh one is generated. */
+function requestId(request: IncomingMessage): string {
+  const header = request.headers['x-request-id'];
+  if (typeof header === 'string' && header.length <= requestIdLengthMax && requestIdPattern.test(header)) {
+    return header;
+  }
+  return randomUUID();
+}
+
+/**
+ * Plugins load in a fixed order: external (OpenAPI), then platform (request ids, errors, metrics,
+ * auth), then the domains' routes. Every route must declare its access and schemas; a route
+ * without them is a programmer error caught at start, not a hole found in production.
+ */
+export async function createApp(options: AppOptions): Promise<App> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    genReqId: requestId,
+    requestIdHeader: false,
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    bodyLimit: options.bodyBytesMax,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  app.setValidatorCompiler(validatorCompiler);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'settledesk', version: options.version },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  });
+
+  app.addHook('onRoute', (route) => {
+    assert(route.config?.access !== undefined, `route ${route.method} ${route.url} declares no access`);
+    if (route.config.access !== 'public') {
+      route.schema = { ...route.schema, security: [{ bearer: [] }] };
+    }
+  });
+  app.decorateRequest('principal', undefined);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(handleNotFound);
+  registerRequestMetrics(app);
+  registerAuth(app, options.authenticator);
+
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  );
+  for (const routes of options.routes) await routes(app);
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,65 @@
+import { join } from 'node:path';
+import { loadEncryptionKey } from './auth/crypto.ts';
+import { ensureCurrentKey, Keyring } from './auth/keyring.ts';
+import type { Config } from './config.ts';
+import { connect } from './db/connect.ts';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
+import { type MigrationResult, migrate } from './db/migrate.ts';
+import type { Sql } from './db/types.ts';
+import { HealthRegistry } from './health.ts';
+import type { Logger } from './logging.ts';
+
+/** What every entry point (server, worker, CLI command) shares: config, logger, database, keyring. */
+export type Runtime = {
+  config: Config;
+  logger: Logger;
+  sql: Sql;
+  databaseUrl: string;
+  keyring: Keyring;
+  health: HealthRegistry;
+  /** What this open applied, when it was asked to migrate. */
+  migration: MigrationResult | undefined;
+  close(): Promise<void>;
+};
+
+export type RuntimeOptions = { migrate: boolean; applicationName: string };
+
+const poolCloseTimeoutSeconds = 5;
+
+export async function openRuntime(config: Config, logger: Logger, options: RuntimeOptions): Promise<Runtime> {
+  let embedded: EmbeddedDatabase | undefined;
+  if (config.databaseUrl === undefined) {
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
+  }
+  const databaseUrl = config.databaseUrl ?? embedded?.url ?? '';
+  const sql = connect({
+    url: databaseUrl,
+    poolMax: config.databasePoolMax,
+    logger,
+    applicationName: options.applicationName,
+  });
+  const close = async () => {
+    await sql.end({ timeout: poolCloseTimeoutSeconds });
+    await embedded?.stop();
+  };
+  try {
+    const migration = options.migrate ? await migrate(sql, databaseUrl, logger) : undefined;
+    const keyring = new Keyring(
+      await loadEncryptionKey(config.keyringKeyBase64, join(config.dataDir, 'keyring.key')),
+    );
+    await ensureCurrentKey(sql, keyring);
+    const health = new HealthRegistry();
+    health.register({
+      name: 'postgresql',
+      critical: true,
+      check: async () => {
+        await sql`select 1`;
+        return { status: 'ok' };
+      },
+    });
+    return { config, logger, sql, databaseUrl, keyring, health, migration, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,116 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/platform/db/embedded.ts';
+import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { finished, runCli, spawnCli, waitFor } from '../support/process.ts';
+import { tempDataDir, testKeyringKey } from '../support/service.ts';
+
+const stopWithinMs = 10_000;
+const databases: TestDatabase[] = [];
+afterAll(async () => {
+  for (const db of databases) await db.drop();
+});
+
+type Ready = { status: string; checks: Record<string, { status: string }> };
+
+async function readyBody(port: number): Promise<Ready | undefined> {
+  const response = await fetch(`http://127.0.0.1:${port}/health/ready`);
+  return response.status === 200 ? ((await response.json()) as Ready) : undefined;
+}
+
+function postgresProcessesFor(dataDir: string): string[] {
+  const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => line.includes(join(dataDir, 'pg')));
+}
+
+async function issueKid(env: Record<string, string>): Promise<string> {
+  const result = await runCli(['--json', 'token', 'issue', '--sub', 'persist', '--role', 'viewer'], env);
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout).kid;
+}
+
+describe('settledesk serve', () => {
+  it('exits 1 naming PORT when PORT is not a number', async () => {
+    const result = await runCli(['serve'], { PORT: 'abc' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('PORT');
+    expect(result.stderr).toContain('"abc"');
+  });
+
+  it('starts on an embedded PostgreSQL, stops cleanly on SIGINT, and keeps its data for the next start', async () => {
+    const dataDir = await tempDataDir();
+    const env = { SETTLEDESK_DATA_DIR: dataDir, PORT: String(await freePort()), LOG_LEVEL: 'warn' };
+    const port = Number(env.PORT);
+
+    const first = spawnCli(['serve'], env);
+    const ready = await waitFor(() => readyBody(port), 90_000, 'first start to be ready');
+    expect(ready.checks.postgresql?.status).toBe('ok');
+    const kid = await issueKid(env);
+    const stopping = Date.now();
+    first.kill('SIGINT');
+    const exit = await finished(first, stopWithinMs + 5_000);
+    expect(Date.now() - stopping).toBeLessThan(stopWithinMs);
+    expect(exit.code, exit.stderr).toBe(0);
+    expect(postgresProcessesFor(dataDir)).toEqual([]);
+
+    const second = spawnCli(['serve'], env);
+    await waitFor(() => readyBody(port), 60_000, 'second start to be ready');
+    expect(await issueKid(env)).toBe(kid);
+    second.kill('SIGTERM');
+    expect((await finished(second, stopWithinMs + 5_000)).code).toBe(0);
+    expect(postgresProcessesFor(dataDir)).toEqual([]);
+  });
+
+  it('uses the server named by DATABASE_URL instead of starting its own', async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const dataDir = await tempDataDir();
+    const port = await freePort();
+    const child = spawnCli(['serve'], {
+      DATABASE_URL: db.url,
+      SETTLEDESK_KEYRING_KEY: testKeyringKey,
+      SETTLEDESK_DATA_DIR: dataDir,
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+    });
+    const ready = await waitFor(() => readyBody(port), 60_000, 'start on DATABASE_URL');
+    expect(ready.checks.postgresql?.status).toBe('ok');
+    expect(existsSync(join(dataDir, 'pg'))).toBe(false);
+    const [row] = await db.sql<{ count: bigint }[]>`
+      select count(*)::int8 as count from pg_stat_activity where datname = ${db.name} and application_name = 'settledesk-api'`;
+    expect(row?.count).toBeGreaterThan(0n);
+    child.kill('SIGTERM');
+    expect((await finished(child, stopWithinMs + 5_000)).code).toBe(0);
+  });
+});
+
+describe('settledesk migrate', () => {
+  it('applies the schema once when two migrators race on an empty database', async () => {
+    const db = await createTestDatabase({ empty: true });
+    databases.push(db);
+    const env = {
+      DATABASE_URL: db.url,
+      SETTLEDESK_KEYRING_KEY: testKeyringKey,
+      SETTLEDESK_DATA_DIR: await tempDataDir(),
+    };
+    const [a, b] = await Promise.all([
+      runCli(['--json', 'migrate'], env),
+      runCli(['--json', 'migrate'], env),
+    ]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const files = readdirSync(new URL('../../migrations/', import.meta.url)).filter((name) =>
+      name.endsWith('.sql'),
+    );
+    const appliedTotal = JSON.parse(a.stdout).applied.length + JSON.parse(b.stdout).applied.length;
+    expect(appliedTotal).toBe(files.length);
+    const [row] = await db.sql<{ total: number; distinct: number }[]>`
+      select count(*)::int as total, count(distinct version)::int as distinct
+      from schema_migrations where version > 0`;
+    expect(row).toEqual({ total: files.length, distinct: files.length });
+    const [worker] = await db.sql`select 1 as present from pg_namespace where nspname = 'graphile_worker'`;
+    expect(worker).toBeDefined();
+  });
+});
