@@ -1,20 +1,46 @@
+import { Approvals } from './approvals/engine.ts';
+import { approvalRoutes } from './approvals/routes.ts';
+import { approvalsCrontab, approvalTasks } from './approvals/tasks.ts';
+import { auditCrontab, auditTasks } from './audit/tasks.ts';
+import { controlRoutes } from './controls/routes.ts';
+import { controlActions } from './controls/service.ts';
 import { healthRoutes } from './platform/health.ts';
 import { heartbeat, heartbeatCrontab, heartbeatTask, workersCheck } from './platform/heartbeat.ts';
 import type { RouteModule } from './platform/http/app.ts';
 import type { TaskMap } from './platform/jobs.ts';
 import type { Runtime } from './platform/runtime.ts';
 
+/** Services shared by routes, tasks and CLI commands, built once per process. */
+export type Domains = { approvals: Approvals };
+
+export function createDomains(runtime: Runtime): Domains {
+  const approvals = new Approvals({
+    ttlSecondsDefault: runtime.config.approvalTtlSecondsDefault,
+    ttlSecondsMax: runtime.config.approvalTtlSecondsMax,
+  });
+  for (const action of controlActions()) approvals.register(action);
+  return { approvals };
+}
+
 /**
  * The one place that lists what each domain contributes: routes (registered in this order after
  * the platform plugins), background tasks, cron lines and readiness checks.
  */
-export function domainRoutes(runtime: Runtime): RouteModule[] {
+export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] {
   runtime.health.register(workersCheck(runtime.sql));
-  return [healthRoutes(runtime.health)];
+  return [
+    healthRoutes(runtime.health),
+    approvalRoutes(runtime.sql, domains.approvals),
+    controlRoutes(runtime.sql, domains.approvals),
+  ];
 }
 
-export function domainTasks(runtime: Runtime): TaskMap {
-  return { [heartbeatTask]: heartbeat(runtime.sql) };
+export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
+  return {
+    [heartbeatTask]: heartbeat(runtime.sql),
+    ...approvalTasks(runtime.sql, domains.approvals),
+    ...auditTasks(runtime.sql),
+  };
 }
 
-export const domainCrontab = [heartbeatCrontab].join('\n');
+export const domainCrontab = [heartbeatCrontab, approvalsCrontab, auditCrontab].join('\n');

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
-import { domainCrontab, domainRoutes, domainTasks } from './domains.ts';
-import { startKeyringSync } from './platform/auth/keyring.ts';
+import { createDomains, type Domains, domainCrontab, domainRoutes, domainTasks } from './domains.ts';
+import { startAccessSync } from './platform/auth/access.ts';
+import type { Principal } from './platform/auth/roles.ts';
 import { TokenRejected, verifyToken } from './platform/auth/tokens.ts';
 import { DomainError } from './platform/errors.ts';
 import { type App, createApp } from './platform/http/app.ts';
@@ -10,32 +11,42 @@ import type { Runtime } from './platform/runtime.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
+/** A token is accepted when it verifies against a usable key and its subject is not suspended. */
 export function authenticator(runtime: Runtime): Authenticator {
   return async (token) => {
+    let principal: Principal;
     try {
-      return await verifyToken(runtime.keyring, token);
+      principal = await verifyToken(runtime.keyring, token);
     } catch (error) {
-      if (error instanceof TokenRejected)
+      if (error instanceof TokenRejected) {
         throw new DomainError('auth/unauthenticated', 'the bearer token was refused');
+      }
       throw error;
     }
+    if (runtime.users.isSuspended(principal.subject)) {
+      throw new DomainError('auth/unauthenticated', 'the bearer token was refused');
+    }
+    return principal;
   };
 }
 
-export async function buildApp(runtime: Runtime): Promise<App> {
+export async function buildApp(runtime: Runtime, domains: Domains = createDomains(runtime)): Promise<App> {
   return createApp({
     logger: runtime.logger,
     authenticator: authenticator(runtime),
     bodyBytesMax: runtime.config.requestBodyBytesMax,
-    routes: domainRoutes(runtime),
+    routes: domainRoutes(runtime, domains),
     version,
   });
 }
 
-export async function startJobs(runtime: Runtime): Promise<Worker> {
+export async function startJobs(
+  runtime: Runtime,
+  domains: Domains = createDomains(runtime),
+): Promise<Worker> {
   return startWorker({
     connectionString: runtime.databaseUrl,
-    tasks: domainTasks(runtime),
+    tasks: domainTasks(runtime, domains),
     crontab: domainCrontab,
     concurrency: runtime.config.workerConcurrency,
     pollIntervalMs: runtime.config.workerPollIntervalMs,
@@ -47,26 +58,27 @@ export type Service = { app: App; url: string; stop(): Promise<void> };
 
 /**
  * Starts the API (and, unless disabled, the job worker) on an open runtime. `stop` drains in
- * order: stop accepting and finish in-flight requests, let running jobs finish, stop syncing keys.
- * The runtime (pool, embedded database) is closed by whoever opened it.
+ * order: stop accepting and finish in-flight requests, let running jobs finish, stop syncing
+ * access (keys, suspensions). The runtime (pool, embedded database) is closed by whoever opened it.
  */
 export async function startService(runtime: Runtime, options: { worker: boolean }): Promise<Service> {
-  const stopKeyringSync = await startKeyringSync(
+  const stopAccessSync = await startAccessSync(
     runtime.sql,
-    runtime.keyring,
-    runtime.config.keyringReloadMs,
+    runtime,
+    runtime.config.accessReloadMs,
     runtime.logger,
   );
-  const app = await buildApp(runtime);
+  const domains = createDomains(runtime);
+  const app = await buildApp(runtime, domains);
   const url = await app.listen({ host: runtime.config.host, port: runtime.config.port });
-  const worker = options.worker ? await startJobs(runtime) : undefined;
+  const worker = options.worker ? await startJobs(runtime, domains) : undefined;
   return {
     app,
     url,
     stop: async () => {
       await app.close();
       await worker?.stop();
-      await stopKeyringSync();
+      await stopAccessSync();
     },
   };
 }

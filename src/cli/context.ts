@@ -1,4 +1,6 @@
+import { userInfo } from 'node:os';
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts';
+import { DomainError } from '../platform/errors.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { openRuntime, type Runtime } from '../platform/runtime.ts';
 
@@ -43,6 +45,10 @@ export async function withRuntime<T>(
 }
 
 export function reportFailure(error: unknown): number {
+  if (error instanceof DomainError) {
+    process.stderr.write(`settledesk: ${error.message} (${error.type})\n`);
+    return 1;
+  }
   if (error instanceof ConfigError || error instanceof CliError) {
     process.stderr.write(`settledesk: ${error.message}\n`);
     return 1;
@@ -50,4 +56,12 @@ export function reportFailure(error: unknown): number {
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.stderr.write(`settledesk: ${message}\n`);
   return 1;
+}
+
+/** Who a CLI action is attributed to in the audit log: `--as`, else SETTLEDESK_OPERATOR, else the OS user. */
+export function operatorName(as: string | undefined): string {
+  const name = as ?? process.env.SETTLEDESK_OPERATOR ?? `cli:${userInfo().username}`;
+  if (!/^[A-Za-z0-9._@:-]{1,128}$/.test(name))
+    throw new CliError('--as must be 1-128 characters of [A-Za-z0-9._@:-]');
+  return name;
 }

@@ -1,6 +1,10 @@
 import { Command } from 'commander';
+import { registerAccessCommands } from './access.ts';
 import { registerAdminCommands } from './admin.ts';
+import { registerApprovalCommands } from './approvals.ts';
+import { registerAuditCommands } from './audit.ts';
 import { type Output, reportFailure } from './context.ts';
+import { registerControlCommands } from './controls.ts';
 import { registerServeCommands } from './serve.ts';
 
 export function buildProgram(): Command {
@@ -11,6 +15,10 @@ export function buildProgram(): Command {
   const output = (): Output => ({ json: Boolean(program.opts().json) });
   registerServeCommands(program);
   registerAdminCommands(program, output);
+  registerAccessCommands(program, output);
+  registerControlCommands(program, output);
+  registerApprovalCommands(program, output);
+  registerAuditCommands(program, output);
   return program;
 }
 

@@ -17,13 +17,15 @@ export type Config = {
   logLevel: LogLevel;
   redisUrl: string | undefined;
   keyringKeyBase64: string | undefined;
-  keyringReloadMs: number;
+  accessReloadMs: number;
   tokenTtlSecondsDefault: number;
   tokenTtlSecondsMax: number;
   workerEnabled: boolean;
   workerConcurrency: number;
   workerPollIntervalMs: number;
   shutdownTimeoutMs: number;
+  approvalTtlSecondsDefault: number;
+  approvalTtlSecondsMax: number;
   requestBodyBytesMax: number;
 };
 
@@ -127,17 +129,22 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel: read.oneOf('LOG_LEVEL', logLevels, 'info'),
     redisUrl: read.redisUrl('REDIS_URL'),
     keyringKeyBase64: read.base64Key('SETTLEDESK_KEYRING_KEY', keyringKeyBytes),
-    keyringReloadMs: read.integer('KEYRING_RELOAD_MS', 5_000, 100, 600_000),
+    accessReloadMs: read.integer('ACCESS_RELOAD_MS', 2_000, 100, 60_000),
     tokenTtlSecondsDefault: read.integer('TOKEN_TTL_SECONDS', 3_600, 1, 86_400),
     tokenTtlSecondsMax: read.integer('TOKEN_TTL_SECONDS_MAX', 86_400, 1, 31 * 86_400),
     workerEnabled: read.boolean('SETTLEDESK_WORKER', true),
     workerConcurrency: read.integer('WORKER_CONCURRENCY', 4, 1, 64),
     workerPollIntervalMs: read.integer('WORKER_POLL_INTERVAL_MS', 1_000, 10, 60_000),
+    approvalTtlSecondsDefault: read.integer('APPROVAL_TTL_SECONDS', 3_600, 60, 7 * 86_400),
+    approvalTtlSecondsMax: read.integer('APPROVAL_TTL_SECONDS_MAX', 86_400, 60, 7 * 86_400),
     shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 8_000, 100, 120_000),
     requestBodyBytesMax: read.integer('REQUEST_BODY_BYTES_MAX', 1_048_576, 1_024, 16_777_216),
   };
   if (config.tokenTtlSecondsDefault > config.tokenTtlSecondsMax) {
     read.problems.push('TOKEN_TTL_SECONDS: must not exceed TOKEN_TTL_SECONDS_MAX');
+  }
+  if (config.approvalTtlSecondsDefault > config.approvalTtlSecondsMax) {
+    read.problems.push('APPROVAL_TTL_SECONDS: must not exceed APPROVAL_TTL_SECONDS_MAX');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

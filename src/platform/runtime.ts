@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { SuspendedUsers } from './auth/access.ts';
 import { loadEncryptionKey } from './auth/crypto.ts';
 import { ensureCurrentKey, Keyring } from './auth/keyring.ts';
 import type { Config } from './config.ts';
@@ -16,6 +17,7 @@ export type Runtime = {
   sql: Sql;
   databaseUrl: string;
   keyring: Keyring;
+  users: SuspendedUsers;
   health: HealthRegistry;
   /** What this open applied, when it was asked to migrate. */
   migration: MigrationResult | undefined;
@@ -48,6 +50,8 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       await loadEncryptionKey(config.keyringKeyBase64, join(config.dataDir, 'keyring.key')),
     );
     await ensureCurrentKey(sql, keyring);
+    const users = new SuspendedUsers();
+    await users.reload(sql);
     const health = new HealthRegistry();
     health.register({
       name: 'postgresql',
@@ -57,7 +61,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
         return { status: 'ok' };
       },
     });
-    return { config, logger, sql, databaseUrl, keyring, health, migration, close };
+    return { config, logger, sql, databaseUrl, keyring, users, health, migration, close };
   } catch (error) {
     await close();
     throw error;

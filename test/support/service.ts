@@ -3,6 +3,7 @@ import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DestinationStream } from 'pino';
+import { createDomains, type Domains } from '../../src/domains.ts';
 import type { Role } from '../../src/platform/auth/roles.ts';
 import { issueToken } from '../../src/platform/auth/tokens.ts';
 import { loadConfig } from '../../src/platform/config.ts';
@@ -15,6 +16,7 @@ import { createTestDatabase, type TestDatabase } from './db.ts';
 export type TestService = {
   db: TestDatabase;
   runtime: Runtime;
+  domains: Domains;
   app: App;
   token(role: Role, subject?: string): Promise<string>;
   close(): Promise<void>;
@@ -51,10 +53,12 @@ export async function startTestService(
   const config = loadConfig(await testEnv(db, options.env));
   const logger = createLogger(options.logDestination ? 'info' : 'silent', options.logDestination);
   const runtime = await openRuntime(config, logger, { migrate: false, applicationName: 'settledesk-test' });
-  const app = await buildApp(runtime);
+  const domains = createDomains(runtime);
+  const app = await buildApp(runtime, domains);
   return {
     db,
     runtime,
+    domains,
     app,
     token: (role, subject = `${role}-user`) =>
       issueToken(runtime.keyring, { subject, role, ttlSeconds: 300 }),

@@ -11,8 +11,8 @@ export type SigningKeyRow = {
   retiredAt: Date | null;
 };
 
-/** The channel every instance listens on; a change to the keyring notifies it. */
-export const keyringChannel = 'settledesk_keyring';
+/** The channel every instance listens on; a change to signing keys or users notifies it. */
+export const accessChannel = 'settledesk_access';
 
 export async function selectUsableKeys(db: Executor): Promise<SigningKeyRow[]> {
   return db<SigningKeyRow[]>`
@@ -44,6 +44,36 @@ export async function insertCurrentKeyIfNone(
   return rows.length === 1;
 }
 
-export async function notifyKeyringChanged(db: Executor): Promise<void> {
-  await db`select pg_notify(${keyringChannel}, 'changed')`;
+export async function notifyAccessChanged(db: Executor): Promise<void> {
+  await db`select pg_notify(${accessChannel}, 'changed')`;
+}
+
+export async function selectKey(db: Executor, kid: string): Promise<SigningKeyRow | undefined> {
+  const [row] = await db<SigningKeyRow[]>`
+    select kid, state, secret_sealed as "secretSealed", created_at as "createdAt", retired_at as "retiredAt"
+    from signing_keys
+    where kid = ${kid}::text
+    for update`;
+  return row;
+}
+
+export async function insertVerifyOnlyKey(db: Executor, kid: string, secretSealed: Buffer): Promise<void> {
+  await db`insert into signing_keys (kid, state, secret_sealed) values (${kid}::text, 'verify_only', ${secretSealed}::bytea)`;
+}
+
+/** Demotes the current key and promotes another in one statement, so exactly one stays current. */
+export async function updatePromoteKey(db: Executor, kid: string): Promise<number> {
+  const result = await db`
+    update signing_keys
+    set state = case when kid = ${kid}::text then 'current' else 'verify_only' end,
+        promoted_at = case when kid = ${kid}::text then now() else promoted_at end
+    where (kid = ${kid}::text and state = 'verify_only') or state = 'current'`;
+  return result.count;
+}
+
+export async function updateRetireKey(db: Executor, kid: string): Promise<number> {
+  const result = await db`
+    update signing_keys set state = 'retired', retired_at = now()
+    where kid = ${kid}::text and state = 'verify_only'`;
+  return result.count;
 }

@@ -1,13 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { assert } from '../assert.ts';
 import type { Sql } from '../db/types.ts';
-import type { Logger } from '../logging.ts';
 import { open, seal } from './crypto.ts';
 import {
   insertCurrentKeyIfNone,
   type KeyState,
-  keyringChannel,
-  notifyKeyringChanged,
+  notifyAccessChanged,
   selectUsableKeys,
 } from './keyring-data.ts';
 
@@ -71,27 +69,6 @@ export function newSigningSecret(): Buffer {
 /** A fresh installation gets its first signing key automatically; later keys are added by hand. */
 export async function ensureCurrentKey(sql: Sql, keyring: Keyring): Promise<void> {
   const inserted = await insertCurrentKeyIfNone(sql, newKeyId(), keyring.sealSecret(newSigningSecret()));
-  if (inserted) await notifyKeyringChanged(sql);
+  if (inserted) await notifyAccessChanged(sql);
   await keyring.reload(sql);
-}
-
-/**
- * Keeps the keyring fresh on every instance: a NOTIFY makes the change visible at once, and a
- * periodic reload covers a missed notification (a dropped LISTEN connection, a failover).
- */
-export async function startKeyringSync(
-  sql: Sql,
-  keyring: Keyring,
-  reloadMs: number,
-  logger: Logger,
-): Promise<() => Promise<void>> {
-  const reload = () =>
-    keyring.reload(sql).catch((error: unknown) => logger.warn({ err: error }, 'keyring reload failed'));
-  const subscription = await sql.listen(keyringChannel, () => void reload(), reload);
-  const timer = setInterval(reload, reloadMs);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await subscription.unlisten();
-  };
 }

@@ -1,0 +1,48 @@
+import type { Sql } from '../db/types.ts';
+import type { Logger } from '../logging.ts';
+import type { Keyring } from './keyring.ts';
+import { accessChannel } from './keyring-data.ts';
+import { selectSuspendedUserNames } from './users-data.ts';
+
+/** The in-memory set of suspended users; their tokens are refused even before they expire. */
+export class SuspendedUsers {
+  #names = new Set<string>();
+
+  async reload(sql: Sql): Promise<void> {
+    this.#names = new Set(await selectSuspendedUserNames(sql));
+  }
+
+  isSuspended(name: string): boolean {
+    return this.#names.has(name);
+  }
+}
+
+export type AccessState = { keyring: Keyring; users: SuspendedUsers };
+
+/**
+ * Keeps keys and suspensions fresh on every instance without a restart: a NOTIFY on the access
+ * channel makes a change visible at once, and a periodic reload covers a missed notification
+ * (a dropped LISTEN connection, a failover), bounding staleness by `reloadMs`.
+ */
+export async function startAccessSync(
+  sql: Sql,
+  access: AccessState,
+  reloadMs: number,
+  logger: Logger,
+): Promise<() => Promise<void>> {
+  const reload = async () => {
+    try {
+      await Promise.all([access.keyring.reload(sql), access.users.reload(sql)]);
+    } catch (error) {
+      logger.warn({ err: error }, 'access reload failed');
+    }
+  };
+  await reload();
+  const subscription = await sql.listen(accessChannel, () => void reload(), reload);
+  const timer = setInterval(reload, reloadMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await subscription.unlisten();
+  };
+}
