@@ -4,6 +4,8 @@ import { approvalsCrontab, approvalTasks } from './approvals/tasks.ts';
 import { auditCrontab, auditTasks } from './audit/tasks.ts';
 import { controlRoutes } from './controls/routes.ts';
 import { controlActions } from './controls/service.ts';
+import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
+import { ledgerRoutes } from './ledger/routes.ts';
 import { healthRoutes } from './platform/health.ts';
 import { heartbeat, heartbeatCrontab, heartbeatTask, workersCheck } from './platform/heartbeat.ts';
 import type { RouteModule } from './platform/http/app.ts';
@@ -30,6 +32,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
   runtime.health.register(workersCheck(runtime.sql));
   return [
     healthRoutes(runtime.health),
+    ledgerRoutes(runtime.sql),
     approvalRoutes(runtime.sql, domains.approvals),
     controlRoutes(runtime.sql, domains.approvals),
   ];
@@ -40,7 +43,10 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     [heartbeatTask]: heartbeat(runtime.sql),
     ...approvalTasks(runtime.sql, domains.approvals),
     ...auditTasks(runtime.sql),
+    ...idempotencyTasks(runtime.sql, runtime.config.idempotencyRetentionSeconds),
   };
 }
 
-export const domainCrontab = [heartbeatCrontab, approvalsCrontab, auditCrontab].join('\n');
+export const domainCrontab = [heartbeatCrontab, approvalsCrontab, auditCrontab, idempotencyCrontab].join(
+  '\n',
+);

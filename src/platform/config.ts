@@ -25,6 +25,7 @@ export type Config = {
   workerPollIntervalMs: number;
   shutdownTimeoutMs: number;
   approvalTtlSecondsDefault: number;
+  idempotencyRetentionSeconds: number;
   approvalTtlSecondsMax: number;
   requestBodyBytesMax: number;
 };
@@ -135,6 +136,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     workerEnabled: read.boolean('SETTLEDESK_WORKER', true),
     workerConcurrency: read.integer('WORKER_CONCURRENCY', 4, 1, 64),
     workerPollIntervalMs: read.integer('WORKER_POLL_INTERVAL_MS', 1_000, 10, 60_000),
+    idempotencyRetentionSeconds: read.integer('IDEMPOTENCY_RETENTION_SECONDS', 86_400, 86_400, 30 * 86_400),
     approvalTtlSecondsDefault: read.integer('APPROVAL_TTL_SECONDS', 3_600, 60, 7 * 86_400),
     approvalTtlSecondsMax: read.integer('APPROVAL_TTL_SECONDS_MAX', 86_400, 60, 7 * 86_400),
     shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 8_000, 100, 120_000),

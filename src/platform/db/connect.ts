@@ -12,6 +12,7 @@ export type ConnectOptions = {
 /** Seconds: how long a checkout may wait for a server before the caller sees an error. */
 const connectTimeoutSeconds = 10;
 const idleTimeoutSeconds = 30;
+const pipelineUnbounded = Number.MAX_SAFE_INTEGER;
 
 /**
  * Opens a pool. Multi-host URLs with `target_session_attrs=read-write` are handled by
@@ -19,14 +20,22 @@ const idleTimeoutSeconds = 30;
  * service recovers without a restart.
  */
 export function connect(options: ConnectOptions): Sql {
-  return postgres(options.url, {
+  const settings = {
     max: options.poolMax,
     connect_timeout: connectTimeoutSeconds,
     idle_timeout: idleTimeoutSeconds,
     types: { bigint: postgres.BigInt },
+    // postgres.js 3.4.9 skips reserving a transaction's connection when its BEGIN is the query
+    // that fills the pipeline (porsager/postgres#1189, #823): the transaction then runs unreserved
+    // and other queries can land inside it (seen here as UNSAFE_TRANSACTION under 1,000 racing
+    // transfers). With no practical pipeline limit the reservation always happens. Remove once
+    // the upstream fix (#1218) is released.
+    max_pipeline: pipelineUnbounded,
     connection: { application_name: options.applicationName ?? 'settledesk' },
-    onnotice: (notice) => options.logger.debug({ notice: notice.message }, 'postgres notice'),
-  });
+    onnotice: (notice: postgres.Notice) =>
+      options.logger.debug({ notice: notice.message }, 'postgres notice'),
+  };
+  return postgres(options.url, settings);
 }
 
 /** A connection string with a different database name; keeps hosts, credentials and parameters. */

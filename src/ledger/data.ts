@@ -1,0 +1,161 @@
+import type { Executor } from '../platform/db/types.ts';
+
+export const customerAccountTypes = ['customer', 'merchant'] as const;
+export const systemAccountTypes = [
+  'escrow',
+  'payout_clearing',
+  'deposit_suspense',
+  'settlement',
+  'fees',
+] as const;
+export type AccountType = (typeof customerAccountTypes)[number] | (typeof systemAccountTypes)[number];
+
+export type AccountRow = {
+  id: string;
+  type: AccountType;
+  asset: string;
+  precision: number;
+  ownerRef: string | null;
+  status: 'active' | 'closed';
+  balanceMinor: bigint;
+  createdAt: Date;
+};
+
+export type EntryRow = { id: bigint; journalId: string; kind: string; amountMinor: bigint; createdAt: Date };
+
+const accountColumns = (db: Executor) => db`
+  a.id, a.type, a.asset, s.precision, a.owner_ref as "ownerRef", a.status, a.balance_minor as "balanceMinor",
+  a.created_at as "createdAt"`;
+
+export async function insertAccount(
+  db: Executor,
+  account: { type: AccountType; asset: string; ownerRef: string | null },
+): Promise<AccountRow> {
+  const [row] = await db<AccountRow[]>`
+    with inserted as (
+      insert into accounts (type, asset, owner_ref) values (${account.type}::text, ${account.asset}::text, ${account.ownerRef}::text)
+      returning *
+    )
+    select ${accountColumns(db)} from inserted a join assets s on s.code = a.asset`;
+  if (!row) throw new Error('insert into accounts returned no row');
+  return row;
+}
+
+export async function selectAccount(db: Executor, id: string): Promise<AccountRow | undefined> {
+  const [row] = await db<AccountRow[]>`
+    select ${accountColumns(db)} from accounts a join assets s on s.code = a.asset where a.id = ${id}::uuid`;
+  return row;
+}
+
+/** Locks accounts in id order: every posting locks in the same order, so postings cannot deadlock. */
+export async function selectAccountsForUpdate(db: Executor, ids: readonly string[]): Promise<AccountRow[]> {
+  return db<AccountRow[]>`
+    select ${accountColumns(db)} from accounts a join assets s on s.code = a.asset
+    where a.id = any(${ids as string[]}::uuid[])
+    order by a.id
+    for update of a`;
+}
+
+export async function selectSystemAccount(
+  db: Executor,
+  type: AccountType,
+  asset: string,
+): Promise<AccountRow | undefined> {
+  const [row] = await db<AccountRow[]>`
+    select ${accountColumns(db)} from accounts a join assets s on s.code = a.asset
+    where a.type = ${type}::text and a.asset = ${asset}::text`;
+  return row;
+}
+
+export async function selectAssetPrecision(db: Executor, code: string): Promise<number | undefined> {
+  const [row] = await db<{ precision: number }[]>`select precision from assets where code = ${code}::text`;
+  return row?.precision;
+}
+
+export async function insertJournal(
+  db: Executor,
+  journal: {
+    id: string;
+    kind: string;
+    reference: string | null;
+    reversesId: string | null;
+    requestId: string | null;
+  },
+): Promise<void> {
+  await db`
+    insert into journal_transactions (id, kind, reference, reverses_id, request_id)
+    values (${journal.id}::uuid, ${journal.kind}::text, ${journal.reference}::text, ${journal.reversesId}::uuid,
+            ${journal.requestId}::text)`;
+}
+
+export async function insertEntries(
+  db: Executor,
+  journalId: string,
+  entries: readonly { accountId: string; asset: string; amountMinor: bigint }[],
+): Promise<void> {
+  await db`
+    insert into entries (journal_id, account_id, asset, amount_minor)
+    select ${journalId}::uuid, e.account_id, e.asset, e.amount_minor
+    from unnest(
+      ${entries.map((entry) => entry.accountId)}::uuid[],
+      ${entries.map((entry) => entry.asset)}::text[],
+      ${entries.map((entry) => entry.amountMinor.toString())}::bigint[]
+    ) as e(account_id, asset, amount_minor)`;
+}
+
+/** Applies the entries to the balances; the check constraint refuses a negative customer balance. */
+export async function updateBalances(
+  db: Executor,
+  entries: readonly { accountId: string; amountMinor: bigint }[],
+): Promise<void> {
+  await db`
+    update accounts a set balance_minor = a.balance_minor + d.delta
+    from (
+      select account_id, sum(amount_minor)::bigint as delta
+      from unnest(${entries.map((entry) => entry.accountId)}::uuid[], ${entries.map((entry) => entry.amountMinor.toString())}::bigint[])
+        as e(account_id, amount_minor)
+      group by account_id
+    ) d
+    where a.id = d.account_id`;
+}
+
+export async function selectEntriesPage(
+  db: Executor,
+  accountId: string,
+  afterId: bigint | undefined,
+  limit: number,
+): Promise<EntryRow[]> {
+  return db<EntryRow[]>`
+    select e.id, e.journal_id as "journalId", j.kind, e.amount_minor as "amountMinor", e.created_at as "createdAt"
+    from entries e join journal_transactions j on j.id = e.journal_id
+    where e.account_id = ${accountId}::uuid and (${afterId?.toString() ?? null}::bigint is null or e.id > ${afterId?.toString() ?? null}::bigint)
+    order by e.id
+    limit ${limit}::int`;
+}
+
+/** Per asset, the sum of every entry; anything but zero is an imbalance. */
+export async function selectImbalances(db: Executor): Promise<{ asset: string; sumMinor: bigint }[]> {
+  return db<{ asset: string; sumMinor: bigint }[]>`
+    select asset, sum(amount_minor)::bigint as "sumMinor" from entries group by asset having sum(amount_minor) <> 0`;
+}
+
+export async function selectJournalEntries(
+  db: Executor,
+  journalId: string,
+): Promise<
+  {
+    accountId: string;
+    asset: string;
+    amountMinor: bigint;
+    kind: string;
+    createdAt: Date;
+    reference: string | null;
+  }[]
+> {
+  return db`
+    select e.account_id as "accountId", e.asset, e.amount_minor as "amountMinor", j.kind, j.created_at as "createdAt",
+           j.reference
+    from entries e join journal_transactions j on j.id = e.journal_id
+    where e.journal_id = ${journalId}::uuid
+    order by e.id`;
+}

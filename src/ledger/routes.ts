@@ -1,0 +1,212 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import {
+  fingerprint,
+  idempotencyKeyLengthMax,
+  problemBody,
+  runIdempotent,
+  type StoredResponse,
+} from '../idempotency/idempotency.ts';
+import { formatAmount } from '../money/money.ts';
+import type { Role } from '../platform/auth/roles.ts';
+import type { Sql, Tx } from '../platform/db/types.ts';
+import { DomainError } from '../platform/errors.ts';
+import type { App } from '../platform/http/app.ts';
+import { problemContentType } from '../platform/http/problems.ts';
+import type { AccountRow } from './data.ts';
+import { selectEntriesPage } from './data.ts';
+import { createAccount, getAccount } from './service.ts';
+import { getTransfer, transfer } from './transfers.ts';
+
+const readers: readonly Role[] = ['viewer', 'operator', 'admin', 'service'];
+const writers: readonly Role[] = ['service'];
+export const entriesPageMax = 200;
+const amountLengthMax = 40;
+
+const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+const AccountSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  type: Type.String(),
+  asset: Type.String(),
+  ownerRef: Type.Union([Type.String(), Type.Null()]),
+  status: Type.String(),
+  balance: Type.String({ description: 'decimal string in the asset unit' }),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+const TransferSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  sourceAccountId: Type.String({ format: 'uuid' }),
+  destinationAccountId: Type.String({ format: 'uuid' }),
+  asset: Type.String(),
+  amount: Type.String(),
+  reference: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: idempotencyKeyLengthMax })),
+});
+
+function accountJson(account: AccountRow) {
+  return {
+    id: account.id,
+    type: account.type,
+    asset: account.asset,
+    ownerRef: account.ownerRef,
+    status: account.status,
+    balance: formatAmount(account.balanceMinor, account.precision),
+    createdAt: account.createdAt.toISOString(),
+  };
+}
+
+/**
+ * Wraps a money-moving POST in the idempotency protocol and sends what it returns (or replays),
+ * with problem+json for stored refusals.
+ */
+export async function sendIdempotent(
+  sql: Sql,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  work: (tx: Tx) => Promise<StoredResponse>,
+): Promise<FastifyReply> {
+  const key = request.headers['idempotency-key'];
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new DomainError(
+      'idempotency/key-required',
+      'send an Idempotency-Key header with every money-moving request',
+    );
+  }
+  const scope = {
+    caller: request.principal?.subject ?? '',
+    key,
+    fingerprint: fingerprint(request.method, request.routeOptions.url ?? request.url, request.body),
+  };
+  const result = await runIdempotent(sql, scope, work, (error) =>
+    problemBody(error, request.url, request.id),
+  );
+  if (result.replayed) reply.header('idempotent-replayed', 'true');
+  reply.type(result.status >= 400 ? problemContentType : 'application/json; charset=utf-8');
+  return reply.code(result.status).send(result.body);
+}
+
+export function ledgerRoutes(sql: Sql) {
+  return (app: App): void => {
+    app.post(
+      '/v1/accounts',
+      {
+        config: { access: writers },
+        schema: {
+          tags: ['ledger'],
+          body: Type.Object(
+            {
+              type: Type.Union([Type.Literal('customer'), Type.Literal('merchant')]),
+              asset: Type.String({ minLength: 1, maxLength: 69 }),
+              ownerRef: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 201: AccountSchema },
+        },
+      },
+      async (request, reply) => {
+        const account = await createAccount(sql, {
+          ...request.body,
+          ownerRef: request.body.ownerRef ?? null,
+        });
+        return reply.code(201).send(accountJson(account));
+      },
+    );
+    app.get(
+      '/v1/accounts/:id',
+      {
+        config: { access: readers },
+        schema: { tags: ['ledger'], params: IdParams, response: { 200: AccountSchema } },
+      },
+      async (request) => accountJson(await getAccount(sql, request.params.id)),
+    );
+    app.get(
+      '/v1/accounts/:id/entries',
+      {
+        config: { access: readers },
+        schema: {
+          tags: ['ledger'],
+          params: IdParams,
+          querystring: Type.Object({
+            limit: Type.Integer({ minimum: 1, maximum: entriesPageMax, default: 50 }),
+            cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$' })),
+          }),
+          response: {
+            200: Type.Object({
+              items: Type.Array(
+                Type.Object({
+                  id: Type.String(),
+                  journalId: Type.String(),
+                  kind: Type.String(),
+                  amount: Type.String(),
+                  createdAt: Type.String({ format: 'date-time' }),
+                }),
+              ),
+              nextCursor: Type.Union([Type.String(), Type.Null()]),
+            }),
+          },
+        },
+      },
+      async (request) => {
+        const account = await getAccount(sql, request.params.id);
+        const { limit, cursor } = request.query;
+        const rows = await selectEntriesPage(
+          sql,
+          account.id,
+          cursor === undefined ? undefined : BigInt(cursor),
+          limit,
+        );
+        const last = rows[rows.length - 1];
+        return {
+          items: rows.map((row) => ({
+            id: row.id.toString(),
+            journalId: row.journalId,
+            kind: row.kind,
+            amount: formatAmount(row.amountMinor, account.precision),
+            createdAt: row.createdAt.toISOString(),
+          })),
+          nextCursor: rows.length === limit && last ? last.id.toString() : null,
+        };
+      },
+    );
+    app.post(
+      '/v1/transfers',
+      {
+        config: { access: writers },
+        schema: {
+          tags: ['ledger'],
+          headers: IdempotencyHeaders,
+          body: Type.Object(
+            {
+              sourceAccountId: Type.String({ format: 'uuid' }),
+              destinationAccountId: Type.String({ format: 'uuid' }),
+              amount: Type.String({ minLength: 1, maxLength: amountLengthMax }),
+              reference: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 201: TransferSchema },
+        },
+      },
+      async (request, reply) =>
+        sendIdempotent(sql, request, reply, async (tx) => ({
+          status: 201,
+          body: await transfer(tx, request.body, {
+            name: request.principal?.subject ?? '',
+            requestId: request.id,
+          }),
+        })),
+    );
+    app.get(
+      '/v1/transfers/:id',
+      {
+        config: { access: readers },
+        schema: { tags: ['ledger'], params: IdParams, response: { 200: TransferSchema } },
+      },
+      async (request) => getTransfer(sql, request.params.id),
+    );
+  };
+}
