@@ -1,3 +1,5 @@
+import { adjustmentProposalAction } from './adjustments/adjustments.ts';
+import { adjustmentRoutes } from './adjustments/routes.ts';
 import { Approvals } from './approvals/engine.ts';
 import { approvalRoutes } from './approvals/routes.ts';
 import { approvalsCrontab, approvalTasks } from './approvals/tasks.ts';
@@ -21,6 +23,7 @@ export function createDomains(runtime: Runtime): Domains {
     ttlSecondsMax: runtime.config.approvalTtlSecondsMax,
   });
   for (const action of controlActions()) approvals.register(action);
+  approvals.register(adjustmentProposalAction());
   return { approvals };
 }
 
@@ -33,6 +36,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
   return [
     healthRoutes(runtime.health),
     ledgerRoutes(runtime.sql),
+    adjustmentRoutes(runtime.sql, domains.approvals),
     approvalRoutes(runtime.sql, domains.approvals),
     controlRoutes(runtime.sql, domains.approvals),
   ];

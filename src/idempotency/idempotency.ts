@@ -130,8 +130,9 @@ async function reserve(sql: Sql, scope: KeyScope): Promise<SentResponse | undefi
 /**
  * Runs a money-moving request at most once per (caller, key). The money write and the stored
  * response commit in one transaction, so a crash can leave neither money moved without a stored
- * response nor a response without the money. A refusal (a domain error) is stored too, so a retry
- * gets the same answer; an unexpected failure releases the key so the client may retry.
+ * response nor a response without the money. A refusal (a 4xx domain error) is stored too, so a
+ * retry gets the same answer; a temporary refusal (503, e.g. read_only) or an unexpected failure
+ * releases the key so the client may retry it later.
  */
 export async function runIdempotent(
   sql: Sql,
@@ -150,7 +151,7 @@ export async function runIdempotent(
     });
     return { ...response, replayed: false };
   } catch (error) {
-    if (error instanceof DomainError) {
+    if (error instanceof DomainError && error.status < 500) {
       const refusal = { status: error.status, body: JSON.stringify(refusalBody(error)) };
       await updateComplete(sql, scope, refusal).catch((finalizeError: unknown) => {
         idempotencyEvents.inc({ outcome: 'finalize_error' });
