@@ -3,10 +3,16 @@
  * prints absolute figures, ratios against a reference measured in the same run, and the machine.
  */
 import { cpus, totalmem } from 'node:os';
+import { benchTransfers } from './transfers.ts';
 
 type Benchmark = { description: string; run: () => Promise<void> };
 
-const benchmarks: Readonly<Record<string, Benchmark>> = {};
+const benchmarks: Readonly<Record<string, Benchmark>> = {
+  transfers: {
+    description: 'transfers/s and latency of the HTTP API against pgbench running the same SQL',
+    run: benchTransfers,
+  },
+};
 
 export function machineSummary(): string {
   const cores = cpus();

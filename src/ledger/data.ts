@@ -72,7 +72,8 @@ export async function selectAssetPrecision(db: Executor, code: string): Promise<
   return row?.precision;
 }
 
-export async function insertJournal(
+/** The journal row and its entries in one statement (one round trip on every money move). */
+export async function insertJournalWithEntries(
   db: Executor,
   journal: {
     id: string;
@@ -81,22 +82,18 @@ export async function insertJournal(
     reversesId: string | null;
     requestId: string | null;
   },
-): Promise<void> {
-  await db`
-    insert into journal_transactions (id, kind, reference, reverses_id, request_id)
-    values (${journal.id}::uuid, ${journal.kind}::text, ${journal.reference}::text, ${journal.reversesId}::uuid,
-            ${journal.requestId}::text)`;
-}
-
-export async function insertEntries(
-  db: Executor,
-  journalId: string,
   entries: readonly { accountId: string; asset: string; amountMinor: bigint }[],
 ): Promise<void> {
   await db`
+    with journal as (
+      insert into journal_transactions (id, kind, reference, reverses_id, request_id)
+      values (${journal.id}::uuid, ${journal.kind}::text, ${journal.reference}::text, ${journal.reversesId}::uuid,
+              ${journal.requestId}::text)
+      returning id
+    )
     insert into entries (journal_id, account_id, asset, amount_minor)
-    select ${journalId}::uuid, e.account_id, e.asset, e.amount_minor
-    from unnest(
+    select journal.id, e.account_id, e.asset, e.amount_minor
+    from journal, unnest(
       ${entries.map((entry) => entry.accountId)}::uuid[],
       ${entries.map((entry) => entry.asset)}::text[],
       ${entries.map((entry) => entry.amountMinor.toString())}::bigint[]

@@ -6,8 +6,7 @@ import {
   type AccountRow,
   type AccountType,
   insertAccount,
-  insertEntries,
-  insertJournal,
+  insertJournalWithEntries,
   selectAccount,
   selectAccountsForUpdate,
   selectAssetPrecision,
@@ -28,27 +27,19 @@ function isCustomerFacing(type: AccountType): boolean {
   return type === 'customer' || type === 'merchant';
 }
 
-/**
- * Posts one balanced journal transaction inside the caller's transaction (every money move in
- * every domain goes through here). Accounts are locked in id order, so two postings can never
- * deadlock on each other; balances are updated in the same transaction as the entries.
- */
-export async function postJournal(
-  tx: Tx,
+/** Refuses a posting the ledger must not accept; `accounts` are locked rows of this transaction. */
+function checkPosting(
   posting: Posting,
-): Promise<{ journalId: string; accounts: AccountRow[] }> {
-  assert(
-    posting.entries.length >= 2 && posting.entries.length <= entriesPerJournalMax,
-    'a journal needs 2..200 entries',
-  );
-  const ids = [...new Set(posting.entries.map((entry) => entry.accountId))].sort();
-  const accounts = await selectAccountsForUpdate(tx, ids);
+  ids: readonly string[],
+  accounts: readonly AccountRow[],
+): Map<string, AccountRow> {
   const byId = new Map(accounts.map((account) => [account.id, account]));
   for (const id of ids) {
     const account = byId.get(id);
     if (!account) throw new DomainError('ledger/account-not-found', `no account ${id}`, { accountId: id });
-    if (account.status !== 'active')
+    if (account.status !== 'active') {
       throw new DomainError('ledger/account-closed', `account ${id} is closed`, { accountId: id });
+    }
   }
   const sums = new Map<string, bigint>();
   const deltas = new Map<string, bigint>();
@@ -69,20 +60,50 @@ export async function postJournal(
       });
     }
   }
+  return byId;
+}
+
+/**
+ * Posts one balanced journal transaction inside the caller's transaction (every money move in
+ * every domain goes through here). Accounts are locked in id order, so two postings can never
+ * deadlock on each other; balances are updated in the same transaction as the entries. A caller
+ * that already locked the accounts in this transaction (selectAccountsForUpdate) passes them in,
+ * saving a round trip on the hottest path.
+ */
+export async function postJournal(
+  tx: Tx,
+  posting: Posting,
+  alreadyLocked: readonly AccountRow[] = [],
+): Promise<{ journalId: string; accounts: AccountRow[] }> {
+  assert(
+    posting.entries.length >= 2 && posting.entries.length <= entriesPerJournalMax,
+    'a journal needs 2..200 entries',
+  );
+  const ids = [...new Set(posting.entries.map((entry) => entry.accountId))].sort();
+  const covered = ids.every((id) => alreadyLocked.some((account) => account.id === id));
+  const accounts = covered ? [...alreadyLocked] : await selectAccountsForUpdate(tx, ids);
+  const byId = checkPosting(posting, ids, accounts);
   const journalId = randomUUID();
-  await insertJournal(tx, {
-    id: journalId,
-    kind: posting.kind,
-    reference: posting.reference ?? null,
-    reversesId: posting.reversesId ?? null,
-    requestId: posting.requestId ?? null,
-  });
   const entries = posting.entries.map((entry) => ({
     ...entry,
     asset: byId.get(entry.accountId)?.asset ?? '',
   }));
-  await insertEntries(tx, journalId, entries);
-  await updateBalances(tx, entries);
+  // postgres.js pipelines statements issued together on the transaction's connection: the entries
+  // and the balance update travel in one round trip. Both are checked together at commit.
+  await Promise.all([
+    insertJournalWithEntries(
+      tx,
+      {
+        id: journalId,
+        kind: posting.kind,
+        reference: posting.reference ?? null,
+        reversesId: posting.reversesId ?? null,
+        requestId: posting.requestId ?? null,
+      },
+      entries,
+    ),
+    updateBalances(tx, entries),
+  ]);
   return { journalId, accounts };
 }
 

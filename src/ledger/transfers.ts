@@ -3,7 +3,7 @@ import { assertMoneyMovementAllowed } from '../controls/service.ts';
 import { formatAmount, parseAmount } from '../money/money.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { DomainError, type ProblemType } from '../platform/errors.ts';
-import { selectJournalEntries } from './data.ts';
+import { selectAccountsForUpdate, selectJournalEntries } from './data.ts';
 import { getAccount, postJournal } from './service.ts';
 
 export type TransferInput = {
@@ -44,12 +44,21 @@ export async function transfer(
   input: TransferInput,
   actor: { name: string; requestId: string },
 ): Promise<Transfer> {
-  await assertMoneyMovementAllowed(tx);
   if (input.sourceAccountId === input.destinationAccountId) {
     throw new DomainError('ledger/same-account', 'source and destination must be different accounts');
   }
-  const source = await getAccount(tx, input.sourceAccountId);
-  const destination = await getAccount(tx, input.destinationAccountId);
+  // Lock both now, in id order as postJournal would: the checks below read exactly what will be
+  // posted, and postJournal reuses these rows instead of locking again.
+  // The kill-switch read and the lock travel in one pipelined round trip.
+  const [, locked] = await Promise.all([
+    assertMoneyMovementAllowed(tx),
+    selectAccountsForUpdate(tx, [input.sourceAccountId, input.destinationAccountId].sort()),
+  ]);
+  const source = locked.find((account) => account.id === input.sourceAccountId);
+  const destination = locked.find((account) => account.id === input.destinationAccountId);
+  if (!source) throw new DomainError('ledger/account-not-found', `no account ${input.sourceAccountId}`);
+  if (!destination)
+    throw new DomainError('ledger/account-not-found', `no account ${input.destinationAccountId}`);
   if (source.asset !== destination.asset) {
     throw new DomainError(
       'ledger/asset-mismatch',
@@ -57,15 +66,19 @@ export async function transfer(
     );
   }
   const amountMinor = parsePositiveAmount(input.amount, source.precision);
-  const { journalId } = await postJournal(tx, {
-    kind: 'transfer',
-    entries: [
-      { accountId: source.id, amountMinor: -amountMinor },
-      { accountId: destination.id, amountMinor },
-    ],
-    reference: input.reference,
-    requestId: actor.requestId,
-  });
+  const { journalId } = await postJournal(
+    tx,
+    {
+      kind: 'transfer',
+      entries: [
+        { accountId: source.id, amountMinor: -amountMinor },
+        { accountId: destination.id, amountMinor },
+      ],
+      reference: input.reference,
+      requestId: actor.requestId,
+    },
+    locked,
+  );
   const result: Transfer = {
     id: journalId,
     sourceAccountId: source.id,

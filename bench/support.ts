@@ -1,0 +1,104 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect, withDatabase } from '../src/platform/db/connect.ts';
+import { type EmbeddedDatabase, freePort, startEmbeddedPostgres } from '../src/platform/db/embedded.ts';
+import { migrate } from '../src/platform/db/migrate.ts';
+import type { Sql } from '../src/platform/db/types.ts';
+import { createLogger } from '../src/platform/logging.ts';
+
+const logger = createLogger('warn', process.stderr);
+export const cliPath = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+
+export type BenchDatabase = { url: string; sql: Sql; close(): Promise<void> };
+
+/** A fresh, migrated database: on DATABASE_URL's server when set, else on an embedded cluster. */
+export async function benchDatabase(): Promise<BenchDatabase> {
+  let embedded: EmbeddedDatabase | undefined;
+  let adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    const dataDir = await mkdtemp(join(tmpdir(), 'settledesk-bench-'));
+    await chmod(dataDir, 0o755);
+    embedded = await startEmbeddedPostgres({
+      dataDir,
+      logger,
+      database: 'postgres',
+      settings: { max_connections: '200' },
+    });
+    adminUrl = embedded.url;
+  }
+  const name = `settledesk_bench_${Date.now()}`;
+  const admin = connect({ url: adminUrl, poolMax: 1, logger });
+  await admin.unsafe(`create database "${name}"`);
+  const url = withDatabase(adminUrl, name);
+  const sql = connect({ url, poolMax: 4, logger });
+  await migrate(sql, url, logger);
+  return {
+    url,
+    sql,
+    close: async () => {
+      await sql.end();
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+      await embedded?.stop();
+    },
+  };
+}
+
+/** pgbench from PATH or PostgreSQL's bin folders; installs Debian's postgresql-client if missing. */
+export function locatePgbench(): string {
+  const candidates = [
+    ...(process.env.PATH ?? '').split(':').map((dir) => join(dir, 'pgbench')),
+    ...(existsSync('/usr/lib/postgresql')
+      ? readdirSync('/usr/lib/postgresql').map((version) => `/usr/lib/postgresql/${version}/bin/pgbench`)
+      : []),
+  ];
+  const found = candidates.find((path) => existsSync(path));
+  if (found) return found;
+  try {
+    process.stderr.write('pgbench not found: installing postgresql-client with apt-get…\n');
+    execFileSync('apt-get', ['install', '-y', '-q', 'postgresql-client'], { stdio: 'inherit' });
+  } catch {
+    throw new Error(
+      'pgbench is needed as the reference: install it (Debian: apt-get install postgresql-client) and rerun',
+    );
+  }
+  return locatePgbench();
+}
+
+export type Server = { url: string; stop(): Promise<void> };
+
+/** The API in its own process, as in production, so the load generator does not share its CPU. */
+export async function startServer(env: Record<string, string>): Promise<Server> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [cliPath, 'serve'], {
+    env: { ...process.env, ...env, PORT: String(port), SETTLEDESK_WORKER: 'false', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const ready = await fetch(`${url}/health/ready`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.on('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export function percentile(sortedMs: readonly number[], fraction: number): number {
+  if (sortedMs.length === 0) return Number.NaN;
+  return sortedMs[Math.min(sortedMs.length - 1, Math.floor(fraction * sortedMs.length))] ?? Number.NaN;
+}
