@@ -4,9 +4,10 @@ import { startAccessSync } from './platform/auth/access.ts';
 import type { Principal } from './platform/auth/roles.ts';
 import { TokenRejected, verifyToken } from './platform/auth/tokens.ts';
 import { DomainError } from './platform/errors.ts';
+import { heartbeatTask } from './platform/heartbeat.ts';
 import { type App, createApp } from './platform/http/app.ts';
 import type { Authenticator } from './platform/http/auth.ts';
-import { startWorker, type Worker } from './platform/jobs.ts';
+import { enqueueJob, startWorker, type Worker } from './platform/jobs.ts';
 import type { Runtime } from './platform/runtime.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -44,7 +45,7 @@ export async function startJobs(
   runtime: Runtime,
   domains: Domains = createDomains(runtime),
 ): Promise<Worker> {
-  return startWorker({
+  const worker = await startWorker({
     connectionString: runtime.databaseUrl,
     tasks: domainTasks(runtime, domains),
     crontab: domainCrontab,
@@ -52,6 +53,9 @@ export async function startJobs(
     pollIntervalMs: runtime.config.workerPollIntervalMs,
     logger: runtime.logger,
   });
+  // Beat once at start so readiness reports a live worker without waiting for the first cron tick.
+  await enqueueJob(runtime.sql, heartbeatTask, {}, { jobKey: 'heartbeat-on-start' });
+  return worker;
 }
 
 export type Service = { app: App; url: string; stop(): Promise<void> };

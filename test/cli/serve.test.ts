@@ -48,6 +48,12 @@ describe('settledesk serve', () => {
     const first = spawnCli(['serve'], env, { ownProcessGroup: true });
     const ready = await waitFor(() => readyBody(port), 90_000, 'first start to be ready');
     expect(ready.checks.postgresql?.status).toBe('ok');
+    // The job worker runs inside `serve`: its first heartbeat makes readiness report it.
+    await waitFor(
+      async () => ((await readyBody(port))?.checks.workers?.status === 'ok' ? true : undefined),
+      30_000,
+      'the in-process worker to beat',
+    );
     const kid = await issueKid(env);
     const stopping = Date.now();
     process.kill(-(first.pid ?? 0), 'SIGINT');
