@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { createDomains, type Domains, domainCrontab, domainRoutes, domainTasks } from './domains.ts';
+import { ensureSystemAccounts } from './ledger/data.ts';
 import { startAccessSync } from './platform/auth/access.ts';
 import type { Principal } from './platform/auth/roles.ts';
 import { TokenRejected, verifyToken } from './platform/auth/tokens.ts';
@@ -72,6 +73,8 @@ export async function startService(runtime: Runtime, options: { worker: boolean 
     runtime.config.accessReloadMs,
     runtime.logger,
   );
+  // Every asset has its system accounts before the first request (idempotent).
+  await ensureSystemAccounts(runtime.sql);
   const domains = createDomains(runtime);
   const app = await buildApp(runtime, domains);
   const url = await app.listen({ host: runtime.config.host, port: runtime.config.port });

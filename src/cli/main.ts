@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAccessCommands } from './access.ts';
 import { registerAdminCommands } from './admin.ts';
 import { registerApprovalCommands } from './approvals.ts';
+import { registerAssetCommands } from './assets.ts';
 import { registerAuditCommands } from './audit.ts';
 import { type Output, reportFailure } from './context.ts';
 import { registerControlCommands } from './controls.ts';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerControlCommands(program, output);
   registerApprovalCommands(program, output);
   registerAuditCommands(program, output);
+  registerAssetCommands(program, output);
   return program;
 }
 

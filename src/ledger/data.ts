@@ -156,3 +156,18 @@ export async function selectJournalEntries(
     where e.journal_id = ${journalId}::uuid
     order by e.id`;
 }
+
+export async function insertAsset(db: Executor, code: string, precision: number): Promise<boolean> {
+  const rows = await db`
+    insert into assets (code, precision) values (${code}::text, ${precision}::int) on conflict (code) do nothing returning code`;
+  return rows.length === 1;
+}
+
+/** Creates any missing system account of every asset; safe to run at every start. */
+export async function ensureSystemAccounts(db: Executor): Promise<void> {
+  await db`select ledger_ensure_system_accounts(code) from assets`;
+}
+
+export async function selectAssets(db: Executor): Promise<{ code: string; precision: number }[]> {
+  return db<{ code: string; precision: number }[]>`select code, precision from assets order by code`;
+}
