@@ -10,8 +10,8 @@ import { benchDatabase, cliPath, locatePgbench, percentile, startServer } from '
 
 /** Limits of one run: bounded in accounts, clients and seconds, so it always ends by itself. */
 const accountsCount = 1_000;
-const clients = 16;
-const phaseSeconds = 10;
+const clients = Math.min(64, Math.max(1, Number(process.env.BENCH_CLIENTS ?? 16)));
+const phaseSeconds = Math.min(60, Math.max(2, Number(process.env.BENCH_SECONDS ?? 10)));
 const fundingBatchMax = 150;
 const fundingMinor = 1_000_000_000_000n;
 
@@ -173,7 +173,7 @@ export async function benchTransfers(): Promise<void> {
     DATABASE_URL: db.url,
     SETTLEDESK_KEYRING_KEY: randomBytes(32).toString('base64'),
     SETTLEDESK_DATA_DIR: await mkdtemp(join(tmpdir(), 'settledesk-bench-data-')),
-    DATABASE_POOL_MAX: String(clients),
+    DATABASE_POOL_MAX: String(clients + 8),
   };
   try {
     const ids = await seedAccounts(db.sql);

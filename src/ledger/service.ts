@@ -19,6 +19,8 @@ export type Posting = {
   reference?: string;
   reversesId?: string;
   requestId?: string;
+  /** Chosen by the caller when it must name the journal in writes pipelined alongside it. */
+  journalId?: string;
 };
 
 export const entriesPerJournalMax = 200;
@@ -83,7 +85,7 @@ export async function postJournal(
   const covered = ids.every((id) => alreadyLocked.some((account) => account.id === id));
   const accounts = covered ? [...alreadyLocked] : await selectAccountsForUpdate(tx, ids);
   const byId = checkPosting(posting, ids, accounts);
-  const journalId = randomUUID();
+  const journalId = posting.journalId ?? randomUUID();
   const entries = posting.entries.map((entry) => ({
     ...entry,
     asset: byId.get(entry.accountId)?.asset ?? '',

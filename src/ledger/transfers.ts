@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../audit/audit.ts';
 import { assertMoneyMovementAllowed } from '../controls/service.ts';
 import { formatAmount, parseAmount } from '../money/money.ts';
@@ -66,21 +67,8 @@ export async function transfer(
     );
   }
   const amountMinor = parsePositiveAmount(input.amount, source.precision);
-  const { journalId } = await postJournal(
-    tx,
-    {
-      kind: 'transfer',
-      entries: [
-        { accountId: source.id, amountMinor: -amountMinor },
-        { accountId: destination.id, amountMinor },
-      ],
-      reference: input.reference,
-      requestId: actor.requestId,
-    },
-    locked,
-  );
   const result: Transfer = {
-    id: journalId,
+    id: randomUUID(),
     sourceAccountId: source.id,
     destinationAccountId: destination.id,
     asset: source.asset,
@@ -88,14 +76,31 @@ export async function transfer(
     reference: input.reference ?? null,
     createdAt: new Date().toISOString(),
   };
-  await appendAudit(tx, {
-    actor: actor.name,
-    action: 'transfer.posted',
-    subjectType: 'journal_transaction',
-    subjectId: journalId,
-    after: { source: source.id, destination: destination.id, asset: source.asset, amount: result.amount },
-    requestId: actor.requestId,
-  });
+  // The posting and its audit row are pipelined: one round trip on the hottest path.
+  await Promise.all([
+    postJournal(
+      tx,
+      {
+        journalId: result.id,
+        kind: 'transfer',
+        entries: [
+          { accountId: source.id, amountMinor: -amountMinor },
+          { accountId: destination.id, amountMinor },
+        ],
+        reference: input.reference,
+        requestId: actor.requestId,
+      },
+      locked,
+    ),
+    appendAudit(tx, {
+      actor: actor.name,
+      action: 'transfer.posted',
+      subjectType: 'journal_transaction',
+      subjectId: result.id,
+      after: { source: source.id, destination: destination.id, asset: source.asset, amount: result.amount },
+      requestId: actor.requestId,
+    }),
+  ]);
   return result;
 }
 
