@@ -71,10 +71,14 @@ export function locatePgbench(): string {
 
 export type Server = { url: string; stop(): Promise<void> };
 
-/** The API in its own process, as in production, so the load generator does not share its CPU. */
+/**
+ * The API in its own process, as in production, so the load generator does not share its event
+ * loop. `BENCH_SERVER_NODE_ARGS` passes flags to that process (e.g. `--cpu-prof` to profile it).
+ */
 export async function startServer(env: Record<string, string>): Promise<Server> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [cliPath, 'serve'], {
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cliPath, 'serve'], {
     env: { ...process.env, ...env, PORT: String(port), SETTLEDESK_WORKER: 'false', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

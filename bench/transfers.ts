@@ -12,6 +12,8 @@ import { benchDatabase, cliPath, locatePgbench, percentile, startServer } from '
 const accountsCount = 1_000;
 const clients = Math.min(64, Math.max(1, Number(process.env.BENCH_CLIENTS ?? 16)));
 const phaseSeconds = Math.min(60, Math.max(2, Number(process.env.BENCH_SECONDS ?? 10)));
+/** A phase ends at its deadline or after this many requests, whichever comes first. */
+const requestsPerPhaseMax = 500_000;
 const fundingBatchMax = 150;
 const fundingMinor = 1_000_000_000_000n;
 
@@ -134,8 +136,10 @@ async function runApi(url: string, token: string, ids: readonly string[], hot: b
   let errors = 0;
   const deadline = performance.now() + phaseSeconds * 1000;
   const pick = () => Math.floor(Math.random() * ids.length);
+  let sent = 0;
   const client = async () => {
-    while (performance.now() < deadline) {
+    while (performance.now() < deadline && sent < requestsPerPhaseMax) {
+      sent += 1;
       const source = hot ? 0 : pick();
       let destination = hot ? 1 + Math.floor(Math.random() * (ids.length - 1)) : pick();
       if (destination === source) destination = (source + 1) % ids.length;

@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { Approvals } from '../approvals/engine.ts';
 import { proposalJson } from '../approvals/routes.ts';
 import { ReasonSchema } from '../approvals/schemas.ts';
-import { sendIdempotent } from '../ledger/routes.ts';
+import { sendIdempotent } from '../idempotency/http.ts';
 import { adminRoles } from '../platform/auth/roles.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';

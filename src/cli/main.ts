@@ -6,6 +6,7 @@ import { registerAssetCommands } from './assets.ts';
 import { registerAuditCommands } from './audit.ts';
 import { type Output, reportFailure } from './context.ts';
 import { registerControlCommands } from './controls.ts';
+import { registerLedgerCommands } from './ledger.ts';
 import { registerServeCommands } from './serve.ts';
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerApprovalCommands(program, output);
   registerAuditCommands(program, output);
   registerAssetCommands(program, output);
+  registerLedgerCommands(program, output);
   return program;
 }
 

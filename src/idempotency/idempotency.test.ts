@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/db.ts';
 import { DomainError } from '../platform/errors.ts';
 import { registry } from '../platform/metrics.ts';
-import { fingerprint, inFlightLeaseSeconds, type KeyScope, runIdempotent } from './idempotency.ts';
+import {
+  fingerprint,
+  idempotencyEvents,
+  inFlightLeaseSeconds,
+  type KeyScope,
+  runIdempotent,
+} from './idempotency.ts';
 import { idempotencyTasks, purgeTask } from './tasks.ts';
 
 let db: TestDatabase;
@@ -26,6 +32,11 @@ const effect = async () => {
   await db.sql`insert into effects values (1)`;
   return { status: 201, body: { done: true } };
 };
+
+async function outcomeCount(outcome: string): Promise<number> {
+  const metric = await idempotencyEvents.get();
+  return metric.values.find((value) => value.labels.outcome === outcome)?.value ?? 0;
+}
 
 async function effects(): Promise<number> {
   const [row] = await db.sql<{ count: number }[]>`select count(*)::int as count from effects`;
@@ -53,6 +64,47 @@ describe('idempotency keys', () => {
     );
     expect(result).toMatchObject({ status: 201, replayed: false });
     expect(await effects()).toBe(1);
+  });
+
+  it('rolls back a request that outlived its lease once another took the key over: the effect happens once', async () => {
+    const slow = scope('slow');
+    const finalizeErrors = await outcomeCount('finalize_error');
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const first = runIdempotent(
+      db.sql,
+      slow,
+      async (tx) => {
+        await tx`insert into effects values (2)`;
+        started();
+        await gate;
+        return { status: 201, body: { by: 'first' } };
+      },
+      refusal,
+    ).catch((error: unknown) => error);
+    await running;
+    await db.sql`update idempotency_keys set reserved_at = now() - make_interval(secs => ${inFlightLeaseSeconds + 5})
+                 where key = ${slow.key}`;
+    const second = await runIdempotent(
+      db.sql,
+      slow,
+      (tx) => tx`insert into effects values (2)`.then(() => ({ status: 201, body: { by: 'second' } })),
+      refusal,
+    );
+    expect(second).toMatchObject({ status: 201, replayed: false });
+    release();
+    expect(((await first) as DomainError).type).toBe('idempotency/in-flight');
+    const [row] = await db.sql<{ count: number }[]>`select count(*)::int as count from effects where n = 2`;
+    expect(row?.count).toBe(1);
+    const replay = await runIdempotent(db.sql, slow, effect, refusal);
+    expect(replay).toMatchObject({ replayed: true, body: second.body });
+    expect(await outcomeCount('finalize_error')).toBe(finalizeErrors + 1);
   });
 
   it('answers 409 while a fresh reservation is in flight', async () => {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
 import { canonicalJson } from '../approvals/canonical.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
@@ -47,10 +47,13 @@ type KeyRow = {
   responseBody: string | null;
 };
 
-async function insertReservation(db: Executor, scope: KeyScope): Promise<boolean> {
+/** The reservation a request holds while it runs; only its holder may finish or release the key. */
+type Lease = { scope: KeyScope; lease: string };
+
+async function insertReservation(db: Executor, scope: KeyScope, lease: string): Promise<boolean> {
   const rows = await db`
-    insert into idempotency_keys (caller, key, fingerprint, state)
-    values (${scope.caller}::text, ${scope.key}::text, ${scope.fingerprint}::text, 'in_flight')
+    insert into idempotency_keys (caller, key, fingerprint, state, lease)
+    values (${scope.caller}::text, ${scope.key}::text, ${scope.fingerprint}::text, 'in_flight', ${lease}::uuid)
     on conflict (caller, key) do nothing
     returning key`;
   return rows.length === 1;
@@ -63,9 +66,9 @@ async function selectKey(db: Executor, scope: KeyScope): Promise<KeyRow | undefi
   return row;
 }
 
-async function updateTakeOverExpired(db: Executor, scope: KeyScope): Promise<boolean> {
+async function updateTakeOverExpired(db: Executor, scope: KeyScope, lease: string): Promise<boolean> {
   const rows = await db`
-    update idempotency_keys set reserved_at = now()
+    update idempotency_keys set reserved_at = now(), lease = ${lease}::uuid
     where caller = ${scope.caller}::text and key = ${scope.key}::text and state = 'in_flight'
       and fingerprint = ${scope.fingerprint}::text
       and reserved_at < now() - make_interval(secs => ${inFlightLeaseSeconds}::int)
@@ -73,16 +76,23 @@ async function updateTakeOverExpired(db: Executor, scope: KeyScope): Promise<boo
   return rows.length === 1;
 }
 
-async function updateComplete(db: Executor, scope: KeyScope, response: SentResponse): Promise<void> {
-  await db`
+/** Completes the key only while `held` is still its lease; false when it was taken over. */
+async function updateComplete(db: Executor, held: Lease, response: SentResponse): Promise<boolean> {
+  const rows = await db`
     update idempotency_keys
     set state = 'completed', status_code = ${response.status}::int, response_body = ${response.body}::text,
         completed_at = now()
-    where caller = ${scope.caller}::text and key = ${scope.key}::text`;
+    where caller = ${held.scope.caller}::text and key = ${held.scope.key}::text and state = 'in_flight'
+      and lease = ${held.lease}::uuid
+    returning key`;
+  return rows.length === 1;
 }
 
-async function deleteReservation(db: Executor, scope: KeyScope): Promise<void> {
-  await db`delete from idempotency_keys where caller = ${scope.caller}::text and key = ${scope.key}::text and state = 'in_flight'`;
+async function deleteReservation(db: Executor, held: Lease): Promise<void> {
+  await db`
+    delete from idempotency_keys
+    where caller = ${held.scope.caller}::text and key = ${held.scope.key}::text and state = 'in_flight'
+      and lease = ${held.lease}::uuid`;
 }
 
 export async function deleteKeysOlderThan(db: Executor, seconds: number, limit: number): Promise<number> {
@@ -92,37 +102,69 @@ export async function deleteKeysOlderThan(db: Executor, seconds: number, limit: 
   return result.count;
 }
 
+/**
+ * A reservation can vanish between the failed insert and the read (its holder released it after a
+ * 503); the insert is then simply tried again, a bounded number of times.
+ */
+const reserveAttemptsMax = 3;
+
 /** Reserves the key, or returns the stored response to replay; throws 422/409 problems otherwise. */
-async function reserve(sql: Sql, scope: KeyScope): Promise<SentResponse | undefined> {
+async function reserve(sql: Sql, scope: KeyScope): Promise<Lease | { replay: SentResponse }> {
   try {
-    if (await insertReservation(sql, scope)) {
-      idempotencyEvents.inc({ outcome: 'reserved' });
-      return undefined;
+    for (let attempt = 0; attempt < reserveAttemptsMax; attempt += 1) {
+      const lease = randomUUID();
+      if (await insertReservation(sql, scope, lease)) {
+        idempotencyEvents.inc({ outcome: 'reserved' });
+        return { scope, lease };
+      }
+      const existing = await selectKey(sql, scope);
+      if (existing === undefined) continue;
+      if (existing.fingerprint !== scope.fingerprint) {
+        idempotencyEvents.inc({ outcome: 'mismatch' });
+        throw new DomainError(
+          'idempotency/key-reused',
+          'this Idempotency-Key was used with a different request',
+        );
+      }
+      if (existing.state === 'completed') {
+        idempotencyEvents.inc({ outcome: 'replayed' });
+        return { replay: { status: existing.statusCode ?? 500, body: existing.responseBody ?? '' } };
+      }
+      if (await updateTakeOverExpired(sql, scope, lease)) {
+        idempotencyEvents.inc({ outcome: 'reserved' });
+        return { scope, lease };
+      }
+      throw inFlight();
     }
-    const existing = await selectKey(sql, scope);
-    if (existing === undefined) return reserve(sql, scope);
-    if (existing.fingerprint !== scope.fingerprint) {
-      idempotencyEvents.inc({ outcome: 'mismatch' });
-      throw new DomainError(
-        'idempotency/key-reused',
-        'this Idempotency-Key was used with a different request',
-      );
-    }
-    if (existing.state === 'completed') {
-      idempotencyEvents.inc({ outcome: 'replayed' });
-      return { status: existing.statusCode ?? 500, body: existing.responseBody ?? '' };
-    }
-    if (await updateTakeOverExpired(sql, scope)) {
-      idempotencyEvents.inc({ outcome: 'reserved' });
-      return undefined;
-    }
-    idempotencyEvents.inc({ outcome: 'in_flight' });
-    throw new DomainError(
-      'idempotency/in-flight',
-      'a request with this Idempotency-Key is still being processed',
-    );
+    throw new Error(`idempotency key still contended after ${reserveAttemptsMax} attempts`);
   } catch (error) {
-    if (!(error instanceof DomainError)) idempotencyEvents.inc({ outcome: 'reserve_error' });
+    if (error instanceof DomainError) {
+      if (error.type === 'idempotency/in-flight') idempotencyEvents.inc({ outcome: 'in_flight' });
+    } else {
+      idempotencyEvents.inc({ outcome: 'reserve_error' });
+    }
+    throw error;
+  }
+}
+
+function inFlight(): DomainError {
+  return new DomainError(
+    'idempotency/in-flight',
+    'a request with this Idempotency-Key is still being processed',
+  );
+}
+
+/** Raised inside the money transaction when the lease was lost: the transaction must roll back. */
+class LeaseLost extends Error {
+  override name = 'LeaseLost';
+}
+
+/** Runs `complete`, counting a failure to store the outcome as `finalize_error`. */
+async function finalize<T>(complete: () => Promise<T>): Promise<T> {
+  try {
+    return await complete();
+  } catch (error) {
+    idempotencyEvents.inc({ outcome: 'finalize_error' });
     throw error;
   }
 }
@@ -130,9 +172,11 @@ async function reserve(sql: Sql, scope: KeyScope): Promise<SentResponse | undefi
 /**
  * Runs a money-moving request at most once per (caller, key). The money write and the stored
  * response commit in one transaction, so a crash can leave neither money moved without a stored
- * response nor a response without the money. A refusal (a 4xx domain error) is stored too, so a
- * retry gets the same answer; a temporary refusal (503, e.g. read_only) or an unexpected failure
- * releases the key so the client may retry it later.
+ * response nor a response without the money. The completion is guarded by the request's lease:
+ * a request that was taken over after `inFlightLeaseSeconds` rolls its money write back instead of
+ * committing it a second time. A refusal (a 4xx domain error) is stored too, so a retry gets the
+ * same answer; a temporary refusal (503, e.g. read_only) or an unexpected failure releases the key
+ * so the client may retry it later.
  */
 export async function runIdempotent(
   sql: Sql,
@@ -140,28 +184,32 @@ export async function runIdempotent(
   work: (tx: Tx) => Promise<StoredResponse>,
   refusalBody: (error: DomainError) => unknown,
 ): Promise<SentResponse & { replayed: boolean }> {
-  const stored = await reserve(sql, scope);
-  if (stored) return { ...stored, replayed: true };
+  const reserved = await reserve(sql, scope);
+  if ('replay' in reserved) return { ...reserved.replay, replayed: true };
   try {
     const response = await withTransaction(sql, async (tx) => {
       const result = await work(tx);
       const sent = { status: result.status, body: JSON.stringify(result.body) };
-      await updateComplete(tx, scope, sent);
+      if (!(await finalize(() => updateComplete(tx, reserved, sent)))) throw new LeaseLost();
       return sent;
     });
     return { ...response, replayed: false };
   } catch (error) {
+    if (error instanceof LeaseLost) throw leaseLost();
     if (error instanceof DomainError && error.status < 500) {
       const refusal = { status: error.status, body: JSON.stringify(refusalBody(error)) };
-      await updateComplete(sql, scope, refusal).catch((finalizeError: unknown) => {
-        idempotencyEvents.inc({ outcome: 'finalize_error' });
-        throw finalizeError;
-      });
+      if (!(await finalize(() => updateComplete(sql, reserved, refusal)))) throw leaseLost();
       return { ...refusal, replayed: false };
     }
-    await deleteReservation(sql, scope).catch(() => idempotencyEvents.inc({ outcome: 'finalize_error' }));
+    await finalize(() => deleteReservation(sql, reserved)).catch(() => undefined);
     throw error;
   }
+}
+
+/** The request outlived its lease and another took the key over: nothing of this one committed. */
+function leaseLost(): DomainError {
+  idempotencyEvents.inc({ outcome: 'finalize_error' });
+  return inFlight();
 }
 
 export function problemBody(error: DomainError, instance: string, requestId: string): unknown {

@@ -83,8 +83,9 @@ export async function insertJournalWithEntries(
     requestId: string | null;
   },
   entries: readonly { accountId: string; asset: string; amountMinor: bigint }[],
-): Promise<void> {
-  await db`
+): Promise<{ createdAt: Date }> {
+  // The entries' created_at and the journal's are both now(): the transaction's start time.
+  const [row] = await db<{ createdAt: Date }[]>`
     with journal as (
       insert into journal_transactions (id, kind, reference, reverses_id, request_id)
       values (${journal.id}::uuid, ${journal.kind}::text, ${journal.reference}::text, ${journal.reversesId}::uuid,
@@ -97,7 +98,10 @@ export async function insertJournalWithEntries(
       ${entries.map((entry) => entry.accountId)}::uuid[],
       ${entries.map((entry) => entry.asset)}::text[],
       ${entries.map((entry) => entry.amountMinor.toString())}::bigint[]
-    ) as e(account_id, asset, amount_minor)`;
+    ) as e(account_id, asset, amount_minor)
+    returning created_at as "createdAt"`;
+  if (!row) throw new Error('insert into entries returned no row');
+  return row;
 }
 
 /** Applies the entries to the balances; the check constraint refuses a negative customer balance. */
@@ -125,7 +129,7 @@ export async function selectEntriesPage(
   return db<EntryRow[]>`
     select e.id, e.journal_id as "journalId", j.kind, e.amount_minor as "amountMinor", e.created_at as "createdAt"
     from entries e join journal_transactions j on j.id = e.journal_id
-    where e.account_id = ${accountId}::uuid and (${afterId?.toString() ?? null}::bigint is null or e.id > ${afterId?.toString() ?? null}::bigint)
+    where e.account_id = ${accountId}::uuid and e.id > ${(afterId ?? 0n).toString()}::bigint
     order by e.id
     limit ${limit}::int`;
 }

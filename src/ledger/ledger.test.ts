@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../../test/support/service.ts';
+import { formatAmount } from '../money/money.ts';
+import { transactionRetries } from '../platform/db/transaction.ts';
 import { postJournal } from './service.ts';
 
 let service: TestService;
@@ -65,7 +67,7 @@ async function balanceMinor(accountId: string): Promise<bigint> {
 async function counts(): Promise<Record<string, number>> {
   const [row] = await service.db.sql<Record<string, number>[]>`
     select (select count(*)::int from journal_transactions) as journals, (select count(*)::int from entries) as entries,
-           (select count(*)::int from idempotency_keys) as keys`;
+           (select count(*)::int from audit_log) as audits, (select count(*)::int from idempotency_keys) as keys`;
   return row ?? {};
 }
 
@@ -79,6 +81,20 @@ async function ledgerInvariants(): Promise<void> {
     await sql`select a.id from accounts a left join entries e on e.account_id = a.id
               group by a.id, a.balance_minor having a.balance_minor <> coalesce(sum(e.amount_minor), 0)`,
   ).toHaveLength(0);
+  // Postings lock their accounts before inserting, so an account's entry ids follow the order its
+  // postings committed in: the running sum is the balance after each one, and none went below 0.
+  expect(
+    await sql`select account_id from (
+                select e.account_id, sum(e.amount_minor) over (partition by e.account_id order by e.id) as running
+                from entries e join accounts a on a.id = e.account_id where a.type in ('customer', 'merchant')
+              ) s group by account_id having min(running) < 0`,
+  ).toHaveLength(0);
+}
+
+function deadlockRetries(): Promise<number> {
+  return transactionRetries
+    .get()
+    .then((metric) => metric.values.find((value) => value.labels.sqlstate === '40P01')?.value ?? 0);
 }
 
 describe('transfers', () => {
@@ -106,7 +122,7 @@ describe('transfers', () => {
       url: `/v1/transfers/${created.id}`,
       headers: { authorization: `Bearer ${await service.token('viewer')}` },
     });
-    expect(read.json()).toMatchObject({ id: created.id, amount: '2.5000000', reference: 'order-1' });
+    expect(read.json()).toEqual(created);
     const account = await service.app.inject({
       method: 'GET',
       url: `/v1/accounts/${b}`,
@@ -170,7 +186,9 @@ describe('transfers', () => {
     const after = await counts();
     expect(after.journals).toBe(before.journals);
     expect(after.entries).toBe(before.entries);
+    expect(after.audits).toBe(before.audits);
     expect(await balanceMinor(a)).toBe(unit);
+    expect(await balanceMinor(b)).toBe(0n);
   });
 
   it('creates one transfer for 50 concurrent identical requests with one key, and every non-409 answer is identical', async () => {
@@ -178,7 +196,9 @@ describe('transfers', () => {
     await fund(a, 10n * unit);
     const key = randomUUID();
     const body = { sourceAccountId: a, destinationAccountId: b, amount: '1' };
+    const journalsBefore = (await counts()).journals;
     const responses = await Promise.all(Array.from({ length: 50 }, () => post(body, key)));
+    expect((await counts()).journals).toBe((journalsBefore ?? 0) + 1);
     const answered = responses.filter((response) => response.statusCode !== 409);
     expect(answered.length).toBeGreaterThan(0);
     for (const response of answered) {
@@ -218,6 +238,7 @@ describe('transfers', () => {
     const [a, b] = [await openAccount(), await openAccount()];
     await fund(a, 1_000n * unit);
     await fund(b, 1_000n * unit);
+    const deadlocksBefore = await deadlockRetries();
     const requests = Array.from({ length: 1_000 }, (_, index) =>
       index % 2 === 0
         ? post({ sourceAccountId: a, destinationAccountId: b, amount: '1' })
@@ -227,9 +248,83 @@ describe('transfers', () => {
     expect(
       responses.filter((response) => response.statusCode !== 201).map((response) => response.body),
     ).toEqual([]);
+    expect(await deadlockRetries()).toBe(deadlocksBefore);
     expect(await balanceMinor(a)).toBe(1_000n * unit);
     expect(await balanceMinor(b)).toBe(1_000n * unit);
     await ledgerInvariants();
+  });
+});
+
+describe('accounts', () => {
+  it('pages through every entry of an account exactly once, oldest first', async () => {
+    const [a, b] = [await openAccount(), await openAccount()];
+    await fund(a, 10n * unit);
+    for (let index = 0; index < 7; index += 1) {
+      expect((await post({ sourceAccountId: a, destinationAccountId: b, amount: '0.1' })).statusCode).toBe(
+        201,
+      );
+    }
+    const ids: string[] = [];
+    let cursor: string | null = '';
+    for (let page = 0; cursor !== null && page < 10; page += 1) {
+      const response: { statusCode: number; json(): unknown } = await service.app.inject({
+        method: 'GET',
+        url: `/v1/accounts/${a}/entries?limit=3${cursor ? `&cursor=${cursor}` : ''}`,
+        headers: { authorization: `Bearer ${await service.token('viewer')}` },
+      });
+      expect(response.statusCode).toBe(200);
+      const body = response.json() as { items: { id: string }[]; nextCursor: string | null };
+      expect(body.items.length).toBeLessThanOrEqual(3);
+      ids.push(...body.items.map((item) => item.id));
+      cursor = body.nextCursor;
+    }
+    expect(ids).toHaveLength(8);
+    expect(new Set(ids).size).toBe(8);
+    expect(ids.map(BigInt)).toEqual(ids.map(BigInt).sort((x, y) => (x < y ? -1 : 1)));
+  });
+
+  it('refuses out-of-range paging and unknown accounts with 4xx problems, never a 500', async () => {
+    const a = await openAccount();
+    const token = await service.token('viewer');
+    for (const [url, type] of [
+      [`/v1/accounts/${a}/entries?cursor=9999999999999999999`, 'request/validation'],
+      [`/v1/accounts/${a}/entries?limit=201`, 'request/validation'],
+      [`/v1/accounts/${a}/entries?limit=0`, 'request/validation'],
+      [`/v1/accounts/${randomUUID()}/entries`, 'ledger/account-not-found'],
+      [`/v1/accounts/${randomUUID()}`, 'ledger/account-not-found'],
+      [`/v1/transfers/${randomUUID()}`, 'ledger/transfer-not-found'],
+      ['/v1/accounts/not-a-uuid', 'request/validation'],
+    ] as const) {
+      const response = await service.app.inject({
+        method: 'GET',
+        url,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(response.json().type, url).toBe(type);
+    }
+  });
+
+  it('lets only the service role open accounts and move money', async () => {
+    for (const role of ['viewer', 'operator', 'admin'] as const) {
+      const headers = {
+        authorization: `Bearer ${await service.token(role)}`,
+        'idempotency-key': randomUUID(),
+      };
+      const opened = await service.app.inject({
+        method: 'POST',
+        url: '/v1/accounts',
+        headers,
+        payload: { type: 'customer', asset: 'XLM' },
+      });
+      expect(opened.statusCode, role).toBe(403);
+      const moved = await service.app.inject({
+        method: 'POST',
+        url: '/v1/transfers',
+        headers,
+        payload: { sourceAccountId: randomUUID(), destinationAccountId: randomUUID(), amount: '1' },
+      });
+      expect(moved.statusCode, role).toBe(403);
+    }
   });
 });
 
@@ -267,31 +362,47 @@ describe('the ledger in the database', () => {
       await openAccount(),
     ];
     for (const account of accounts) await fund(account, 5n * unit);
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(
-          fc.record({
-            from: fc.integer({ min: 0, max: 3 }),
-            to: fc.integer({ min: 0, max: 3 }),
-            amountMinor: fc.bigInt({ min: 1n, max: 3n * unit }),
-          }),
-          { minLength: 1, maxLength: 15 },
-        ),
-        async (moves) => {
-          await Promise.all(
-            moves.map(async (move) => {
-              const response = await post({
-                sourceAccountId: accounts[move.from],
-                destinationAccountId: accounts[move.to],
-                amount: `${move.amountMinor / unit}.${(move.amountMinor % unit).toString().padStart(7, '0')}`,
-              });
-              if (move.from === move.to) expect(response.json().type).toBe('ledger/same-account');
-              else expect([201, 422]).toContain(response.statusCode);
-            }),
-          );
-          await ledgerInvariants();
+    const badAmounts = ['0', '-1', '1e1', ' 1', '0.00000001', '99999999999999999999'];
+    const move = fc.record({
+      from: fc.integer({ min: 0, max: 3 }),
+      to: fc.integer({ min: 0, max: 3 }),
+      amount: fc.oneof(
+        {
+          weight: 6,
+          arbitrary: fc.bigInt({ min: 1n, max: 3n * unit }).map((minor) => formatAmount(minor, 7)),
         },
+        { weight: 1, arbitrary: fc.constantFrom(...badAmounts) },
       ),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(move, { minLength: 1, maxLength: 15 }), async (moves) => {
+        const expected = await Promise.all(accounts.map(balanceMinor));
+        const responses = await Promise.all(
+          moves.map((step) =>
+            post({
+              sourceAccountId: accounts[step.from],
+              destinationAccountId: accounts[step.to],
+              amount: step.amount,
+            }),
+          ),
+        );
+        responses.forEach((response, index) => {
+          const step = moves[index];
+          if (!step) return;
+          if (response.statusCode !== 201) {
+            expect(response.statusCode).toBeLessThan(500);
+            return;
+          }
+          expect(step.from).not.toBe(step.to);
+          expect(badAmounts).not.toContain(step.amount);
+          const amountMinor = BigInt(step.amount.replace('.', ''));
+          expected[step.from] = (expected[step.from] ?? 0n) - amountMinor;
+          expected[step.to] = (expected[step.to] ?? 0n) + amountMinor;
+        });
+        // The balances are exactly what the accepted transfers say, whatever order they ran in.
+        expect(await Promise.all(accounts.map(balanceMinor))).toEqual(expected);
+        await ledgerInvariants();
+      }),
       { numRuns: 60 },
     );
   });

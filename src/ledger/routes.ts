@@ -1,18 +1,9 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import {
-  fingerprint,
-  idempotencyKeyLengthMax,
-  problemBody,
-  runIdempotent,
-  type StoredResponse,
-} from '../idempotency/idempotency.ts';
+import { IdempotencyHeaders, sendIdempotent } from '../idempotency/http.ts';
 import { formatAmount } from '../money/money.ts';
 import type { Role } from '../platform/auth/roles.ts';
-import type { Sql, Tx } from '../platform/db/types.ts';
-import { DomainError } from '../platform/errors.ts';
+import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
-import { problemContentType } from '../platform/http/problems.ts';
 import type { AccountRow } from './data.ts';
 import { selectEntriesPage } from './data.ts';
 import { createAccount, getAccount } from './service.ts';
@@ -42,9 +33,6 @@ const TransferSchema = Type.Object({
   reference: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
 });
-const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: idempotencyKeyLengthMax })),
-});
 
 function accountJson(account: AccountRow) {
   return {
@@ -56,36 +44,6 @@ function accountJson(account: AccountRow) {
     balance: formatAmount(account.balanceMinor, account.precision),
     createdAt: account.createdAt.toISOString(),
   };
-}
-
-/**
- * Wraps a money-moving POST in the idempotency protocol and sends what it returns (or replays),
- * with problem+json for stored refusals.
- */
-export async function sendIdempotent(
-  sql: Sql,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  work: (tx: Tx) => Promise<StoredResponse>,
-): Promise<FastifyReply> {
-  const key = request.headers['idempotency-key'];
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new DomainError(
-      'idempotency/key-required',
-      'send an Idempotency-Key header with every money-moving request',
-    );
-  }
-  const scope = {
-    caller: request.principal?.subject ?? '',
-    key,
-    fingerprint: fingerprint(request.method, request.routeOptions.url ?? request.url, request.body),
-  };
-  const result = await runIdempotent(sql, scope, work, (error) =>
-    problemBody(error, request.url, request.id),
-  );
-  if (result.replayed) reply.header('idempotent-replayed', 'true');
-  reply.type(result.status >= 400 ? problemContentType : 'application/json; charset=utf-8');
-  return reply.code(result.status).send(result.body);
 }
 
 export function ledgerRoutes(sql: Sql) {
@@ -132,7 +90,7 @@ export function ledgerRoutes(sql: Sql) {
           params: IdParams,
           querystring: Type.Object({
             limit: Type.Integer({ minimum: 1, maximum: entriesPageMax, default: 50 }),
-            cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$' })),
+            cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })),
           }),
           response: {
             200: Type.Object({

@@ -76,7 +76,7 @@ export async function postJournal(
   tx: Tx,
   posting: Posting,
   alreadyLocked: readonly AccountRow[] = [],
-): Promise<{ journalId: string; accounts: AccountRow[] }> {
+): Promise<{ journalId: string; createdAt: Date; accounts: AccountRow[] }> {
   assert(
     posting.entries.length >= 2 && posting.entries.length <= entriesPerJournalMax,
     'a journal needs 2..200 entries',
@@ -92,7 +92,7 @@ export async function postJournal(
   }));
   // postgres.js pipelines statements issued together on the transaction's connection: the entries
   // and the balance update travel in one round trip. Both are checked together at commit.
-  await Promise.all([
+  const [{ createdAt }] = await Promise.all([
     insertJournalWithEntries(
       tx,
       {
@@ -106,7 +106,7 @@ export async function postJournal(
     ),
     updateBalances(tx, entries),
   ]);
-  return { journalId, accounts };
+  return { journalId, createdAt, accounts };
 }
 
 export async function createAccount(

@@ -67,21 +67,14 @@ export async function transfer(
     );
   }
   const amountMinor = parsePositiveAmount(input.amount, source.precision);
-  const result: Transfer = {
-    id: randomUUID(),
-    sourceAccountId: source.id,
-    destinationAccountId: destination.id,
-    asset: source.asset,
-    amount: formatAmount(amountMinor, source.precision),
-    reference: input.reference ?? null,
-    createdAt: new Date().toISOString(),
-  };
+  const id = randomUUID();
+  const amount = formatAmount(amountMinor, source.precision);
   // The posting and its audit row are pipelined: one round trip on the hottest path.
-  await Promise.all([
+  const [posted] = await Promise.all([
     postJournal(
       tx,
       {
-        journalId: result.id,
+        journalId: id,
         kind: 'transfer',
         entries: [
           { accountId: source.id, amountMinor: -amountMinor },
@@ -96,12 +89,20 @@ export async function transfer(
       actor: actor.name,
       action: 'transfer.posted',
       subjectType: 'journal_transaction',
-      subjectId: result.id,
-      after: { source: source.id, destination: destination.id, asset: source.asset, amount: result.amount },
+      subjectId: id,
+      after: { source: source.id, destination: destination.id, asset: source.asset, amount },
       requestId: actor.requestId,
     }),
   ]);
-  return result;
+  return {
+    id,
+    sourceAccountId: source.id,
+    destinationAccountId: destination.id,
+    asset: source.asset,
+    amount,
+    reference: input.reference ?? null,
+    createdAt: posted.createdAt.toISOString(),
+  };
 }
 
 export async function getTransfer(db: Executor, id: string): Promise<Transfer> {

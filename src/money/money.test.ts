@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { amountMinorMax, formatAmount, parseAmount } from './money.ts';
+import { amountMinorMax, formatAmount, parseAmount, precisionMax } from './money.ts';
 
 const stellar = { precision: 7 };
 
@@ -63,5 +63,82 @@ describe('parseAmount and formatAmount', () => {
       }),
       { numRuns: 2_000 },
     );
+  });
+
+  describe('refuses every member of each bad set, for every precision', () => {
+    const precision = fc.integer({ min: 0, max: precisionMax });
+    const digits = (minLength: number, maxLength: number) =>
+      fc.string({ unit: fc.constantFrom(...'0123456789'), minLength, maxLength });
+    const valid = fc
+      .tuple(fc.bigInt({ min: 1n, max: amountMinorMax }), precision)
+      .map(([minor, places]) => ({ text: formatAmount(minor, places), precision: places }));
+    const refusedAs = (refusal: string, sample: fc.Arbitrary<{ text: string; precision: number }>) =>
+      fc.assert(
+        fc.property(sample, ({ text, precision: places }) => {
+          expect(parseAmount(text, { precision: places }), text).toMatchObject({ ok: false, refusal });
+        }),
+        { numRuns: 500 },
+      );
+
+    it('exponent notation', () => {
+      refusedAs(
+        'format',
+        fc
+          .tuple(valid, fc.constantFrom('e', 'E'), fc.constantFrom('', '+', '-'), digits(1, 3))
+          .map(([amount, e, sign, power]) => ({ ...amount, text: `${amount.text}${e}${sign}${power}` })),
+      );
+    });
+
+    it('whitespace anywhere', () => {
+      refusedAs(
+        'format',
+        fc
+          .tuple(valid, fc.constantFrom(' ', '\t', '\n', '\u00a0', '\u2009'), fc.nat())
+          .map(([amount, space, at]) => {
+            const position = at % (amount.text.length + 1);
+            return { ...amount, text: amount.text.slice(0, position) + space + amount.text.slice(position) };
+          }),
+      );
+    });
+
+    it('a minus sign where only positive amounts are allowed', () => {
+      refusedAs(
+        'sign_not_allowed',
+        valid.map((amount) => ({ ...amount, text: `-${amount.text}` })),
+      );
+    });
+
+    it('more decimals than the precision, even trailing zeros', () => {
+      refusedAs(
+        'too_many_decimals',
+        fc.tuple(digits(1, 6), precision, fc.integer({ min: 1, max: 12 })).chain(([whole, places, extra]) =>
+          digits(places + extra, places + extra).map((fraction) => ({
+            text: `${whole}.${fraction}`,
+            precision: places,
+          })),
+        ),
+      );
+    });
+
+    it('zero written any way', () => {
+      refusedAs(
+        'not_positive',
+        fc
+          .tuple(fc.integer({ min: 1, max: 5 }), precision, fc.nat())
+          .map(([wholeZeros, places, fractionZeros]) => ({
+            text: `${'0'.repeat(wholeZeros)}${places > 0 ? `.${'0'.repeat(1 + (fractionZeros % places))}` : ''}`,
+            precision: places,
+          })),
+      );
+    });
+
+    it('anything above amountMinorMax', () => {
+      refusedAs(
+        'too_large',
+        fc
+          .tuple(fc.bigInt({ min: amountMinorMax + 1n, max: amountMinorMax * 1_000n }), precision)
+          .map(([minor, places]) => ({ text: formatAmount(minor, places), precision: places })),
+      );
+    });
   });
 });

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { selectImbalances } from '../ledger/data.ts';
+import { getAccount } from '../ledger/service.ts';
+import { formatAmount } from '../money/money.ts';
+import { CliError, type Output, print, withRuntime } from './context.ts';
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Read-only ledger commands for on-call: look at an account, re-check the zero-sum invariant. */
+export function registerLedgerCommands(program: Command, output: () => Output): void {
+  const accounts = program.command('accounts').description('ledger accounts (read-only)');
+  accounts
+    .command('show <id>')
+    .description('an account with its balance')
+    .action(async (id: string) => {
+      if (!uuidPattern.test(id)) throw new CliError('the account id must be a UUID');
+      const account = await withRuntime({ migrate: false }, (runtime) => getAccount(runtime.sql, id));
+      const view = { ...account, balance: formatAmount(account.balanceMinor, account.precision) };
+      print(
+        output(),
+        view,
+        () =>
+          `${account.id}  ${account.type}  ${account.asset}  ${account.status}  balance ${view.balance}` +
+          (account.ownerRef === null ? '' : `  owner ${account.ownerRef}`),
+      );
+    });
+  program
+    .command('ledger')
+    .description('the double-entry ledger')
+    .command('check')
+    .description('re-check that every asset sums to zero; exits 1 naming each imbalanced asset')
+    .action(async () => {
+      const imbalances = await withRuntime({ migrate: false }, (runtime) => selectImbalances(runtime.sql));
+      if (imbalances.length > 0) {
+        print(output(), imbalances, () => '');
+        throw new CliError(
+          `ledger imbalanced: ${imbalances.map((row) => `${row.asset} sums to ${row.sumMinor} minor units`).join('; ')}`,
+        );
+      }
+      print(output(), { balanced: true }, () => 'ledger balanced: every asset sums to zero');
+    });
+}
