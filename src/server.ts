@@ -3,7 +3,7 @@ import { createDomains, type Domains, domainCrontab, domainRoutes, domainTasks }
 import { ensureSystemAccounts } from './ledger/data.ts';
 import { startAccessSync } from './platform/auth/access.ts';
 import type { Principal } from './platform/auth/roles.ts';
-import { TokenRejected, verifyToken } from './platform/auth/tokens.ts';
+import { TokenRejected, VerifiedTokens } from './platform/auth/tokens.ts';
 import { DomainError } from './platform/errors.ts';
 import { heartbeatTask } from './platform/heartbeat.ts';
 import { type App, createApp } from './platform/http/app.ts';
@@ -15,10 +15,11 @@ const { version } = createRequire(import.meta.url)('../package.json') as { versi
 
 /** A token is accepted when it verifies against a usable key and its subject is not suspended. */
 export function authenticator(runtime: Runtime): Authenticator {
+  const verified = new VerifiedTokens();
   return async (token) => {
     let principal: Principal;
     try {
-      principal = await verifyToken(runtime.keyring, token);
+      principal = await verified.verify(runtime.keyring, token);
     } catch (error) {
       if (error instanceof TokenRejected) {
         throw new DomainError('auth/unauthenticated', 'the bearer token was refused');

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../../../test/support/service.ts';
 import { authenticator } from '../../server.ts';
 import { operatorRoles } from '../auth/roles.ts';
-import { tokenAudience, tokenIssuer } from '../auth/tokens.ts';
+import { clockToleranceSeconds, issueToken, tokenAudience, tokenIssuer } from '../auth/tokens.ts';
 import { createLogger } from '../logging.ts';
 import { registry } from '../metrics.ts';
 import { type App, createApp } from './app.ts';
@@ -182,6 +182,18 @@ describe('authentication and roles', () => {
       .setExpirationTime('5m')
       .encode();
     expect((await call(`Bearer ${unsigned}`)).statusCode).toBe(401);
+  });
+
+  it('refuses a token that expires after it was accepted (verified tokens are not cached past expiry)', async () => {
+    const token = await issueToken(service.runtime.keyring, {
+      subject: 'brief',
+      role: 'operator',
+      ttlSeconds: 1,
+    });
+    expect((await call(`Bearer ${token}`)).statusCode).toBe(200);
+    // Past its expiry plus the clock tolerance allowed between instances.
+    await new Promise((resolve) => setTimeout(resolve, 1_000 + clockToleranceSeconds * 1_000 + 1_100));
+    expect((await call(`Bearer ${token}`)).statusCode).toBe(401);
   });
 
   it('refuses an expired token', async () => {
