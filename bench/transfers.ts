@@ -11,7 +11,7 @@ import { benchDatabase, cliPath, locatePgbench, percentile, startServer } from '
 /** Limits of one run: bounded in accounts, clients and seconds, so it always ends by itself. */
 const accountsCount = 1_000;
 const clients = Math.min(64, Math.max(1, Number(process.env.BENCH_CLIENTS ?? 16)));
-const phaseSeconds = Math.min(60, Math.max(2, Number(process.env.BENCH_SECONDS ?? 10)));
+const phaseSeconds = Math.min(60, Math.max(2, Number(process.env.BENCH_SECONDS ?? 20)));
 /** A phase ends at its deadline or after this many requests, whichever comes first. */
 const requestsPerPhaseMax = 500_000;
 const fundingBatchMax = 150;
