@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fundFromFees } from '../../test/support/ledger.ts';
 import { runCli } from '../../test/support/process.ts';
 import { startTestService, type TestService, testEnv } from '../../test/support/service.ts';
-import { postJournal } from '../ledger/service.ts';
 
 let service: TestService;
 let customer: string;
@@ -18,18 +18,7 @@ beforeAll(async () => {
     { id: string }[]
   >`select id from accounts where type = 'deposit_suspense' and asset = 'XLM'`;
   suspense = system?.id ?? '';
-  const [fees] = await service.db.sql<
-    { id: string }[]
-  >`select id from accounts where type = 'fees' and asset = 'XLM'`;
-  await service.db.sql.begin((tx) =>
-    postJournal(tx, {
-      kind: 'test_funding',
-      entries: [
-        { accountId: fees?.id ?? '', amountMinor: -50_000_000n },
-        { accountId: customer, amountMinor: 50_000_000n },
-      ],
-    }),
-  );
+  await fundFromFees(service.db.sql, customer, 50_000_000n);
 });
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import type { Approvals, ProposalAction, ProposalView } from '../approvals/engine.ts';
 import { appendAudit } from '../audit/audit.ts';
-import type { Executor, Sql } from '../platform/db/types.ts';
+import type { Executor, Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { type Controls, selectControls, updatePaymentsMode, updatePayoutsFrozen } from './data.ts';
 
@@ -83,55 +83,43 @@ function emptyPayload(payload: unknown): Record<string, unknown> {
   return {};
 }
 
+/** A release action: runs `release`, audits the change under `auditAction`, reports `result`. */
+function releaseAction(
+  name: string,
+  auditAction: string,
+  release: (tx: Tx, by: string, reason: string) => Promise<number>,
+  result: Record<string, unknown>,
+): ProposalAction {
+  return {
+    name,
+    approvalsRequired: 1,
+    validate: emptyPayload,
+    execute: async (tx, _payload, context) => {
+      const before = await selectControls(tx);
+      const by = context.approvers.join(',');
+      const reason = `proposal ${context.proposalId}`;
+      const changed = (await release(tx, by, reason)) === 1;
+      if (changed) await audit(tx, { name: by, requestId: context.requestId }, auditAction, before, reason);
+      return { ...result, changed };
+    },
+  };
+}
+
 /** Releasing a brake moves money again, so it takes a proposal and a second admin. */
 export function controlActions(): ProposalAction[] {
   return [
-    {
-      name: restoreStandardAction,
-      approvalsRequired: 1,
-      validate: emptyPayload,
-      execute: async (tx, _payload, context) => {
-        const before = await selectControls(tx);
-        const changed = await updatePaymentsMode(
-          tx,
-          'standard',
-          context.approvers.join(','),
-          `proposal ${context.proposalId}`,
-        );
-        if (changed === 1)
-          await audit(
-            tx,
-            { name: context.approvers.join(','), requestId: context.requestId },
-            'controls.standard',
-            before,
-            `proposal ${context.proposalId}`,
-          );
-        return { paymentsMode: 'standard', changed: changed === 1 };
-      },
-    },
-    {
-      name: unfreezePayoutsAction,
-      approvalsRequired: 1,
-      validate: emptyPayload,
-      execute: async (tx, _payload, context) => {
-        const before = await selectControls(tx);
-        const changed = await updatePayoutsFrozen(
-          tx,
-          false,
-          context.approvers.join(','),
-          `proposal ${context.proposalId}`,
-        );
-        if (changed === 1)
-          await audit(
-            tx,
-            { name: context.approvers.join(','), requestId: context.requestId },
-            'controls.unfreeze_payouts',
-            before,
-            `proposal ${context.proposalId}`,
-          );
-        return { payoutsFrozen: false, changed: changed === 1 };
-      },
-    },
+    releaseAction(
+      restoreStandardAction,
+      'controls.standard',
+      (tx, by, reason) => updatePaymentsMode(tx, 'standard', by, reason),
+      { paymentsMode: 'standard' },
+    ),
+    releaseAction(
+      unfreezePayoutsAction,
+      'controls.unfreeze_payouts',
+      (tx, by, reason) => updatePayoutsFrozen(tx, false, by, reason),
+      { payoutsFrozen: false },
+    ),
   ];
 }
 

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fundFromFees } from '../../test/support/ledger.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { formatAmount } from '../money/money.ts';
 import { transactionRetries } from '../platform/db/transaction.ts';
-import { postJournal } from './service.ts';
 
 let service: TestService;
 let serviceToken: string;
@@ -32,20 +32,8 @@ async function openAccount(type: 'customer' | 'merchant' = 'customer'): Promise<
   return response.json().id;
 }
 
-/** Funds a customer account from the fees system account, as a deposit would. */
 async function fund(accountId: string, amountMinor: bigint): Promise<void> {
-  const [fees] = await service.db.sql<
-    { id: string }[]
-  >`select id from accounts where type = 'fees' and asset = 'XLM'`;
-  await service.db.sql.begin((tx) =>
-    postJournal(tx, {
-      kind: 'test_funding',
-      entries: [
-        { accountId: fees?.id ?? '', amountMinor: -amountMinor },
-        { accountId, amountMinor },
-      ],
-    }),
-  );
+  await fundFromFees(service.db.sql, accountId, amountMinor);
 }
 
 function post(body: object, key: string | null = randomUUID()) {
