@@ -7,6 +7,7 @@ import { registerAuditCommands } from './audit.ts';
 import { type Output, reportFailure } from './context.ts';
 import { registerControlCommands } from './controls.ts';
 import { registerLedgerCommands } from './ledger.ts';
+import { registerSandboxCommands } from './sandbox.ts';
 import { registerServeCommands } from './serve.ts';
 
 export function buildProgram(): Command {
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program, output);
   registerAssetCommands(program, output);
   registerLedgerCommands(program, output);
+  registerSandboxCommands(program, output);
   return program;
 }
 

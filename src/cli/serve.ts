@@ -3,6 +3,7 @@ import { loadConfig } from '../platform/config.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { openRuntime, type Runtime } from '../platform/runtime.ts';
 import { startJobs, startService } from '../server.ts';
+import { openStellar } from '../stellar/connect.ts';
 
 /**
  * Runs until SIGINT/SIGTERM, then drains (`stop`) and closes the runtime within the configured
@@ -52,9 +53,26 @@ export function registerServeCommands(program: Command): void {
     .description('run the API and (unless SETTLEDESK_WORKER=false) the job worker; what `npm start` runs')
     .action(async () => {
       const { runtime, logger } = await open('settledesk-api');
+      const stellar = await openStellar(runtime.config, logger);
       const service = await startService(runtime, { worker: runtime.config.workerEnabled });
-      logger.info({ url: service.url, worker: runtime.config.workerEnabled }, 'settledesk is serving');
-      await runUntilSignal(runtime, service.stop);
+      logger.info(
+        {
+          url: service.url,
+          worker: runtime.config.workerEnabled,
+          stellarNetwork: stellar.endpoints.network,
+          horizonUrls: stellar.endpoints.horizonUrls,
+          rpcUrl: stellar.endpoints.rpcUrl,
+        },
+        'settledesk is serving',
+      );
+      // The sandbox stops after the service has drained, so in-flight work can still reach it.
+      await runUntilSignal(runtime, async () => {
+        try {
+          await service.stop();
+        } finally {
+          await stellar.close();
+        }
+      });
     });
 
   program

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { configuredEndpoints } from '../stellar/connect.ts';
 import { ConfigError, loadConfig } from './config.ts';
 
 function problemsOf(env: Record<string, string>): readonly string[] {
@@ -42,5 +43,34 @@ describe('configuration', () => {
   it('accepts a multi-host URL with target_session_attrs for failover', () => {
     const url = 'postgres://app@db1:5432,db2:5433/settledesk?target_session_attrs=read-write';
     expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+  });
+
+  it('settles on the in-process sandbox unless Stellar URLs or a public network are configured', () => {
+    const sandbox = loadConfig({}, '/srv/app');
+    expect(configuredEndpoints(sandbox)).toBeUndefined();
+    expect(sandbox.sandbox).toEqual({ port: 8000, horizonListeners: 2, ledgerCloseMs: 5_000 });
+
+    const external = loadConfig({ STELLAR_HORIZON_URLS: 'http://10.0.0.1:8000/, http://10.0.0.2:8000' });
+    expect(configuredEndpoints(external)).toMatchObject({
+      network: 'sandbox',
+      horizonUrls: ['http://10.0.0.1:8000', 'http://10.0.0.2:8000'],
+      rpcUrl: 'http://10.0.0.1:8000/rpc',
+    });
+
+    const testnet = configuredEndpoints(loadConfig({ STELLAR_NETWORK: 'testnet' }));
+    expect(testnet?.horizonUrls).toEqual(['https://horizon-testnet.stellar.org']);
+    expect(testnet?.networkPassphrase).toBe('Test SDF Network ; September 2015');
+  });
+
+  it('refuses malformed Stellar URLs, an RPC URL alone, and a Horizon without RPC on mainnet', () => {
+    expect(problemsOf({ STELLAR_HORIZON_URLS: 'ftp://horizon' })[0]).toMatch(/^STELLAR_HORIZON_URLS:/);
+    expect(problemsOf({ STELLAR_RPC_URL: 'http://rpc:8000' })[0]).toMatch(
+      /^STELLAR_RPC_URL: set STELLAR_HORIZON_URLS/,
+    );
+    expect(
+      problemsOf({ STELLAR_NETWORK: 'mainnet', STELLAR_HORIZON_URLS: 'https://horizon.example' })[0],
+    ).toMatch(/^STELLAR_RPC_URL: required/);
+    expect(problemsOf({ STELLAR_NETWORK: 'futurenet' })[0]).toMatch(/^STELLAR_NETWORK:/);
+    expect(problemsOf({ SANDBOX_LEDGER_CLOSE_MS: '5' })[0]).toMatch(/^SANDBOX_LEDGER_CLOSE_MS:/);
   });
 });

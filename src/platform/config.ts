@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { type StellarNetworkName, stellarNetworks } from '../stellar/endpoints.ts';
 
 /**
  * Configuration is read once from the environment, validated synchronously before anything
@@ -28,6 +29,23 @@ export type Config = {
   idempotencyRetentionSeconds: number;
   approvalTtlSecondsMax: number;
   requestBodyBytesMax: number;
+  stellar: StellarConfig;
+  sandbox: SandboxConfig;
+};
+
+/** Unset URLs mean: the sandbox this process runs (sandbox), or the public SDF endpoints. */
+export type StellarConfig = {
+  network: StellarNetworkName;
+  horizonUrls: string[] | undefined;
+  rpcUrl: string | undefined;
+  networkPassphrase: string | undefined;
+};
+
+/** The in-process sandbox network, started by `serve` when no Stellar URL is configured. */
+export type SandboxConfig = {
+  port: number;
+  horizonListeners: number;
+  ledgerCloseMs: number;
 };
 
 export class ConfigError extends Error {
@@ -105,6 +123,20 @@ class Reader {
     return value;
   }
 
+  httpUrls(name: string): string[] | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    const urls = value.split(',').map((url) => url.trim().replace(/\/+$/, ''));
+    if (
+      urls.length > stellarUrlsMax ||
+      urls.some((url) => !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(url))
+    ) {
+      this.problems.push(`${name}: must be up to ${stellarUrlsMax} comma-separated http:// or https:// URLs`);
+      return undefined;
+    }
+    return urls;
+  }
+
   base64Key(name: string, bytes: number): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
@@ -117,6 +149,7 @@ class Reader {
 }
 
 export const portMax = 65_535;
+export const stellarUrlsMax = 8;
 export const keyringKeyBytes = 32;
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
@@ -141,7 +174,25 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     approvalTtlSecondsMax: read.integer('APPROVAL_TTL_SECONDS_MAX', 86_400, 60, 7 * 86_400),
     shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', 8_000, 100, 120_000),
     requestBodyBytesMax: read.integer('REQUEST_BODY_BYTES_MAX', 1_048_576, 1_024, 16_777_216),
+    stellar: {
+      network: read.oneOf('STELLAR_NETWORK', stellarNetworks, 'sandbox'),
+      horizonUrls: read.httpUrls('STELLAR_HORIZON_URLS'),
+      rpcUrl: read.httpUrls('STELLAR_RPC_URL')?.[0],
+      networkPassphrase: read.raw('STELLAR_NETWORK_PASSPHRASE'),
+    },
+    sandbox: {
+      port: read.integer('SANDBOX_PORT', 8000, 0, portMax),
+      horizonListeners: read.integer('SANDBOX_HORIZON_LISTENERS', 2, 1, stellarUrlsMax),
+      ledgerCloseMs: read.integer('SANDBOX_LEDGER_CLOSE_MS', 5_000, 20, 60_000),
+    },
   };
+  if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {
+    read.problems.push('STELLAR_RPC_URL: set STELLAR_HORIZON_URLS too (an RPC URL alone is not a network)');
+  }
+  const ownHorizon = config.stellar.horizonUrls !== undefined;
+  if (config.stellar.network !== 'sandbox' && ownHorizon && config.stellar.rpcUrl === undefined) {
+    read.problems.push('STELLAR_RPC_URL: required with STELLAR_HORIZON_URLS outside the sandbox');
+  }
   if (config.tokenTtlSecondsDefault > config.tokenTtlSecondsMax) {
     read.problems.push('TOKEN_TTL_SECONDS: must not exceed TOKEN_TTL_SECONDS_MAX');
   }

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Keypair } from '@stellar/stellar-sdk';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/platform/db/embedded.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -41,7 +42,13 @@ describe('settledesk serve', () => {
 
   it('starts on an embedded PostgreSQL, stops cleanly on SIGINT, and keeps its data for the next start', async () => {
     const dataDir = await tempDataDir();
-    const env = { SETTLEDESK_DATA_DIR: dataDir, PORT: String(await freePort()), LOG_LEVEL: 'warn' };
+    const env = {
+      SETTLEDESK_DATA_DIR: dataDir,
+      PORT: String(await freePort()),
+      SANDBOX_PORT: '0',
+      SANDBOX_LEDGER_CLOSE_MS: '100',
+      LOG_LEVEL: 'warn',
+    };
     const port = Number(env.PORT);
 
     // Its own process group, so a signal to the group is what Ctrl-C in a terminal sends.
@@ -55,6 +62,14 @@ describe('settledesk serve', () => {
       'the in-process worker to beat',
     );
     const kid = await issueKid(env);
+    // With no Stellar URL configured, serve runs the sandbox network; the CLI finds it by its data folder.
+    const sandbox = await runCli(['--json', 'sandbox', 'status'], env);
+    expect(sandbox.code, sandbox.stderr).toBe(0);
+    const { horizonUrls } = JSON.parse(sandbox.stdout) as { horizonUrls: string[] };
+    expect(horizonUrls).toHaveLength(2);
+    const funded = Keypair.random().publicKey();
+    const friendbot = await fetch(`${horizonUrls[0]}/friendbot?addr=${funded}`);
+    expect(friendbot.status).toBe(200);
     const stopping = Date.now();
     process.kill(-(first.pid ?? 0), 'SIGINT');
     const exit = await finished(first, stopWithinMs + 5_000);
@@ -63,9 +78,23 @@ describe('settledesk serve', () => {
     expect(exit.stdout).not.toMatch(/"level":"(error|fatal)"/);
     expect(postgresProcessesFor(dataDir)).toEqual([]);
 
+    expect(existsSync(join(dataDir, 'sandbox', 'sandbox-endpoints.json'))).toBe(false);
+    const stopped = await runCli(['sandbox', 'status'], env);
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toContain('no sandbox is running');
+
     const second = spawnCli(['serve'], env);
     await waitFor(() => readyBody(port), 60_000, 'second start to be ready');
     expect(await issueKid(env)).toBe(kid);
+    // The sandbox network kept its state: the account funded before the restart is still there.
+    const restarted = JSON.parse((await runCli(['--json', 'sandbox', 'status'], env)).stdout) as {
+      horizonUrls: string[];
+    };
+    const account = await fetch(`${restarted.horizonUrls[0]}/accounts/${funded}`);
+    expect(account.status).toBe(200);
+    expect(((await account.json()) as { balances: { balance: string }[] }).balances[0]?.balance).toBe(
+      '10000.0000000',
+    );
     second.kill('SIGTERM');
     expect((await finished(second, stopWithinMs + 5_000)).code).toBe(0);
     expect(postgresProcessesFor(dataDir)).toEqual([]);
@@ -80,6 +109,7 @@ describe('settledesk serve', () => {
       DATABASE_URL: db.url,
       SETTLEDESK_KEYRING_KEY: testKeyringKey,
       SETTLEDESK_DATA_DIR: dataDir,
+      SANDBOX_PORT: '0',
       PORT: String(port),
       LOG_LEVEL: 'warn',
     });

@@ -40,6 +40,8 @@ export async function testEnv(
     SETTLEDESK_KEYRING_KEY: testKeyringKey,
     SETTLEDESK_DATA_DIR: await tempDataDir(),
     PORT: '0',
+    SANDBOX_PORT: '0',
+    SANDBOX_LEDGER_CLOSE_MS: '100',
     LOG_LEVEL: 'silent',
     ...extra,
   };
