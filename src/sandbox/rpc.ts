@@ -1,9 +1,10 @@
+import { StrKey, xdr } from '@stellar/stellar-sdk';
 import type { RequestContext } from './context.ts';
 import { sendJson } from './http.ts';
 import { protocolVersion } from './limits.ts';
 import type { Network } from './network.ts';
 import { submissionTimeout } from './submission.ts';
-import { ledgerCloseMeta, transactionResult } from './xdr.ts';
+import { ledgerCloseMeta, ledgerEntryDataXdr, transactionResult } from './xdr.ts';
 
 /** Stellar RPC's JSON-RPC 2.0 methods that settledesk uses, at `/rpc`. */
 
@@ -14,6 +15,7 @@ const invalidParams = -32602;
 const methodNotFound = -32601;
 const internalError = -32603;
 const hashPattern = /^[0-9a-f]{64}$/;
+const ledgerKeysMax = 200;
 
 export function parseRpcRequest(body: string): JsonRpcRequest | undefined {
   try {
@@ -107,6 +109,35 @@ function sendTransaction(
   }
 }
 
+/** Account entries only: what `rpc.Server.getAccount` asks for. Other keys are simply not found. */
+function getLedgerEntries(network: Network, params: Record<string, unknown>): MethodResult {
+  const { keys } = params;
+  if (
+    !Array.isArray(keys) ||
+    keys.length === 0 ||
+    keys.length > ledgerKeysMax ||
+    keys.some((key) => typeof key !== 'string')
+  ) {
+    return {
+      error: { code: invalidParams, message: `keys must be 1 to ${ledgerKeysMax} base64 LedgerKey values` },
+    };
+  }
+  const entries = [];
+  for (const key of keys as string[]) {
+    let wire: { type: number; account?: { accountId: { ed25519: Uint8Array } } };
+    try {
+      wire = xdr.LedgerKey.fromXdr(key, 'base64').toXdrObject() as unknown as typeof wire;
+    } catch {
+      return { error: { code: invalidParams, message: 'a key is not a LedgerKey' } };
+    }
+    if (wire.type !== 0 || !wire.account) continue;
+    const accountId = StrKey.encodeEd25519PublicKey(Buffer.from(wire.account.accountId.ed25519));
+    const account = network.account(accountId);
+    if (account) entries.push({ key, ...ledgerEntryDataXdr({ type: 'account', account }) });
+  }
+  return { result: { entries, latestLedger: network.latestLedger().sequence } };
+}
+
 function dispatch(context: RequestContext, request: JsonRpcRequest): MethodResult | 'timed_out' {
   const { network, faults } = context.sandbox;
   switch (request.method) {
@@ -138,6 +169,8 @@ function dispatch(context: RequestContext, request: JsonRpcRequest): MethodResul
       return getTransaction(network, request.params);
     case 'sendTransaction':
       return sendTransaction(context, request.params);
+    case 'getLedgerEntries':
+      return getLedgerEntries(network, request.params);
     default:
       return { error: { code: methodNotFound, message: `method ${request.method} not found` } };
   }

@@ -123,6 +123,7 @@ async function serveNetwork(
   const listeners: Listener[] = [];
   const urlOf = (port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   let controlListener: Listener | undefined;
+  let rpcListener: Listener | undefined;
   const routes = [...horizonRoutes];
   const control = controlRoutes({
     closeLedger: async () => closeLedger(),
@@ -135,11 +136,11 @@ async function serveNetwork(
   });
 
   const handler =
-    (index: number, controlOnly: boolean) => (request: IncomingMessage, response: ServerResponse) =>
-      void serve(sandbox, { routes, control, index, controlOnly, logger: options.logger }, request, response);
+    (index: number, mode: ListenerMode) => (request: IncomingMessage, response: ServerResponse) =>
+      void serve(sandbox, { routes, control, index, mode, logger: options.logger }, request, response);
 
-  const open = async (listener: Listener, controlOnly: boolean) => {
-    const server = createServer(handler(listener.index, controlOnly));
+  const open = async (listener: Listener, mode: ListenerMode) => {
+    const server = createServer(handler(listener.index, mode));
     server.on('connection', (socket) => {
       listener.sockets.add(socket);
       socket.on('close', () => listener.sockets.delete(socket));
@@ -167,11 +168,15 @@ async function serveNetwork(
       server: undefined,
       sockets: new Set(),
     };
-    await open(listener, false);
+    await open(listener, 'horizon');
     listeners.push(listener);
   }
   controlListener = { index: -1, port: 0, server: undefined, sockets: new Set() };
-  await open(controlListener, true);
+  await open(controlListener, 'control');
+  // Stellar RPC has a listener of its own, so that taking every Horizon down leaves RPC serving,
+  // as on a real deployment where they are separate services.
+  rpcListener = { index: rpcListenerIndex, port: 0, server: undefined, sockets: new Set() };
+  await open(rpcListener, 'rpc');
 
   // A listener_down fault closes that listener's port (clients get connection refused) and its
   // open connections; when the fault ends the listener binds the same port again.
@@ -181,7 +186,7 @@ async function serveNetwork(
       for (const listener of listeners) {
         const down = faults.has('listener_down', { listener: listener.index }) !== undefined;
         if (down && listener.server) await shut(listener);
-        if (!down && !listener.server && !stopped) await open(listener, false);
+        if (!down && !listener.server && !stopped) await open(listener, 'horizon');
       }
       if (faults.list().every((fault) => fault.kind !== 'hang')) releaseHangs(sandbox);
     });
@@ -206,7 +211,7 @@ async function serveNetwork(
   const first = horizonUrls[0] ?? '';
   const address = {
     horizonUrls,
-    rpcUrl: `${first}/rpc`,
+    rpcUrl: `${urlOf(rpcListener.port)}/rpc`,
     controlUrl: `${urlOf(controlListener.port)}/_sandbox`,
     friendbotUrl: `${first}/friendbot`,
     networkPassphrase: network.networkPassphrase,
@@ -231,7 +236,7 @@ async function serveNetwork(
       offFaults();
       await reconciling;
       releaseHangs(sandbox);
-      for (const listener of [...listeners, controlListener]) if (listener) await shut(listener);
+      for (const listener of [...listeners, controlListener, rpcListener]) if (listener) await shut(listener);
       await persistence.save();
       await release();
     },
@@ -271,9 +276,13 @@ type ServeSetup = {
   routes: Route[];
   control: Route[];
   index: number;
-  controlOnly: boolean;
+  mode: ListenerMode;
   logger: Logger | undefined;
 };
+
+/** Horizon listeners also answer `/rpc`; the RPC listener answers only `/rpc`; the control listener only `/_sandbox`. */
+type ListenerMode = 'horizon' | 'rpc' | 'control';
+const rpcListenerIndex = -2;
 
 async function serve(
   sandbox: Sandbox,
@@ -288,7 +297,8 @@ async function serve(
     const path = url.pathname;
     if (path.startsWith('/_sandbox'))
       return await dispatchControl(sandbox, setup, { request, response, url, base, body });
-    if (setup.controlOnly) return sendProblem(response, notFound());
+    if (setup.mode === 'control') return sendProblem(response, notFound());
+    if (setup.mode === 'rpc' && path.replace(/\/$/, '') !== '/rpc') return sendProblem(response, notFound());
     await dispatchNetwork(sandbox, setup, { request, response, url, base, body });
   } catch (error) {
     if (error instanceof BodyTooLargeError) {

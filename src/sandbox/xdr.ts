@@ -124,6 +124,15 @@ export function entryChangesWire(changes: EntryChange[]): LedgerEntryChangeWire[
   });
 }
 
+/** An entry's `LedgerEntryData` as RPC `getLedgerEntries` returns it. */
+export function ledgerEntryDataXdr(entry: Entry): { xdr: string; lastModifiedLedgerSeq: number } {
+  const wire = ledgerEntryWire(entry);
+  return {
+    xdr: xdr.LedgerEntryData.fromXdrObject(wire.data).toXdr('base64'),
+    lastModifiedLedgerSeq: wire.lastModifiedLedgerSeq,
+  };
+}
+
 export function encodeEntryChanges(changes: EntryChange[]): string {
   const values = entryChangesWire(changes).map((wire) => xdr.LedgerEntryChange.fromXdrObject(wire));
   return xdr.encodeArray(xdr.LedgerEntryChange, values, 'base64');
