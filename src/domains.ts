@@ -8,6 +8,9 @@ import { controlRoutes } from './controls/routes.ts';
 import { controlActions } from './controls/service.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
+import type { SettlementLoop } from './payouts/loop.ts';
+import { payoutRoutes } from './payouts/routes.ts';
+import { resolveProposalAction, settleTask } from './payouts/service.ts';
 import { healthRoutes } from './platform/health.ts';
 import { heartbeat, heartbeatCrontab, heartbeatTask, workersCheck } from './platform/heartbeat.ts';
 import type { RouteModule } from './platform/http/app.ts';
@@ -15,7 +18,11 @@ import type { TaskMap } from './platform/jobs.ts';
 import type { Runtime } from './platform/runtime.ts';
 
 /** Services shared by routes, tasks and CLI commands, built once per process. */
-export type Domains = { approvals: Approvals };
+export type Domains = {
+  approvals: Approvals;
+  /** Set in processes that run the job worker and can reach Stellar. */
+  settlement: { loop: SettlementLoop | undefined };
+};
 
 export function createDomains(runtime: Runtime): Domains {
   const approvals = new Approvals({
@@ -24,7 +31,8 @@ export function createDomains(runtime: Runtime): Domains {
   });
   for (const action of controlActions()) approvals.register(action);
   approvals.register(adjustmentProposalAction());
-  return { approvals };
+  approvals.register(resolveProposalAction());
+  return { approvals, settlement: { loop: undefined } };
 }
 
 /**
@@ -39,6 +47,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     adjustmentRoutes(runtime.sql, domains.approvals),
     approvalRoutes(runtime.sql, domains.approvals),
     controlRoutes(runtime.sql, domains.approvals),
+    payoutRoutes(runtime.sql, domains.approvals),
   ];
 }
 
@@ -48,6 +57,8 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     ...approvalTasks(runtime.sql, domains.approvals),
     ...auditTasks(runtime.sql),
     ...idempotencyTasks(runtime.sql, runtime.config.idempotencyRetentionSeconds),
+    // Enqueued with each accepted payout: wakes this process's settlement loop, if it runs one.
+    [settleTask]: async () => domains.settlement.loop?.wake(),
   };
 }
 

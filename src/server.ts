@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module';
 import { createDomains, type Domains, domainCrontab, domainRoutes, domainTasks } from './domains.ts';
-import { ensureSystemAccounts } from './ledger/data.ts';
+import { ensureSystemAccounts, selectAssets } from './ledger/data.ts';
+import { SettlementEngine } from './payouts/engine.ts';
+import { type SettlementLoop, startSettlementLoop } from './payouts/loop.ts';
 import { startAccessSync } from './platform/auth/access.ts';
 import type { Principal } from './platform/auth/roles.ts';
 import { TokenRejected, VerifiedTokens } from './platform/auth/tokens.ts';
@@ -10,6 +12,10 @@ import { type App, createApp } from './platform/http/app.ts';
 import type { Authenticator } from './platform/http/auth.ts';
 import { enqueueJob, startWorker, type Worker } from './platform/jobs.ts';
 import type { Runtime } from './platform/runtime.ts';
+import { ensureChannels, problemsOf } from './stellar/channels.ts';
+import type { StellarEndpoints } from './stellar/endpoints.ts';
+import { createSettlementChain } from './stellar/settlement-chain.ts';
+import { loadWallet } from './stellar/wallet.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -46,7 +52,10 @@ export async function buildApp(runtime: Runtime, domains: Domains = createDomain
 export async function startJobs(
   runtime: Runtime,
   domains: Domains = createDomains(runtime),
+  stellar?: StellarEndpoints,
 ): Promise<Worker> {
+  const settlement = stellar ? await startSettlement(runtime, stellar) : undefined;
+  domains.settlement.loop = settlement;
   const worker = await startWorker({
     connectionString: runtime.databaseUrl,
     tasks: domainTasks(runtime, domains),
@@ -57,7 +66,46 @@ export async function startJobs(
   });
   // Beat once at start so readiness reports a live worker without waiting for the first cron tick.
   await enqueueJob(runtime.sql, heartbeatTask, {}, { jobKey: 'heartbeat-on-start' });
-  return worker;
+  return {
+    ...worker,
+    stop: async () => {
+      await settlement?.stop();
+      await worker.stop();
+    },
+  };
+}
+
+/** The settlement engine on this process: wallet, channels (bootstrapped on the sandbox), loop. */
+async function startSettlement(runtime: Runtime, stellar: StellarEndpoints): Promise<SettlementLoop> {
+  const { config, logger } = runtime;
+  const wallet = await loadWallet(config);
+  const chain = createSettlementChain(stellar, logger);
+  runtime.health.register(chain.healthCheck());
+  const engine = new SettlementEngine(runtime.sql, chain, {
+    hotWallet: wallet.hotWallet,
+    channels: wallet.channels,
+    networkPassphrase: stellar.networkPassphrase,
+    batchSizeMax: config.payouts.batchSizeMax,
+    windowSeconds: config.payouts.windowSeconds,
+    windowLedgers: config.payouts.windowLedgers,
+    feeCapStroops: config.payouts.feeCapStroops,
+    resubmitAfterMs: config.payouts.resubmitAfterMs,
+    manualReviewAfterMs: config.payouts.manualReviewAfterMs,
+    logger,
+  });
+  const prepare = async () => {
+    if (stellar.network === 'sandbox' && stellar.friendbotUrl !== undefined) {
+      const assets = (await selectAssets(runtime.sql)).map((asset) => asset.code);
+      const problems = problemsOf(await ensureChannels(stellar, wallet, assets));
+      if (problems.length > 0) throw new Error(`sandbox channels are not ready: ${problems.join('; ')}`);
+    }
+    await engine.registerChannels();
+  };
+  logger.info(
+    { hotWallet: wallet.hotWallet.publicKey(), channels: wallet.channels.length, network: stellar.network },
+    'settlement engine started',
+  );
+  return startSettlementLoop(engine, { pollMs: config.payouts.pollMs, logger, prepare });
 }
 
 export type Service = { app: App; url: string; stop(): Promise<void> };
@@ -67,7 +115,10 @@ export type Service = { app: App; url: string; stop(): Promise<void> };
  * order: stop accepting and finish in-flight requests, let running jobs finish, stop syncing
  * access (keys, suspensions). The runtime (pool, embedded database) is closed by whoever opened it.
  */
-export async function startService(runtime: Runtime, options: { worker: boolean }): Promise<Service> {
+export async function startService(
+  runtime: Runtime,
+  options: { worker: boolean; stellar?: StellarEndpoints },
+): Promise<Service> {
   const stopAccessSync = await startAccessSync(
     runtime.sql,
     runtime,
@@ -79,7 +130,7 @@ export async function startService(runtime: Runtime, options: { worker: boolean 
   const domains = createDomains(runtime);
   const app = await buildApp(runtime, domains);
   const url = await app.listen({ host: runtime.config.host, port: runtime.config.port });
-  const worker = options.worker ? await startJobs(runtime, domains) : undefined;
+  const worker = options.worker ? await startJobs(runtime, domains, options.stellar) : undefined;
   return {
     app,
     url,

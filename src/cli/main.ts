@@ -7,6 +7,7 @@ import { registerAuditCommands } from './audit.ts';
 import { type Output, reportFailure } from './context.ts';
 import { registerControlCommands } from './controls.ts';
 import { registerLedgerCommands } from './ledger.ts';
+import { registerChannelCommands, registerPayoutCommands } from './payouts.ts';
 import { registerSandboxCommands } from './sandbox.ts';
 import { registerServeCommands } from './serve.ts';
 
@@ -25,6 +26,8 @@ export function buildProgram(): Command {
   registerAssetCommands(program, output);
   registerLedgerCommands(program, output);
   registerSandboxCommands(program, output);
+  registerPayoutCommands(program, output);
+  registerChannelCommands(program, output);
   return program;
 }
 

@@ -3,15 +3,19 @@ import { loadConfig } from '../platform/config.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { openRuntime, type Runtime } from '../platform/runtime.ts';
 import { startJobs, startService } from '../server.ts';
-import { openStellar } from '../stellar/connect.ts';
+import { findStellar, openStellar } from '../stellar/connect.ts';
 
 /**
- * Runs until SIGINT/SIGTERM, then drains (`stop`) and closes the runtime within the configured
- * timeout. A second signal, or an overrun, exits at once: an operator pressing Ctrl-C twice means it.
+ * Starts, then runs until SIGINT/SIGTERM, then drains (`stop`) and closes the runtime within the
+ * configured timeout. The handlers are installed before `start`, so a signal that arrives while
+ * starting still drains what has started. A second signal, or an overrun, exits at once: an
+ * operator pressing Ctrl-C twice means it.
  */
-async function runUntilSignal(runtime: Runtime, stop: () => Promise<void>): Promise<void> {
+async function runUntilSignal(runtime: Runtime, start: () => Promise<() => Promise<void>>): Promise<void> {
   const logger = runtime.logger;
-  await new Promise<void>((resolve) => {
+  let started: Promise<() => Promise<void>> | undefined;
+  const stop = async () => (await (started ?? Promise.resolve(async () => {})))();
+  const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -38,6 +42,9 @@ async function runUntilSignal(runtime: Runtime, stop: () => Promise<void>): Prom
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  started = start();
+  await started;
+  await stopped;
 }
 
 async function open(applicationName: string): Promise<{ runtime: Runtime; logger: Logger }> {
@@ -53,25 +60,30 @@ export function registerServeCommands(program: Command): void {
     .description('run the API and (unless SETTLEDESK_WORKER=false) the job worker; what `npm start` runs')
     .action(async () => {
       const { runtime, logger } = await open('settledesk-api');
-      const stellar = await openStellar(runtime.config, logger);
-      const service = await startService(runtime, { worker: runtime.config.workerEnabled });
-      logger.info(
-        {
-          url: service.url,
-          worker: runtime.config.workerEnabled,
-          stellarNetwork: stellar.endpoints.network,
-          horizonUrls: stellar.endpoints.horizonUrls,
-          rpcUrl: stellar.endpoints.rpcUrl,
-        },
-        'settledesk is serving',
-      );
-      // The sandbox stops after the service has drained, so in-flight work can still reach it.
       await runUntilSignal(runtime, async () => {
-        try {
-          await service.stop();
-        } finally {
-          await stellar.close();
-        }
+        const stellar = await openStellar(runtime.config, logger);
+        const service = await startService(runtime, {
+          worker: runtime.config.workerEnabled,
+          stellar: stellar.endpoints,
+        });
+        logger.info(
+          {
+            url: service.url,
+            worker: runtime.config.workerEnabled,
+            stellarNetwork: stellar.endpoints.network,
+            horizonUrls: stellar.endpoints.horizonUrls,
+            rpcUrl: stellar.endpoints.rpcUrl,
+          },
+          'settledesk is serving',
+        );
+        // The sandbox stops after the service has drained, so in-flight work can still reach it.
+        return async () => {
+          try {
+            await service.stop();
+          } finally {
+            await stellar.close();
+          }
+        };
       });
     });
 
@@ -79,9 +91,13 @@ export function registerServeCommands(program: Command): void {
     .command('worker')
     .description('run only the background job worker')
     .action(async () => {
+      // Where Stellar is, before anything opens: without it the worker cannot settle payouts.
+      const stellar = await findStellar(loadConfig());
       const { runtime, logger } = await open('settledesk-worker');
-      const worker = await startJobs(runtime);
-      logger.info('settledesk worker is running');
-      await runUntilSignal(runtime, worker.stop);
+      await runUntilSignal(runtime, async () => {
+        const worker = await startJobs(runtime, undefined, stellar);
+        logger.info('settledesk worker is running');
+        return worker.stop;
+      });
     });
 }

@@ -31,6 +31,22 @@ export type Config = {
   requestBodyBytesMax: number;
   stellar: StellarConfig;
   sandbox: SandboxConfig;
+  payouts: PayoutConfig;
+};
+
+/** The settlement engine's bounds; see docs/payouts.md. */
+export type PayoutConfig = {
+  hotWalletSecret: string | undefined;
+  channelSecrets: string[] | undefined;
+  /** How many channel accounts to generate when none are configured (sandbox only). */
+  channelCount: number;
+  batchSizeMax: number;
+  feeCapStroops: bigint;
+  windowSeconds: number;
+  windowLedgers: number;
+  resubmitAfterMs: number;
+  manualReviewAfterMs: number;
+  pollMs: number;
 };
 
 /** Unset URLs mean: the sandbox this process runs (sandbox), or the public SDF endpoints. */
@@ -137,6 +153,18 @@ class Reader {
     return urls;
   }
 
+  stellarSecrets(name: string): string[] | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    const secrets = value.split(',').map((secret) => secret.trim());
+    if (secrets.length > channelsMax || secrets.some((secret) => !/^S[A-Z2-7]{55}$/.test(secret))) {
+      // Never echo the value: it is a secret.
+      this.problems.push(`${name}: must be up to ${channelsMax} comma-separated Stellar secret seeds (S…)`);
+      return undefined;
+    }
+    return secrets;
+  }
+
   base64Key(name: string, bytes: number): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
@@ -150,6 +178,7 @@ class Reader {
 
 export const portMax = 65_535;
 export const stellarUrlsMax = 8;
+export const channelsMax = 100;
 export const keyringKeyBytes = 32;
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
@@ -184,6 +213,18 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       port: read.integer('SANDBOX_PORT', 8000, 0, portMax),
       horizonListeners: read.integer('SANDBOX_HORIZON_LISTENERS', 2, 1, stellarUrlsMax),
       ledgerCloseMs: read.integer('SANDBOX_LEDGER_CLOSE_MS', 5_000, 20, 60_000),
+    },
+    payouts: {
+      hotWalletSecret: read.stellarSecrets('STELLAR_HOT_WALLET_SECRET')?.[0],
+      channelSecrets: read.stellarSecrets('STELLAR_CHANNEL_SECRETS'),
+      channelCount: read.integer('PAYOUT_CHANNELS', 4, 1, channelsMax),
+      batchSizeMax: read.integer('PAYOUT_BATCH_SIZE_MAX', 100, 1, 100),
+      feeCapStroops: BigInt(read.integer('PAYOUT_FEE_CAP_STROOPS', 10_000, 100, 10_000_000)),
+      windowSeconds: read.integer('PAYOUT_WINDOW_SECONDS', 120, 2, 3_600),
+      windowLedgers: read.integer('PAYOUT_WINDOW_LEDGERS', 20, 2, 1_000),
+      resubmitAfterMs: read.integer('PAYOUT_RESUBMIT_AFTER_MS', 10_000, 100, 600_000),
+      manualReviewAfterMs: read.integer('PAYOUT_MANUAL_REVIEW_AFTER_MS', 900_000, 100, 86_400_000),
+      pollMs: read.integer('PAYOUT_POLL_MS', 1_000, 10, 60_000),
     },
   };
   if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {

@@ -120,7 +120,8 @@ describe('settledesk serve', () => {
       select count(*)::int8 as count from pg_stat_activity where datname = ${db.name} and application_name = 'settledesk-api'`;
     expect(row?.count).toBeGreaterThan(0n);
     child.kill('SIGTERM');
-    expect((await finished(child, stopWithinMs + 5_000)).code).toBe(0);
+    const exit = await finished(child, stopWithinMs + 5_000);
+    expect(exit.code, `${exit.signal} ${exit.stderr} ${exit.stdout.slice(-3000)}`).toBe(0);
   });
 });
 

@@ -1,0 +1,422 @@
+import { randomUUID } from 'node:crypto';
+import type { Keypair } from '@stellar/stellar-sdk';
+import { isPayoutSubmissionFrozen } from '../controls/service.ts';
+import type { Sql, Tx } from '../platform/db/types.ts';
+import type { Logger } from '../platform/logging.ts';
+import {
+  type AttemptRow,
+  claimChannel,
+  countLiveAttempts,
+  insertAttempt,
+  markAttemptChecked,
+  markAttemptSubmitted,
+  occupyChannel,
+  releaseChannel,
+  resolveAttempt,
+  selectAttemptPayouts,
+  selectLiveAttempts,
+  upsertChannels,
+} from './attempts-data.ts';
+import { buildSettlement, chooseBatch } from './builder.ts';
+import {
+  type ChainLedger,
+  type LookupOutcome,
+  type ResultCodes,
+  type SettlementChain,
+  type SubmitOutcome,
+  windowClosed,
+} from './chain.ts';
+import {
+  claimReadyPayouts,
+  countPayoutsInState,
+  countReadyPayouts,
+  selectPayoutsByIds,
+  transitionPayouts,
+} from './data.ts';
+import {
+  manualReviewQueueSize,
+  manualReviewTransitions,
+  payoutOperationsSubmitted,
+  payoutsWaitingForNetwork,
+  payoutTransitions,
+  settlementAttempts,
+} from './metrics.ts';
+import { refundPayout, settlePayouts } from './service.ts';
+
+/**
+ * The settlement engine. Invariants, each enforced by the database where it can be:
+ * - the signed envelope, its hash and its window are committed before the first submission, so a
+ *   crash at any moment leaves something to look up;
+ * - a payout has at most one live attempt (unique index) and a channel carries at most one;
+ * - an attempt is only replaced after a closed ledger proves it can never apply (`windowClosed`
+ *   on the answer of a path that had ingested that ledger) or after the network said it failed;
+ * - resubmitting is always the same envelope (same hash: it applies at most once);
+ * - every outcome is applied by a guarded update, so two workers resolving one attempt move the
+ *   money once.
+ */
+
+export type EngineOptions = {
+  hotWallet: Keypair;
+  channels: readonly Keypair[];
+  networkPassphrase: string;
+  batchSizeMax: number;
+  windowSeconds: number;
+  windowLedgers: number;
+  feeCapStroops: bigint;
+  resubmitAfterMs: number;
+  /** After the window's end time, how long a path may keep answering "not found, cannot prove" before manual review. */
+  manualReviewAfterMs: number;
+  logger: Logger;
+  clock?: () => number;
+};
+
+export const engineActor = 'settlement-engine';
+
+/** Operation codes that mean "this payment can never succeed as asked": the payout fails and is refunded. */
+const terminalOperationCodes = new Set([
+  'op_no_destination',
+  'op_no_trust',
+  'op_line_full',
+  'op_not_authorized',
+  'op_malformed',
+  'op_no_issuer',
+]);
+
+export type RoundReport = { resolved: number; built: number; waiting: number; pending: boolean };
+
+export class SettlementEngine {
+  readonly #sql: Sql;
+  readonly #chain: SettlementChain;
+  readonly #options: EngineOptions;
+  readonly #channels: Map<string, Keypair>;
+  readonly #clock: () => number;
+
+  constructor(sql: Sql, chain: SettlementChain, options: EngineOptions) {
+    this.#sql = sql;
+    this.#chain = chain;
+    this.#options = options;
+    this.#channels = new Map(options.channels.map((channel) => [channel.publicKey(), channel]));
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  async registerChannels(): Promise<void> {
+    await upsertChannels(this.#sql, [...this.#channels.keys()]);
+  }
+
+  /** One pass: settle what is in flight, then put free channels to work. Safe to run anywhere, any time. */
+  async runRound(): Promise<RoundReport> {
+    const frozen = await isPayoutSubmissionFrozen(this.#sql);
+    const live = await selectLiveAttempts(this.#sql, this.#channels.size * 2 + 10);
+    const checks = await Promise.all(live.map((attempt) => this.#check(attempt, frozen)));
+    let waiting = checks.reduce((sum, check) => sum + check.waiting, 0);
+    let built = 0;
+    if (!frozen) {
+      const building = await this.#buildAndSubmit();
+      built = building.built;
+      waiting += building.waitingForNetwork;
+    }
+    const [liveLeft, ready, review] = await Promise.all([
+      countLiveAttempts(this.#sql),
+      countReadyPayouts(this.#sql),
+      countPayoutsInState(this.#sql, 'manual_review'),
+    ]);
+    manualReviewQueueSize.set(review);
+    payoutsWaitingForNetwork.set(waiting);
+    return {
+      resolved: checks.filter((check) => check.resolved).length,
+      built,
+      waiting,
+      pending: liveLeft + ready > 0,
+    };
+  }
+
+  async #check(attempt: AttemptRow, frozen: boolean): Promise<{ resolved: boolean; waiting: number }> {
+    const lookup = await this.#chain.lookup(attempt.hash);
+    if (lookup.kind === 'success' || lookup.kind === 'failed') {
+      return { resolved: await this.#finishApplied(attempt, lookup), waiting: 0 };
+    }
+    if (lookup.kind === 'unknown') {
+      await markAttemptChecked(this.#sql, attempt.id);
+      return { resolved: false, waiting: (await selectAttemptPayouts(this.#sql, attempt.id)).length };
+    }
+    const window = { ...attempt, firstLedger: attempt.maxLedger - this.#options.windowLedgers };
+    if (windowClosed(window, lookup.latest)) {
+      return { resolved: await this.#expire(attempt, lookup.latest), waiting: 0 };
+    }
+    const nowMs = this.#clock();
+    if (nowMs > Number(attempt.maxTime) * 1_000 + this.#options.manualReviewAfterMs) {
+      return { resolved: await this.#abandon(attempt, lookup.latest), waiting: 0 };
+    }
+    const lastSentMs = attempt.lastSubmittedAt?.getTime() ?? 0;
+    if (!frozen && (attempt.state === 'built' || nowMs - lastSentMs >= this.#options.resubmitAfterMs)) {
+      return { resolved: await this.#submit(attempt), waiting: 0 };
+    }
+    await markAttemptChecked(this.#sql, attempt.id);
+    return { resolved: false, waiting: 0 };
+  }
+
+  /** Sends the stored envelope (first time or again: same hash) and applies a definite answer. */
+  async #submit(attempt: AttemptRow): Promise<boolean> {
+    const firstTime = attempt.submissions === 0;
+    await markAttemptSubmitted(this.#sql, attempt.id);
+    const outcome = await this.#chain.submit(attempt.envelopeXdr);
+    return this.#afterSubmit(attempt, outcome, firstTime);
+  }
+
+  async #afterSubmit(attempt: AttemptRow, outcome: SubmitOutcome, firstTime: boolean): Promise<boolean> {
+    switch (outcome.kind) {
+      case 'success':
+      case 'failed':
+        return this.#finishApplied(attempt, outcome);
+      case 'rejected':
+        // A refusal of an envelope never sent before proves it did not apply. After an earlier
+        // ambiguous send it proves nothing (a consumed sequence number is refused as tx_bad_seq):
+        // the hash lookup decides.
+        if (firstTime) return this.#finishRejected(attempt, outcome.codes);
+        this.#options.logger.warn(
+          { attemptId: attempt.id, codes: outcome.codes },
+          'resubmission refused; resolving by hash',
+        );
+        return false;
+      case 'ambiguous':
+      case 'unavailable':
+        this.#options.logger.warn(
+          { attemptId: attempt.id, hash: attempt.hash, reason: outcome.reason },
+          `submission ${outcome.kind}`,
+        );
+        return false;
+    }
+  }
+
+  async #finishApplied(
+    attempt: AttemptRow,
+    outcome: Extract<LookupOutcome, { kind: 'success' | 'failed' }>,
+  ): Promise<boolean> {
+    const won = await this.#sql.begin(async (tx) => {
+      const resolved = await resolveAttempt(tx, attempt.id, {
+        state: outcome.kind === 'success' ? 'succeeded' : 'failed',
+        reason: outcome.kind === 'success' ? 'applied' : `applied and failed: ${outcome.codes.transaction}`,
+        resultCodes: outcome.kind === 'failed' ? outcome.codes : undefined,
+        ledger: outcome.ledger,
+      });
+      if (!resolved) return false;
+      // Applied either way: the channel's sequence number is consumed.
+      await releaseChannel(tx, attempt.channelAccountId, attempt.id, attempt.sourceSequence + 1n);
+      if (outcome.kind === 'success') await this.#settle(tx, attempt);
+      else await this.#splitFailure(tx, attempt, outcome.codes);
+      return true;
+    });
+    if (won) settlementAttempts.inc({ outcome: outcome.kind === 'success' ? 'succeeded' : 'failed' });
+    return won;
+  }
+
+  async #settle(tx: Tx, attempt: AttemptRow): Promise<void> {
+    const payouts = await selectPayoutsByIds(tx, await this.#payoutIds(tx, attempt));
+    const moved = await settlePayouts(tx, payouts, 'attempt_succeeded', {
+      actor: engineActor,
+      attemptId: attempt.id,
+      reference: attempt.id,
+    });
+    payoutTransitions.inc({ transition: 'attempt_succeeded' }, moved.length);
+  }
+
+  /**
+   * A failed transaction moved no money. Payouts whose own operation can never succeed fail and are
+   * refunded; the others were only held back by it and go back to the queue for a new batch.
+   */
+  async #splitFailure(tx: Tx, attempt: AttemptRow, codes: ResultCodes): Promise<void> {
+    const links = await selectAttemptPayouts(tx, attempt.id);
+    const payouts = await selectPayoutsByIds(
+      tx,
+      links.map((link) => link.payoutId),
+    );
+    const retry: string[] = [];
+    for (const link of links) {
+      const payout = payouts.find((candidate) => candidate.id === link.payoutId);
+      const code = codes.operations[link.operationIndex];
+      if (
+        payout &&
+        codes.transaction === 'tx_failed' &&
+        code !== undefined &&
+        terminalOperationCodes.has(code)
+      ) {
+        if (
+          await refundPayout(tx, payout, 'operation_failed', {
+            actor: engineActor,
+            attemptId: attempt.id,
+            reason: code,
+          })
+        ) {
+          payoutTransitions.inc({ transition: 'operation_failed' });
+        }
+      } else {
+        retry.push(link.payoutId);
+      }
+    }
+    await this.#retry(
+      tx,
+      attempt,
+      retry,
+      `transaction failed: ${codes.transaction} ${codes.operations.join(',')}`,
+    );
+  }
+
+  async #finishRejected(attempt: AttemptRow, codes: ResultCodes): Promise<boolean> {
+    return this.#sql.begin(async (tx) => {
+      const resolved = await resolveAttempt(tx, attempt.id, {
+        state: 'failed',
+        reason: `refused at admission: ${codes.transaction}`,
+        resultCodes: codes,
+      });
+      if (!resolved) return false;
+      // Not applied: the sequence number is unused, unless the refusal was about the sequence itself.
+      const next = codes.transaction === 'tx_bad_seq' ? null : attempt.sourceSequence;
+      await releaseChannel(tx, attempt.channelAccountId, attempt.id, next);
+      await this.#retry(tx, attempt, await this.#payoutIds(tx, attempt), `refused: ${codes.transaction}`);
+      this.#options.logger.error(
+        { attemptId: attempt.id, codes },
+        'settlement transaction refused by the network',
+      );
+      settlementAttempts.inc({ outcome: 'failed' });
+      return true;
+    });
+  }
+
+  async #expire(attempt: AttemptRow, latest: ChainLedger): Promise<boolean> {
+    const won = await this.#sql.begin(async (tx) => {
+      const reason = `not found after ledger ${latest.sequence} closed past the window`;
+      if (!(await resolveAttempt(tx, attempt.id, { state: 'expired', reason }))) return false;
+      await releaseChannel(tx, attempt.channelAccountId, attempt.id, attempt.sourceSequence);
+      await this.#retry(tx, attempt, await this.#payoutIds(tx, attempt), reason);
+      return true;
+    });
+    if (won) settlementAttempts.inc({ outcome: 'expired' });
+    return won;
+  }
+
+  /** The outcome cannot be determined in bounded time: people decide, under the two-person rule. */
+  async #abandon(attempt: AttemptRow, latest: ChainLedger): Promise<boolean> {
+    const moved = await this.#sql.begin(async (tx) => {
+      const reason = `not found, and no path proves the window closed (latest ledger ${latest.sequence})`;
+      if (!(await resolveAttempt(tx, attempt.id, { state: 'abandoned', reason }))) return [];
+      await releaseChannel(tx, attempt.channelAccountId, attempt.id, null);
+      return transitionPayouts(tx, await this.#payoutIds(tx, attempt), 'outcome_unknown', {
+        actor: engineActor,
+        attemptId: attempt.id,
+        reason,
+      });
+    });
+    if (moved.length > 0) {
+      settlementAttempts.inc({ outcome: 'abandoned' });
+      manualReviewTransitions.inc({ action: 'entered' }, moved.length);
+      this.#options.logger.error(
+        { attemptId: attempt.id, hash: attempt.hash, payouts: moved },
+        'payouts sent to manual review',
+      );
+    }
+    return moved.length > 0;
+  }
+
+  async #retry(tx: Tx, attempt: AttemptRow, payoutIds: readonly string[], reason: string): Promise<void> {
+    const moved = await transitionPayouts(tx, payoutIds, 'attempt_retry', {
+      actor: engineActor,
+      attemptId: attempt.id,
+      reason,
+    });
+    payoutTransitions.inc({ transition: 'attempt_retry' }, moved.length);
+  }
+
+  async #payoutIds(tx: Tx, attempt: AttemptRow): Promise<string[]> {
+    return (await selectAttemptPayouts(tx, attempt.id)).map((link) => link.payoutId);
+  }
+
+  /** Gives each free channel a batch, stores it, then sends all of them at once. */
+  async #buildAndSubmit(): Promise<{ built: number; waitingForNetwork: number }> {
+    const ready = await countReadyPayouts(this.#sql);
+    if (ready === 0) return { built: 0, waitingForNetwork: 0 };
+    let latest: ChainLedger;
+    let feePerOperation: bigint;
+    try {
+      [latest, feePerOperation] = await Promise.all([
+        this.#chain.latestLedger(),
+        this.#chain.feePerOperation(this.#options.feeCapStroops),
+      ]);
+    } catch (error) {
+      this.#options.logger.warn({ err: error, payouts: ready }, 'no Stellar path answered: payouts wait');
+      return { built: 0, waitingForNetwork: ready };
+    }
+    const attempts: AttemptRow[] = [];
+    for (let index = 0; index < this.#channels.size; index += 1) {
+      const attempt = await this.#build(latest, feePerOperation).catch((error: unknown) => {
+        this.#options.logger.warn({ err: error }, 'could not build a settlement transaction');
+        return undefined;
+      });
+      if (attempt === undefined) break;
+      attempts.push(attempt);
+    }
+    await Promise.all(attempts.map((attempt) => this.#submit(attempt)));
+    return { built: attempts.length, waitingForNetwork: 0 };
+  }
+
+  async #build(latest: ChainLedger, feePerOperation: bigint): Promise<AttemptRow | undefined> {
+    return this.#sql.begin(async (tx) => {
+      const channelRow = await claimChannel(tx, [...this.#channels.keys()]);
+      const channel = channelRow && this.#channels.get(channelRow.accountId);
+      if (!channelRow || !channel) return undefined;
+      const batch = chooseBatch(
+        await claimReadyPayouts(tx, this.#options.batchSizeMax),
+        this.#options.batchSizeMax,
+      );
+      if (batch.length === 0) return undefined;
+      const sequence = channelRow.nextSequence ?? (await this.#chainSequence(channelRow.accountId)) + 1n;
+      const maxTime = BigInt(Math.floor(this.#clock() / 1_000) + this.#options.windowSeconds);
+      const maxLedger = latest.sequence + this.#options.windowLedgers;
+      const built = buildSettlement({
+        channel,
+        hotWallet: this.#options.hotWallet,
+        sequence,
+        payouts: batch,
+        feePerOperationStroops: feePerOperation,
+        maxTime,
+        maxLedger,
+        networkPassphrase: this.#options.networkPassphrase,
+      });
+      const id = randomUUID();
+      const ids = batch.map((payout) => payout.id);
+      const attempt = {
+        id,
+        channelAccountId: channelRow.accountId,
+        sourceSequence: sequence,
+        ...built,
+        maxTime,
+        maxLedger,
+      };
+      await insertAttempt(tx, attempt, ids);
+      await occupyChannel(tx, channelRow.accountId, id);
+      const moved = await transitionPayouts(tx, ids, 'attempt_built', { actor: engineActor, attemptId: id });
+      payoutTransitions.inc({ transition: 'attempt_built' }, moved.length);
+      payoutOperationsSubmitted.inc(batch.length);
+      const row: AttemptRow = {
+        ...attempt,
+        state: 'built',
+        outcomeReason: null,
+        resultCodes: null,
+        ledger: null,
+        submissions: 0,
+        createdAt: new Date(),
+        submittedAt: null,
+        lastSubmittedAt: null,
+        checkedAt: null,
+        resolvedAt: null,
+      };
+      return row;
+    });
+  }
+
+  async #chainSequence(accountId: string): Promise<bigint> {
+    const sequence = await this.#chain.accountSequence(accountId);
+    if (sequence === undefined)
+      throw new Error(`channel account ${accountId} does not exist on chain: run settledesk channels ensure`);
+    return sequence;
+  }
+}

@@ -1,0 +1,214 @@
+import { Type } from 'typebox';
+import type { Approvals } from '../approvals/engine.ts';
+import { proposalJson } from '../approvals/routes.ts';
+import { ReasonSchema } from '../approvals/schemas.ts';
+import { IdempotencyHeaders, sendIdempotent } from '../idempotency/http.ts';
+import { adminRoles, type Role } from '../platform/auth/roles.ts';
+import type { Sql } from '../platform/db/types.ts';
+import { DomainError } from '../platform/errors.ts';
+import type { App } from '../platform/http/app.ts';
+import { selectManualReview, selectPayoutsPage } from './data.ts';
+import { memoTypes } from './memo.ts';
+import { acceptPayout, getPayoutDetail, payoutView, proposeResolve } from './service.ts';
+import { payoutStates } from './states.ts';
+
+const readers: readonly Role[] = ['viewer', 'operator', 'admin', 'service'];
+const writers: readonly Role[] = ['service'];
+export const payoutsPageMax = 200;
+export const manualReviewPageMax = 200;
+export const manualReviewOffsetMax = 100_000;
+
+const literals = <T extends string>(values: readonly T[]) =>
+  Type.Union(values.map((value) => Type.Literal(value)));
+
+const PayoutSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  sourceAccountId: Type.String({ format: 'uuid' }),
+  destination: Type.String(),
+  asset: Type.String(),
+  amount: Type.String(),
+  memo: Type.Object({ type: Type.String(), value: Type.Union([Type.String(), Type.Null()]) }),
+  state: Type.String(),
+  stateReason: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+
+const PayoutDetailSchema = Type.Intersect([
+  PayoutSchema,
+  Type.Object({
+    history: Type.Array(
+      Type.Object({
+        fromState: Type.Union([Type.String(), Type.Null()]),
+        toState: Type.String(),
+        reason: Type.String(),
+        actor: Type.String(),
+        attemptId: Type.Union([Type.String(), Type.Null()]),
+        at: Type.String({ format: 'date-time' }),
+      }),
+    ),
+    attempts: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        hash: Type.String(),
+        channel: Type.String(),
+        sequence: Type.String(),
+        maxTime: Type.String({ format: 'date-time' }),
+        maxLedger: Type.Integer(),
+        state: Type.String(),
+        outcome: Type.Union([Type.String(), Type.Null()]),
+        ledger: Type.Union([Type.Integer(), Type.Null()]),
+        submissions: Type.Integer(),
+      }),
+    ),
+  }),
+]);
+
+function decodeCursor(cursor: string | undefined): { createdAt: Date; id: string } | undefined {
+  if (cursor === undefined) return undefined;
+  const [time, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(time ?? '');
+  if (Number.isNaN(createdAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id ?? '')) {
+    throw new DomainError('request/validation', 'cursor is not one this API returned');
+  }
+  return { createdAt, id: id ?? '' };
+}
+
+function encodeCursor(row: { createdAt: Date; id: string }): string {
+  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
+}
+
+export function payoutRoutes(sql: Sql, approvals: Approvals) {
+  return (app: App): void => {
+    app.post(
+      '/v1/payouts',
+      {
+        config: { access: writers },
+        schema: {
+          tags: ['payouts'],
+          description: 'Pays a Stellar address from a customer or merchant balance. Settles asynchronously.',
+          headers: IdempotencyHeaders,
+          body: Type.Object(
+            {
+              sourceAccountId: Type.String({ format: 'uuid' }),
+              destination: Type.String({ minLength: 56, maxLength: 69, description: 'G… or M… address' }),
+              asset: Type.String({ minLength: 1, maxLength: 69 }),
+              amount: Type.String({ minLength: 1, maxLength: 40 }),
+              memo: Type.Optional(
+                Type.Object(
+                  { type: literals(memoTypes), value: Type.Optional(Type.String({ maxLength: 64 })) },
+                  { additionalProperties: false },
+                ),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 201: PayoutSchema },
+        },
+      },
+      async (request, reply) =>
+        sendIdempotent(sql, request, reply, async (tx) => ({
+          status: 201,
+          body: await acceptPayout(tx, request.body, {
+            name: request.principal?.subject ?? '',
+            requestId: request.id,
+          }),
+        })),
+    );
+    app.get(
+      '/v1/payouts',
+      {
+        config: { access: readers },
+        schema: {
+          tags: ['payouts'],
+          querystring: Type.Object({
+            state: Type.Optional(literals(payoutStates)),
+            sourceAccountId: Type.Optional(Type.String({ format: 'uuid' })),
+            limit: Type.Integer({ minimum: 1, maximum: payoutsPageMax, default: 50 }),
+            cursor: Type.Optional(Type.String({ maxLength: 200 })),
+          }),
+          response: {
+            200: Type.Object({
+              items: Type.Array(PayoutSchema),
+              nextCursor: Type.Union([Type.String(), Type.Null()]),
+            }),
+          },
+        },
+      },
+      async (request) => {
+        const { state, sourceAccountId, limit, cursor } = request.query;
+        const rows = await selectPayoutsPage(sql, {
+          state,
+          sourceAccountId,
+          after: decodeCursor(cursor),
+          limit,
+        });
+        const last = rows.at(-1);
+        return {
+          items: rows.map(payoutView),
+          nextCursor: rows.length === limit && last ? encodeCursor(last) : null,
+        };
+      },
+    );
+    app.get(
+      '/v1/payouts/manual-review',
+      {
+        config: { access: readers },
+        schema: {
+          tags: ['payouts'],
+          description: 'Payouts whose outcome could not be determined automatically, oldest first.',
+          querystring: Type.Object({
+            limit: Type.Integer({ minimum: 1, maximum: manualReviewPageMax, default: 50 }),
+            offset: Type.Integer({ minimum: 0, maximum: manualReviewOffsetMax, default: 0 }),
+          }),
+          response: { 200: Type.Object({ items: Type.Array(PayoutSchema) }) },
+        },
+      },
+      async (request) => ({
+        items: (await selectManualReview(sql, request.query.limit, request.query.offset)).map(payoutView),
+      }),
+    );
+    app.get(
+      '/v1/payouts/:id',
+      {
+        config: { access: readers },
+        schema: {
+          tags: ['payouts'],
+          params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+          response: { 200: PayoutDetailSchema },
+        },
+      },
+      async (request) => getPayoutDetail(sql, request.params.id),
+    );
+    app.post(
+      '/v1/payouts/:id/resolve',
+      {
+        config: { access: adminRoles },
+        schema: {
+          tags: ['payouts'],
+          description:
+            'Proposes the resolution of a payout in manual review; a second admin approves it in /v1/approvals.',
+          params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+          headers: Type.Object({
+            'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+          }),
+          body: Type.Object(
+            { decision: literals(['confirm_sent', 'refund_failed'] as const), reason: ReasonSchema },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request, reply) =>
+        sendIdempotent(sql, request, reply, async (tx) => {
+          const proposal = await proposeResolve(tx, approvals, {
+            payoutId: request.params.id,
+            decision: request.body.decision,
+            reason: request.body.reason,
+            proposer: request.principal?.subject ?? '',
+            requestId: request.id,
+          });
+          return { status: 202, body: proposalJson(proposal) };
+        }),
+    );
+  };
+}

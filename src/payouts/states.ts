@@ -1,0 +1,43 @@
+/**
+ * The payout state machine, as data. Every allowed transition is listed with the reason it
+ * happens; `data.ts` guards each update with `where state = any(<allowed sources>)`, so a
+ * transition not listed here cannot happen, whatever the caller does.
+ */
+
+export const payoutStates = ['accepted', 'submitted', 'settled', 'failed', 'manual_review'] as const;
+export type PayoutState = (typeof payoutStates)[number];
+
+export const terminalStates: readonly PayoutState[] = ['settled', 'failed'];
+
+export const transitions = {
+  attempt_built: {
+    from: ['accepted'],
+    to: 'submitted',
+    reason: 'a transaction paying it was built and stored',
+  },
+  attempt_succeeded: { from: ['submitted'], to: 'settled', reason: 'the transaction applied on chain' },
+  operation_failed: {
+    from: ['submitted'],
+    to: 'failed',
+    reason: 'the network refused its payment for good; the amount is refunded',
+  },
+  attempt_retry: {
+    from: ['submitted'],
+    to: 'accepted',
+    reason:
+      'its transaction can never apply (failed for another payment, refused, or window passed); it will be rebuilt',
+  },
+  outcome_unknown: {
+    from: ['submitted'],
+    to: 'manual_review',
+    reason: 'the outcome could not be determined within the bounded time',
+  },
+  confirmed_sent: { from: ['manual_review'], to: 'settled', reason: 'two admins confirmed it was sent' },
+  refunded_failed: {
+    from: ['manual_review'],
+    to: 'failed',
+    reason: 'two admins confirmed it was not sent; refunded',
+  },
+} as const satisfies Record<string, { from: readonly PayoutState[]; to: PayoutState; reason: string }>;
+
+export type Transition = keyof typeof transitions;

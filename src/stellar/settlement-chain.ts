@@ -1,0 +1,396 @@
+import { Horizon, NotFoundError, rpc, TransactionBuilder } from '@stellar/stellar-sdk';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
+import { Counter, Histogram } from 'prom-client';
+import type {
+  ChainLedger,
+  LookupOutcome,
+  ResultCodes,
+  SettlementChain,
+  SubmitOutcome,
+} from '../payouts/chain.ts';
+import type { CheckResult, DependencyCheck } from '../platform/health.ts';
+import type { Logger } from '../platform/logging.ts';
+import { registry } from '../platform/metrics.ts';
+import { classifyTransport, type TransportClass } from './classify.ts';
+import type { StellarEndpoints } from './endpoints.ts';
+import { resultCodesFromXdr } from './result-codes.ts';
+
+/**
+ * The Stellar network as the settlement engine sees it: every read and every submission tries the
+ * Horizon paths in order, then Stellar RPC. Each path has a circuit breaker (consecutive transport
+ * failures open it; an open path is skipped until it half-opens), and every request is counted in
+ * `stellar_requests_total{path,operation,outcome}`.
+ */
+
+export const breakerFailuresMax = 5;
+export const breakerHalfOpenAfterMs = 5_000;
+export const requestTimeoutMs = 10_000;
+/** Horizon holds a synchronous submission open until the transaction is in a ledger (or ~60 s). */
+export const submitTimeoutMs = 70_000;
+/** How long a submission through RPC is polled for before its outcome is called ambiguous. */
+export const rpcPollMsMax = 30_000;
+const rpcPollIntervalMs = 250;
+const baseFeeStroops = 100n;
+
+export const stellarRequests = new Counter({
+  name: 'stellar_requests_total',
+  help: 'Requests to Stellar by path (horizon-0, horizon-1, …, rpc), operation and outcome.',
+  labelNames: ['path', 'operation', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const stellarRequestDuration = new Histogram({
+  name: 'stellar_request_duration_seconds',
+  help: 'Duration of requests to Stellar by path and operation.',
+  labelNames: ['path', 'operation'] as const,
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+
+type Path = {
+  name: string;
+  url: string;
+  breaker: ReturnType<typeof circuitBreaker>;
+  lastError: string | undefined;
+};
+
+/** Thrown by a path that did not answer, so the next path may be tried. */
+class PathUnavailable extends Error {
+  override name = 'PathUnavailable';
+  readonly transport: Exclude<TransportClass, 'answered'>;
+  constructor(message: string, transport: Exclude<TransportClass, 'answered'>) {
+    super(message);
+    this.transport = transport;
+  }
+}
+
+/** No path answered; `maybeSent` when any of them may have taken the request. */
+class NoPathAnswered extends Error {
+  override name = 'NoPathAnswered';
+  readonly maybeSent: boolean;
+  constructor(message: string, maybeSent: boolean) {
+    super(message);
+    this.maybeSent = maybeSent;
+  }
+}
+
+function makePath(name: string, url: string): Path {
+  const breaker = circuitBreaker(
+    handleWhen((error) => error instanceof PathUnavailable),
+    { halfOpenAfter: breakerHalfOpenAfterMs, breaker: new ConsecutiveBreaker(breakerFailuresMax) },
+  );
+  return { name, url, breaker, lastError: undefined };
+}
+
+export type StellarChain = SettlementChain & { paths(): PathReport[]; healthCheck(): DependencyCheck };
+export type PathReport = {
+  path: string;
+  url: string;
+  state: 'closed' | 'open' | 'half-open';
+  lastError: string | null;
+};
+
+function stateName(state: CircuitState): PathReport['state'] {
+  if (state === CircuitState.Open || state === CircuitState.Isolated) return 'open';
+  if (state === CircuitState.HalfOpen) return 'half-open';
+  return 'closed';
+}
+
+export function createSettlementChain(endpoints: StellarEndpoints, logger: Logger): StellarChain {
+  const allowHttp =
+    endpoints.network === 'sandbox' || endpoints.horizonUrls.some((url) => url.startsWith('http:'));
+  const horizons = endpoints.horizonUrls.map((url, index) => ({
+    path: makePath(`horizon-${index}`, url),
+    server: new Horizon.Server(url, { allowHttp }),
+  }));
+  const rpcPath = makePath('rpc', endpoints.rpcUrl);
+  const rpcServer = new rpc.Server(endpoints.rpcUrl, { allowHttp, timeout: requestTimeoutMs });
+
+  /** Runs one request on one path; a transport failure marks the path and is rethrown as PathUnavailable. */
+  async function onPath<T>(
+    path: Path,
+    operation: string,
+    work: () => Promise<T>,
+    outcomeOf?: (value: T) => string,
+  ): Promise<T> {
+    const timer = stellarRequestDuration.startTimer({ path: path.name, operation });
+    const limitMs = operation === 'submit' ? submitTimeoutMs : requestTimeoutMs;
+    try {
+      const value = await path.breaker.execute(async () => {
+        try {
+          return await withTimeout(work(), limitMs, `${operation} on ${path.name}`);
+        } catch (error) {
+          const transport = classifyTransport(error);
+          if (transport === 'answered') throw error;
+          path.lastError = describe(error);
+          throw new PathUnavailable(`${path.name}: ${path.lastError}`, transport);
+        }
+      });
+      path.lastError = undefined;
+      stellarRequests.inc({ path: path.name, operation, outcome: outcomeOf?.(value) ?? 'ok' });
+      return value;
+    } catch (error) {
+      const outcome =
+        error instanceof BrokenCircuitError
+          ? 'circuit_open'
+          : error instanceof PathUnavailable
+            ? 'unavailable'
+            : 'answered_error';
+      stellarRequests.inc({ path: path.name, operation, outcome });
+      if (error instanceof BrokenCircuitError)
+        throw new PathUnavailable(`${path.name}: circuit open`, 'refused');
+      throw error;
+    } finally {
+      timer();
+    }
+  }
+
+  /** Tries each path in order; the first that answers wins. */
+  async function firstAnswer<T>(
+    operation: string,
+    attempts: { path: Path; run: () => Promise<T> }[],
+  ): Promise<T> {
+    const failures: PathUnavailable[] = [];
+    for (const attempt of attempts) {
+      try {
+        return await onPath(attempt.path, operation, attempt.run);
+      } catch (error) {
+        if (!(error instanceof PathUnavailable)) throw error;
+        failures.push(error);
+      }
+    }
+    throw new NoPathAnswered(
+      `no Stellar path answered ${operation}: ${failures.map((failure) => failure.message).join('; ')}`,
+      failures.some((failure) => failure.transport === 'maybe_sent'),
+    );
+  }
+
+  async function horizonLatest(server: Horizon.Server): Promise<ChainLedger & { oldest: number }> {
+    const root = (await server.root()) as unknown as {
+      history_latest_ledger: number;
+      history_latest_ledger_closed_at: string;
+      history_elder_ledger: number;
+    };
+    return {
+      sequence: root.history_latest_ledger,
+      closeTime: Math.floor(Date.parse(root.history_latest_ledger_closed_at) / 1_000),
+      oldest: root.history_elder_ledger,
+    };
+  }
+
+  async function horizonLookup(server: Horizon.Server, hash: string): Promise<LookupOutcome> {
+    // The latest ledger first: a "not found" that follows covers every ledger up to it.
+    const latest = await horizonLatest(server);
+    try {
+      const record = await server.transactions().transaction(hash).call();
+      return record.successful
+        ? { kind: 'success', ledger: record.ledger_attr }
+        : { kind: 'failed', ledger: record.ledger_attr, codes: resultCodesFromXdr(record.result_xdr) };
+    } catch (error) {
+      if (error instanceof NotFoundError) return { kind: 'not_found', latest };
+      throw error;
+    }
+  }
+
+  async function rpcLookup(hash: string): Promise<LookupOutcome> {
+    const found = await rpcServer.getTransaction(hash);
+    if (found.status === rpc.Api.GetTransactionStatus.SUCCESS)
+      return { kind: 'success', ledger: found.ledger };
+    if (found.status === rpc.Api.GetTransactionStatus.FAILED) {
+      return {
+        kind: 'failed',
+        ledger: found.ledger,
+        codes: resultCodesFromXdr(found.resultXdr.toXDR('base64')),
+      };
+    }
+    return {
+      kind: 'not_found',
+      latest: {
+        sequence: found.latestLedger,
+        closeTime: found.latestLedgerCloseTime,
+        oldest: found.oldestLedger,
+      },
+    };
+  }
+
+  async function horizonSubmit(
+    server: Horizon.Server,
+    path: Path,
+    envelopeXdr: string,
+  ): Promise<SubmitOutcome> {
+    const transaction = TransactionBuilder.fromXDR(envelopeXdr, endpoints.networkPassphrase);
+    try {
+      const response = await server.submitTransaction(transaction, { skipMemoRequiredCheck: true });
+      return { kind: 'success', ledger: response.ledger };
+    } catch (error) {
+      const status = (error as { response?: { status?: number } }).response?.status;
+      const extras = (error as { response?: { data?: { extras?: { result_xdr?: string; hash?: string } } } })
+        .response?.data?.extras;
+      if (status === 400 && extras?.result_xdr) {
+        const codes = resultCodesFromXdr(extras.result_xdr);
+        // A 400 is either a refusal at admission or a failure in a ledger: the hash tells which.
+        const found = await horizonLookup(server, Buffer.from(transaction.hash()).toString('hex')).catch(
+          () => undefined,
+        );
+        if (found?.kind === 'failed' || found?.kind === 'success')
+          return found.kind === 'failed' ? found : { kind: 'success', ledger: found.ledger };
+        return { kind: 'rejected', codes };
+      }
+      if (status === 504)
+        return { kind: 'ambiguous', reason: `${path.name} answered 504: submission timed out` };
+      throw error;
+    }
+  }
+
+  async function rpcSubmit(envelopeXdr: string): Promise<SubmitOutcome> {
+    const transaction = TransactionBuilder.fromXDR(envelopeXdr, endpoints.networkPassphrase);
+    const sent = await rpcServer.sendTransaction(transaction);
+    if (sent.status === 'ERROR') {
+      const codes: ResultCodes = sent.errorResult
+        ? resultCodesFromXdr(sent.errorResult.toXDR('base64'))
+        : { transaction: 'tx_internal_error', operations: [] };
+      return { kind: 'rejected', codes };
+    }
+    if (sent.status === 'TRY_AGAIN_LATER') throw new PathUnavailable('rpc: TRY_AGAIN_LATER', 'refused');
+    const deadline = Date.now() + rpcPollMsMax;
+    while (Date.now() < deadline) {
+      const found = await rpcLookup(sent.hash);
+      if (found.kind === 'success' || found.kind === 'failed') return found;
+      await new Promise((resolve) => setTimeout(resolve, rpcPollIntervalMs));
+    }
+    return { kind: 'ambiguous', reason: `rpc: ${sent.hash} not in a ledger after ${rpcPollMsMax} ms` };
+  }
+
+  const paths = [...horizons.map((horizon) => horizon.path), rpcPath];
+
+  return {
+    async accountSequence(accountId) {
+      return firstAnswer('load_account', [
+        ...horizons.map(({ path, server }) => ({
+          path,
+          run: async () => {
+            try {
+              return BigInt((await server.loadAccount(accountId)).sequence);
+            } catch (error) {
+              if (error instanceof NotFoundError) return undefined;
+              throw error;
+            }
+          },
+        })),
+        {
+          path: rpcPath,
+          run: async () => {
+            try {
+              return BigInt((await rpcServer.getAccount(accountId)).sequenceNumber());
+            } catch (error) {
+              if (/^Account not found/.test(describe(error))) return undefined;
+              throw error;
+            }
+          },
+        },
+      ]);
+    },
+
+    async latestLedger() {
+      return firstAnswer('latest_ledger', [
+        ...horizons.map(({ path, server }) => ({ path, run: () => horizonLatest(server) })),
+        {
+          path: rpcPath,
+          run: async () => {
+            const latest = await rpcServer.getLatestLedger();
+            return { sequence: latest.sequence, closeTime: Number(latest.closeTime) };
+          },
+        },
+      ]);
+    },
+
+    async feePerOperation(capStroops) {
+      const bid = await firstAnswer('fee_stats', [
+        ...horizons.map(({ path, server }) => ({
+          path,
+          run: async () => {
+            const stats = await server.feeStats();
+            const charged = BigInt(stats.fee_charged.p90);
+            const base = BigInt(stats.last_ledger_base_fee);
+            return charged > base ? charged : base;
+          },
+        })),
+        { path: rpcPath, run: async () => BigInt((await rpcServer.getFeeStats()).inclusionFee.p90) },
+      ]).catch((error: unknown) => {
+        logger.warn({ err: error }, 'no fee statistics: bidding the base fee');
+        return baseFeeStroops;
+      });
+      const floor = bid > baseFeeStroops ? bid : baseFeeStroops;
+      return floor < capStroops ? floor : capStroops;
+    },
+
+    async submit(envelopeXdr) {
+      try {
+        return await firstAnswer('submit', [
+          ...horizons.map(({ path, server }) => ({
+            path,
+            run: () => horizonSubmit(server, path, envelopeXdr),
+          })),
+          { path: rpcPath, run: () => rpcSubmit(envelopeXdr) },
+        ]);
+      } catch (error) {
+        // A request that may have reached the network is ambiguous, never "not sent".
+        if (error instanceof NoPathAnswered && !error.maybeSent)
+          return { kind: 'unavailable', reason: error.message };
+        return { kind: 'ambiguous', reason: describe(error) };
+      }
+    },
+
+    async lookup(hash) {
+      try {
+        return await firstAnswer('lookup', [
+          ...horizons.map(({ path, server }) => ({ path, run: () => horizonLookup(server, hash) })),
+          { path: rpcPath, run: () => rpcLookup(hash) },
+        ]);
+      } catch (error) {
+        return { kind: 'unknown', reason: describe(error) };
+      }
+    },
+
+    paths: () =>
+      paths.map((path) => ({
+        path: path.name,
+        url: path.url,
+        state: stateName(path.breaker.state),
+        lastError: path.lastError ?? null,
+      })),
+
+    healthCheck: () => ({
+      name: 'stellar',
+      // Payouts wait while Stellar is unreachable; the API still serves, so it is not critical.
+      critical: false,
+      check: async (): Promise<CheckResult> => {
+        const open = paths.filter(
+          (path) => stateName(path.breaker.state) !== 'closed' || path.lastError !== undefined,
+        );
+        if (open.length === 0) return { status: 'ok' };
+        const detail = open.map((path) => `${path.name}: ${path.lastError ?? 'circuit open'}`).join('; ');
+        return { status: open.length === paths.length ? 'down' : 'degraded', detail };
+      },
+    }),
+  };
+}
+
+/** A request that outlives its limit is abandoned (it may still have been sent: `maybe_sent`). */
+async function withTimeout<T>(work: Promise<T>, limitMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${limitMs} ms`)), limitMs);
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error !== null && 'message' in error) return String(error.message);
+  return String(error);
+}

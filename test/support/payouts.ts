@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { Keypair } from '@stellar/stellar-sdk';
+import { type EngineOptions, SettlementEngine } from '../../src/payouts/engine.ts';
+import { createLogger } from '../../src/platform/logging.ts';
+import type { SandboxOptions } from '../../src/sandbox/server.ts';
+import { startTestNetwork, type TestNetwork } from '../../src/sandbox/test-support.ts';
+import { ensureChannels } from '../../src/stellar/channels.ts';
+import type { StellarEndpoints } from '../../src/stellar/endpoints.ts';
+import { createSettlementChain, type StellarChain } from '../../src/stellar/settlement-chain.ts';
+import type { Wallet } from '../../src/stellar/wallet.ts';
+import { fundFromFees } from './ledger.ts';
+import { startTestService, type TestService } from './service.ts';
+
+/** A service on its own database, a sandbox network, a funded wallet and an engine driven round by round. */
+export type PayoutHarness = {
+  service: TestService;
+  network: TestNetwork;
+  endpoints: StellarEndpoints;
+  wallet: Wallet;
+  chain: StellarChain;
+  engine: SettlementEngine;
+  customer(amountMinor: bigint): Promise<string>;
+  pay(input: {
+    source: string;
+    destination: string;
+    amount: string;
+    memo?: { type: string; value?: string };
+  }): Promise<{
+    statusCode: number;
+    body: Record<string, unknown>;
+  }>;
+  states(ids: readonly string[]): Promise<Record<string, string>>;
+  /** Runs rounds until `done` holds; fails after `timeoutMs`. */
+  settleUntil(done: () => Promise<boolean>, timeoutMs?: number): Promise<void>;
+  balance(type: string): Promise<bigint>;
+  close(): Promise<void>;
+};
+
+/** Set SETTLEDESK_TEST_LOG=debug to see the engine's log lines while a test runs. */
+export const silentLogger = createLogger(
+  process.env.SETTLEDESK_TEST_LOG === 'debug' ? 'debug' : 'silent',
+  process.stderr,
+);
+
+export function endpointsOf(network: TestNetwork): StellarEndpoints {
+  return {
+    network: 'sandbox',
+    horizonUrls: network.sandbox.horizonUrls,
+    rpcUrl: network.sandbox.rpcUrl,
+    networkPassphrase: network.sandbox.networkPassphrase,
+    friendbotUrl: network.sandbox.friendbotUrl,
+    controlUrl: network.sandbox.controlUrl,
+  };
+}
+
+export async function startPayoutHarness(
+  options: { sandbox?: SandboxOptions; engine?: Partial<EngineOptions>; channels?: number } = {},
+): Promise<PayoutHarness> {
+  const network = await startTestNetwork({
+    ledgerCloseMs: 100,
+    submissionTimeoutMs: 2_000,
+    ...options.sandbox,
+  });
+  const service = await startTestService();
+  const endpoints = endpointsOf(network);
+  const wallet: Wallet = {
+    hotWallet: Keypair.random(),
+    channels: Array.from({ length: options.channels ?? 2 }, () => Keypair.random()),
+  };
+  await ensureChannels(endpoints, wallet, ['XLM']);
+  const chain = createSettlementChain(endpoints, silentLogger);
+  const engine = new SettlementEngine(service.db.sql, chain, {
+    hotWallet: wallet.hotWallet,
+    channels: wallet.channels,
+    networkPassphrase: endpoints.networkPassphrase,
+    batchSizeMax: 100,
+    windowSeconds: 5,
+    windowLedgers: 20,
+    feeCapStroops: 10_000n,
+    resubmitAfterMs: 500,
+    manualReviewAfterMs: 60_000,
+    logger: silentLogger,
+    ...options.engine,
+  });
+  await engine.registerChannels();
+  const sql = service.db.sql;
+  return {
+    service,
+    network,
+    endpoints,
+    wallet,
+    chain,
+    engine,
+    customer: async (amountMinor) => {
+      const [row] = await sql<
+        { id: string }[]
+      >`insert into accounts (type, asset) values ('customer', 'XLM') returning id`;
+      const id = row?.id ?? '';
+      await fundFromFees(sql, id, amountMinor);
+      return id;
+    },
+    pay: async (input) => {
+      const response = await service.app.inject({
+        method: 'POST',
+        url: '/v1/payouts',
+        payload: {
+          sourceAccountId: input.source,
+          destination: input.destination,
+          asset: 'XLM',
+          amount: input.amount,
+          ...(input.memo ? { memo: input.memo } : {}),
+        },
+        headers: {
+          authorization: `Bearer ${await service.token('service', 'merchant-app')}`,
+          'idempotency-key': randomUUID(),
+        },
+      });
+      return { statusCode: response.statusCode, body: response.json() };
+    },
+    states: async (ids) => {
+      const rows = await sql<
+        { id: string; state: string }[]
+      >`select id, state from payouts where id = any(${ids as string[]}::uuid[])`;
+      return Object.fromEntries(rows.map((row) => [row.id, row.state]));
+    },
+    settleUntil: async (done, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!(await done())) {
+        if (Date.now() > deadline) throw new Error(`not settled within ${timeoutMs} ms`);
+        await engine.runRound();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+    balance: async (type) => {
+      const [row] = await sql<
+        { balance: bigint }[]
+      >`select balance_minor as balance from accounts where type = ${type} and asset = 'XLM'`;
+      return row?.balance ?? 0n;
+    },
+    close: async () => {
+      await service.close();
+      await network.stop();
+    },
+  };
+}
