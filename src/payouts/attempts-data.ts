@@ -108,6 +108,12 @@ export async function markAttemptSubmitted(db: Executor, id: string): Promise<vo
     where id = ${id}::uuid and state in ('built', 'submitted')`;
 }
 
+export async function markAttemptRefused(db: Executor, id: string, reason: string): Promise<void> {
+  await db`
+    update settlement_attempts set outcome_reason = ${reason}::text
+    where id = ${id}::uuid and state in ('built', 'submitted')`;
+}
+
 export async function markAttemptChecked(db: Executor, id: string): Promise<void> {
   await db`update settlement_attempts set checked_at = now() where id = ${id}::uuid`;
 }

@@ -9,6 +9,7 @@ import {
   countLiveAttempts,
   insertAttempt,
   markAttemptChecked,
+  markAttemptRefused,
   markAttemptSubmitted,
   occupyChannel,
   releaseChannel,
@@ -80,6 +81,15 @@ const terminalOperationCodes = new Set([
   'op_not_authorized',
   'op_malformed',
   'op_no_issuer',
+]);
+
+/** Refusals of the envelope itself (signatures, shape): no copy of it can ever apply. */
+const envelopeRefusals = new Set([
+  'tx_bad_auth',
+  'tx_bad_auth_extra',
+  'tx_malformed',
+  'tx_missing_operation',
+  'tx_not_supported',
 ]);
 
 export type RoundReport = { resolved: number; built: number; waiting: number; pending: boolean };
@@ -157,26 +167,27 @@ export class SettlementEngine {
 
   /** Sends the stored envelope (first time or again: same hash) and applies a definite answer. */
   async #submit(attempt: AttemptRow): Promise<boolean> {
-    const firstTime = attempt.submissions === 0;
     await markAttemptSubmitted(this.#sql, attempt.id);
     const outcome = await this.#chain.submit(attempt.envelopeXdr);
-    return this.#afterSubmit(attempt, outcome, firstTime);
+    return this.#afterSubmit(attempt, outcome);
   }
 
-  async #afterSubmit(attempt: AttemptRow, outcome: SubmitOutcome, firstTime: boolean): Promise<boolean> {
+  async #afterSubmit(attempt: AttemptRow, outcome: SubmitOutcome): Promise<boolean> {
     switch (outcome.kind) {
       case 'success':
       case 'failed':
         return this.#finishApplied(attempt, outcome);
       case 'rejected':
-        // A refusal of an envelope never sent before proves it did not apply. After an earlier
-        // ambiguous send it proves nothing (a consumed sequence number is refused as tx_bad_seq):
-        // the hash lookup decides.
-        if (firstTime) return this.#finishRejected(attempt, outcome.codes);
+        // Only a refusal of the envelope itself proves that no copy of it can ever apply. Any
+        // other refusal (tx_bad_seq after an earlier copy applied, a fee or a time bound that
+        // another copy met) proves nothing: the window decides.
+        if (envelopeRefusals.has(outcome.codes.transaction))
+          return this.#finishRejected(attempt, outcome.codes);
         this.#options.logger.warn(
           { attemptId: attempt.id, codes: outcome.codes },
-          'resubmission refused; resolving by hash',
+          'submission refused; resolving by hash',
         );
+        await markAttemptRefused(this.#sql, attempt.id, `refused: ${outcome.codes.transaction}`);
         return false;
       case 'ambiguous':
       case 'unavailable':
@@ -269,9 +280,8 @@ export class SettlementEngine {
         resultCodes: codes,
       });
       if (!resolved) return false;
-      // Not applied: the sequence number is unused, unless the refusal was about the sequence itself.
-      const next = codes.transaction === 'tx_bad_seq' ? null : attempt.sourceSequence;
-      await releaseChannel(tx, attempt.channelAccountId, attempt.id, next);
+      // Never applied: its sequence number is still the channel's next one.
+      await releaseChannel(tx, attempt.channelAccountId, attempt.id, attempt.sourceSequence);
       await this.#retry(tx, attempt, await this.#payoutIds(tx, attempt), `refused: ${codes.transaction}`);
       this.#options.logger.error(
         { attemptId: attempt.id, codes },
@@ -286,7 +296,8 @@ export class SettlementEngine {
     const won = await this.#sql.begin(async (tx) => {
       const reason = `not found after ledger ${latest.sequence} closed past the window`;
       if (!(await resolveAttempt(tx, attempt.id, { state: 'expired', reason }))) return false;
-      await releaseChannel(tx, attempt.channelAccountId, attempt.id, attempt.sourceSequence);
+      // The sequence number may have been refused as stale: ask the network next time.
+      await releaseChannel(tx, attempt.channelAccountId, attempt.id, null);
       await this.#retry(tx, attempt, await this.#payoutIds(tx, attempt), reason);
       return true;
     });

@@ -172,3 +172,27 @@ describe('kill switches', () => {
     await h.settleUntil(allSettled(h, [String(held.body.id)]));
   });
 });
+
+describe('a refused submission', () => {
+  it('keeps a transaction refused for its sequence number until its window passes, then rebuilds and settles once', async () => {
+    const h = await startPayoutHarness({ channels: 1, engine: { windowSeconds: 2, windowLedgers: 10 } });
+    harness = h;
+    const source = await h.customer(100_000_000n);
+    const destination = await funded(h);
+    // A wrong remembered sequence number: the network refuses the transaction with tx_bad_seq.
+    await h.service.db.sql`update payout_channels set next_sequence = 999999999999`;
+    const payout = await h.pay({ source, destination, amount: '1' });
+    const id = String(payout.body.id);
+    await h.engine.runRound();
+    const [attempt] = await h.service.db.sql<{ state: string; outcome_reason: string }[]>`
+      select state, outcome_reason from settlement_attempts`;
+    expect(attempt).toEqual({ state: 'submitted', outcome_reason: 'refused: tx_bad_seq' });
+    expect(await h.states([id])).toEqual({ [id]: 'submitted' });
+    await h.settleUntil(allSettled(h, [id]));
+    const attempts = await h.service.db.sql<
+      { state: string }[]
+    >`select state from settlement_attempts order by created_at`;
+    expect(attempts.map((row) => row.state)).toEqual(['expired', 'succeeded']);
+    expect(await paymentsInto(h, destination)).toBe(1);
+  });
+});
