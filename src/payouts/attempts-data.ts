@@ -17,6 +17,8 @@ export type AttemptRow = {
   resultCodes: unknown;
   ledger: number | null;
   submissions: number;
+  feeBumpEnvelopeXdr: string | null;
+  feeBumpStroops: bigint | null;
   createdAt: Date;
   submittedAt: Date | null;
   lastSubmittedAt: Date | null;
@@ -42,7 +44,7 @@ const attemptColumns = (db: Executor) => db`
   a.id, a.channel_account_id as "channelAccountId", a.source_sequence as "sourceSequence", a.hash,
   a.envelope_xdr as "envelopeXdr", a.fee_stroops as "feeStroops", a.max_time as "maxTime",
   a.max_ledger as "maxLedger", a.state, a.outcome_reason as "outcomeReason", a.result_codes as "resultCodes",
-  a.ledger, a.submissions, a.created_at as "createdAt", a.submitted_at as "submittedAt", a.last_submitted_at as "lastSubmittedAt",
+  a.ledger, a.submissions, a.fee_bump_envelope_xdr as "feeBumpEnvelopeXdr", a.fee_bump_stroops as "feeBumpStroops", a.created_at as "createdAt", a.submitted_at as "submittedAt", a.last_submitted_at as "lastSubmittedAt",
   a.checked_at as "checkedAt", a.resolved_at as "resolvedAt"`;
 
 /** Stores the signed envelope and its window before anything is sent, with its payouts marked live. */
@@ -106,6 +108,21 @@ export async function markAttemptSubmitted(db: Executor, id: string): Promise<vo
     set state = 'submitted', submissions = submissions + 1, submitted_at = coalesce(submitted_at, now()),
         last_submitted_at = now(), checked_at = now()
     where id = ${id}::uuid and state in ('built', 'submitted')`;
+}
+
+/** Stores a fee bump before it is sent; a live attempt only, and only a higher one. */
+export async function storeFeeBump(
+  db: Executor,
+  id: string,
+  envelopeXdr: string,
+  feeStroops: bigint,
+): Promise<boolean> {
+  const rows = await db`
+    update settlement_attempts set fee_bump_envelope_xdr = ${envelopeXdr}::text, fee_bump_stroops = ${feeStroops}::int8
+    where id = ${id}::uuid and state in ('built', 'submitted')
+      and (fee_bump_stroops is null or fee_bump_stroops < ${feeStroops}::int8)
+    returning id`;
+  return rows.length === 1;
 }
 
 export async function markAttemptRefused(db: Executor, id: string, reason: string): Promise<void> {

@@ -1,4 +1,12 @@
-import { Account, Asset, type Keypair, Memo, Operation, TransactionBuilder } from '@stellar/stellar-sdk';
+import {
+  Account,
+  Asset,
+  type Keypair,
+  Memo,
+  Operation,
+  Transaction,
+  TransactionBuilder,
+} from '@stellar/stellar-sdk';
 import { formatAmount } from '../money/money.ts';
 import type { PayoutRow } from './data.ts';
 
@@ -38,6 +46,29 @@ export function chooseBatch(ready: readonly PayoutRow[], batchSizeMax: number): 
   return ready
     .filter((payout) => payout.memoType === 'none' && payout.asset === first.asset)
     .slice(0, batchSizeMax);
+}
+
+export function operationCount(envelopeXdr: string, networkPassphrase: string): number {
+  return TransactionBuilder.fromXDR(envelopeXdr, networkPassphrase).operations.length;
+}
+
+/** Wraps a stored settlement transaction in a fee bump paid and signed by the hot wallet. */
+export function buildFeeBump(input: {
+  hotWallet: Keypair;
+  envelopeXdr: string;
+  feePerOperationStroops: bigint;
+  networkPassphrase: string;
+}): { envelopeXdr: string; feeStroops: bigint } {
+  const inner = TransactionBuilder.fromXDR(input.envelopeXdr, input.networkPassphrase);
+  if (!(inner instanceof Transaction)) throw new Error('a settlement envelope is never itself a fee bump');
+  const bump = TransactionBuilder.buildFeeBumpTransaction(
+    input.hotWallet,
+    input.feePerOperationStroops.toString(),
+    inner,
+    input.networkPassphrase,
+  );
+  bump.sign(input.hotWallet);
+  return { envelopeXdr: bump.toEnvelope().toXDR('base64'), feeStroops: BigInt(bump.fee) };
 }
 
 export function buildSettlement(input: {

@@ -16,9 +16,10 @@ import {
   resolveAttempt,
   selectAttemptPayouts,
   selectLiveAttempts,
+  storeFeeBump,
   upsertChannels,
 } from './attempts-data.ts';
-import { buildSettlement, chooseBatch } from './builder.ts';
+import { buildFeeBump, buildSettlement, chooseBatch, operationCount } from './builder.ts';
 import {
   type ChainLedger,
   type LookupOutcome,
@@ -117,7 +118,13 @@ export class SettlementEngine {
   async runRound(): Promise<RoundReport> {
     const frozen = await isPayoutSubmissionFrozen(this.#sql);
     const live = await selectLiveAttempts(this.#sql, this.#channels.size * 2 + 10);
-    const checks = await Promise.all(live.map((attempt) => this.#check(attempt, frozen)));
+    // One fee reading per round, and only if some attempt is sent again.
+    let bid: Promise<bigint> | undefined;
+    const bidNow = () => {
+      bid ??= this.#chain.feePerOperation(this.#options.feeCapStroops);
+      return bid;
+    };
+    const checks = await Promise.all(live.map((attempt) => this.#check(attempt, frozen, bidNow)));
     let waiting = checks.reduce((sum, check) => sum + check.waiting, 0);
     let built = 0;
     if (!frozen) {
@@ -140,7 +147,11 @@ export class SettlementEngine {
     };
   }
 
-  async #check(attempt: AttemptRow, frozen: boolean): Promise<{ resolved: boolean; waiting: number }> {
+  async #check(
+    attempt: AttemptRow,
+    frozen: boolean,
+    bidNow: () => Promise<bigint>,
+  ): Promise<{ resolved: boolean; waiting: number }> {
     const lookup = await this.#chain.lookup(attempt.hash);
     if (lookup.kind === 'success' || lookup.kind === 'failed') {
       return { resolved: await this.#finishApplied(attempt, lookup), waiting: 0 };
@@ -159,16 +170,47 @@ export class SettlementEngine {
     }
     const lastSentMs = attempt.lastSubmittedAt?.getTime() ?? 0;
     if (!frozen && (attempt.state === 'built' || nowMs - lastSentMs >= this.#options.resubmitAfterMs)) {
-      return { resolved: await this.#submit(attempt), waiting: 0 };
+      return {
+        resolved: await this.#submit(attempt, await this.#envelopeToSend(attempt, await bidNow())),
+        waiting: 0,
+      };
     }
     await markAttemptChecked(this.#sql, attempt.id);
     return { resolved: false, waiting: 0 };
   }
 
+  /**
+   * What to send again: when the network now asks more per operation than this transaction bids
+   * (a surge), a fee bump of it paid by the hot wallet, stored first. The inner transaction, its
+   * hash and its window are unchanged, so it still applies at most once.
+   */
+  async #envelopeToSend(attempt: AttemptRow, bid: bigint): Promise<string> {
+    const operations = BigInt(operationCount(attempt.envelopeXdr, this.#options.networkPassphrase));
+    const paidPerOperation =
+      attempt.feeBumpStroops === null
+        ? attempt.feeStroops / operations
+        : attempt.feeBumpStroops / (operations + 1n);
+    if (bid <= paidPerOperation) return attempt.feeBumpEnvelopeXdr ?? attempt.envelopeXdr;
+    const bump = buildFeeBump({
+      hotWallet: this.#options.hotWallet,
+      envelopeXdr: attempt.envelopeXdr,
+      feePerOperationStroops: bid,
+      networkPassphrase: this.#options.networkPassphrase,
+    });
+    if (!(await storeFeeBump(this.#sql, attempt.id, bump.envelopeXdr, bump.feeStroops))) {
+      return attempt.feeBumpEnvelopeXdr ?? attempt.envelopeXdr;
+    }
+    this.#options.logger.info(
+      { attemptId: attempt.id, bidStroops: bid.toString() },
+      'fee bump for a surging network',
+    );
+    return bump.envelopeXdr;
+  }
+
   /** Sends the stored envelope (first time or again: same hash) and applies a definite answer. */
-  async #submit(attempt: AttemptRow): Promise<boolean> {
+  async #submit(attempt: AttemptRow, envelopeXdr = attempt.envelopeXdr): Promise<boolean> {
     await markAttemptSubmitted(this.#sql, attempt.id);
-    const outcome = await this.#chain.submit(attempt.envelopeXdr);
+    const outcome = await this.#chain.submit(envelopeXdr);
     return this.#afterSubmit(attempt, outcome);
   }
 
@@ -414,6 +456,8 @@ export class SettlementEngine {
         resultCodes: null,
         ledger: null,
         submissions: 0,
+        feeBumpEnvelopeXdr: null,
+        feeBumpStroops: null,
         createdAt: new Date(),
         submittedAt: null,
         lastSubmittedAt: null,

@@ -1,4 +1,4 @@
-import { Keypair } from '@stellar/stellar-sdk';
+import { Account, Asset, Keypair, Operation, TransactionBuilder } from '@stellar/stellar-sdk';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type PayoutHarness, startPayoutHarness } from '../../test/support/payouts.ts';
 import { updatePaymentsMode, updatePayoutsFrozen } from '../controls/data.ts';
@@ -194,5 +194,87 @@ describe('a refused submission', () => {
     >`select state from settlement_attempts order by created_at`;
     expect(attempts.map((row) => row.state)).toEqual(['expired', 'succeeded']);
     expect(await paymentsInto(h, destination)).toBe(1);
+  });
+});
+
+describe('a fee surge', () => {
+  it('sends a fee bump of a transaction the network passes over, and settles it once', async () => {
+    const h = await startPayoutHarness({
+      channels: 1,
+      sandbox: { ledgerCapacityOps: 4, submissionTimeoutMs: 500 },
+      engine: { windowSeconds: 60, windowLedgers: 500, resubmitAfterMs: 200, feeCapStroops: 5_000n },
+    });
+    harness = h;
+    const source = await h.customer(100_000_000n);
+    const destination = await funded(h);
+    const { sandbox } = h.network;
+    // Other accounts keep three ledgers of capacity queued at ten times the base fee.
+    const spam = await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const keypair = Keypair.random();
+        await fetch(`${h.endpoints.friendbotUrl}?addr=${keypair.publicKey()}`);
+        return keypair;
+      }),
+    );
+    // Funding filled ledgers; let the fee statistics (last five ledgers) see a quiet network again.
+    const fundedAt = sandbox.network.latestLedger().sequence;
+    while (sandbox.network.latestLedger().sequence < fundedAt + 6)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const frozen = sandbox.faults.add({ kind: 'freeze_ledgers' });
+    const payout = await h.pay({ source, destination, amount: '1' });
+    const id = String(payout.body.id);
+    await h.engine.runRound();
+    expect(await h.states([id])).toEqual({ [id]: 'submitted' });
+
+    let spamming = true;
+    const pending = new Map<string, string>();
+    const spamLoop = (async () => {
+      const sequences = new Map<string, bigint>();
+      for (const keypair of spam) {
+        const account = sandbox.network.account(keypair.publicKey());
+        sequences.set(keypair.publicKey(), account?.sequence ?? 0n);
+      }
+      while (spamming) {
+        for (const keypair of spam) {
+          const last = pending.get(keypair.publicKey());
+          if (last !== undefined && sandbox.network.isPending(last)) continue;
+          const sequence = sequences.get(keypair.publicKey()) ?? 0n;
+          const transaction = new TransactionBuilder(new Account(keypair.publicKey(), sequence.toString()), {
+            fee: '1000',
+            networkPassphrase: h.endpoints.networkPassphrase,
+          })
+            .addOperation(Operation.payment({ destination, asset: Asset.native(), amount: '0.0000001' }))
+            .setTimeout(60)
+            .build();
+          transaction.sign(keypair);
+          const response = await fetch(`${h.endpoints.horizonUrls[0]}/transactions_async`, {
+            method: 'POST',
+            body: new URLSearchParams({ tx: transaction.toEnvelope().toXDR('base64') }),
+          });
+          if (response.status === 201) {
+            sequences.set(keypair.publicKey(), sequence + 1n);
+            pending.set(keypair.publicKey(), Buffer.from(transaction.hash()).toString('hex'));
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    sandbox.faults.remove(frozen.id);
+    try {
+      await h.settleUntil(allSettled(h, [id]));
+    } finally {
+      spamming = false;
+      await spamLoop;
+    }
+    const attempts = await h.service.db.sql<{ fee_stroops: bigint; fee_bump_stroops: bigint | null }[]>`
+      select fee_stroops, fee_bump_stroops from settlement_attempts`;
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]?.fee_stroops).toBe(100n);
+    expect(attempts[0]?.fee_bump_stroops).toBeGreaterThan(2_000n);
+    const payments = (await fetch(
+      `${h.endpoints.horizonUrls[0]}/accounts/${destination}/payments?limit=200`,
+    ).then((r) => r.json())) as { _embedded: { records: { amount: string }[] } };
+    expect(payments._embedded.records.filter((record) => record.amount === '1.0000000')).toHaveLength(1);
   });
 });

@@ -31,6 +31,8 @@ export const submitTimeoutMs = 70_000;
 export const rpcPollMsMax = 30_000;
 const rpcPollIntervalMs = 250;
 const baseFeeStroops = 100n;
+/** Ledger capacity usage from which the network counts as surging (Horizon's `ledger_capacity_usage`). */
+export const surgeCapacityUsage = 0.9;
 
 export const stellarRequests = new Counter({
   name: 'stellar_requests_total',
@@ -310,6 +312,10 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
           path,
           run: async () => {
             const stats = await server.feeStats();
+            // When ledgers are (nearly) full, inclusion goes to the highest bids: outbid most of
+            // what others offer. Otherwise pay what was recently charged.
+            if (Number(stats.ledger_capacity_usage) >= surgeCapacityUsage)
+              return BigInt(stats.max_fee.p90) + 1n;
             const charged = BigInt(stats.fee_charged.p90);
             const base = BigInt(stats.last_ledger_base_fee);
             return charged > base ? charged : base;
