@@ -3,6 +3,7 @@ import { type Config, ConfigError, loadConfig } from '../platform/config.ts';
 import { DomainError } from '../platform/errors.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { openRuntime, type Runtime } from '../platform/runtime.ts';
+import { SandboxInUseError, SandboxPortInUseError } from '../sandbox/ownership.ts';
 
 export type Output = { json: boolean };
 
@@ -49,7 +50,12 @@ export function reportFailure(error: unknown): number {
     process.stderr.write(`settledesk: ${error.message} (${error.type})\n`);
     return 1;
   }
-  if (error instanceof ConfigError || error instanceof CliError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof CliError ||
+    error instanceof SandboxInUseError ||
+    error instanceof SandboxPortInUseError
+  ) {
     process.stderr.write(`settledesk: ${error.message}\n`);
     return 1;
   }

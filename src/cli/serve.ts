@@ -43,7 +43,13 @@ async function runUntilSignal(runtime: Runtime, start: () => Promise<() => Promi
     process.on('SIGTERM', onSignal);
   });
   started = start();
-  await started;
+  try {
+    await started;
+  } catch (error) {
+    // Nothing is serving yet: release what the runtime opened (the embedded database) and fail.
+    await runtime.close();
+    throw error;
+  }
   await stopped;
 }
 

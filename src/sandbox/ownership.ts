@@ -26,6 +26,10 @@ export class SandboxInUseError extends Error {
   override name = 'SandboxInUseError';
 }
 
+export class SandboxPortInUseError extends Error {
+  override name = 'SandboxPortInUseError';
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -18,7 +18,7 @@ import {
   submissionTimeoutMsDefault,
 } from './limits.ts';
 import { Network } from './network.ts';
-import { claimDataDir, publishAddress } from './ownership.ts';
+import { claimDataDir, publishAddress, SandboxPortInUseError } from './ownership.ts';
 import type { LedgerRecord } from './records.ts';
 import { handleRpc, parseRpcRequest } from './rpc.ts';
 import { fileStore } from './store.ts';
@@ -146,7 +146,15 @@ async function serveNetwork(
       socket.on('close', () => listener.sockets.delete(socket));
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          error.code === 'EADDRINUSE'
+            ? new SandboxPortInUseError(
+                `port ${listener.port} is in use: choose another with SANDBOX_PORT (0 picks a free one) or point settledesk at a running network with STELLAR_HORIZON_URLS`,
+              )
+            : error,
+        ),
+      );
       server.listen(listener.port, host, () => resolve());
     });
     listener.port = (server.address() as AddressInfo).port;

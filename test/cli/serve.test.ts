@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Keypair } from '@stellar/stellar-sdk';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -98,6 +99,26 @@ describe('settledesk serve', () => {
     second.kill('SIGTERM');
     expect((await finished(second, stopWithinMs + 5_000)).code).toBe(0);
     expect(postgresProcessesFor(dataDir)).toEqual([]);
+  });
+
+  it('exits 1 naming the sandbox port when it is taken, and leaves no database running', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as AddressInfo).port;
+    const dataDir = await tempDataDir();
+    try {
+      const result = await runCli(['serve'], {
+        SETTLEDESK_DATA_DIR: dataDir,
+        PORT: String(await freePort()),
+        SANDBOX_PORT: String(taken),
+        LOG_LEVEL: 'warn',
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`port ${taken} is in use`);
+      expect(postgresProcessesFor(dataDir)).toEqual([]);
+    } finally {
+      blocker.close();
+    }
   });
 
   it('uses the server named by DATABASE_URL instead of starting its own', async () => {
