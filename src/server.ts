@@ -80,7 +80,7 @@ async function startSettlement(runtime: Runtime, stellar: StellarEndpoints): Pro
   const { config, logger } = runtime;
   const wallet = await loadWallet(config);
   const chain = createSettlementChain(stellar, logger);
-  runtime.health.register(chain.healthCheck());
+  for (const check of chain.healthChecks()) runtime.health.register(check);
   const engine = new SettlementEngine(runtime.sql, chain, {
     hotWallet: wallet.hotWallet,
     channels: wallet.channels,

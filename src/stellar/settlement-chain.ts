@@ -84,7 +84,7 @@ function makePath(name: string, url: string): Path {
   return { name, url, breaker, lastError: undefined };
 }
 
-export type StellarChain = SettlementChain & { paths(): PathReport[]; healthCheck(): DependencyCheck };
+export type StellarChain = SettlementChain & { paths(): PathReport[]; healthChecks(): DependencyCheck[] };
 export type PathReport = {
   path: string;
   url: string;
@@ -366,19 +366,29 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
         lastError: path.lastError ?? null,
       })),
 
-    healthCheck: () => ({
-      name: 'stellar',
-      // Payouts wait while Stellar is unreachable; the API still serves, so it is not critical.
-      critical: false,
-      check: async (): Promise<CheckResult> => {
-        const open = paths.filter(
-          (path) => stateName(path.breaker.state) !== 'closed' || path.lastError !== undefined,
-        );
-        if (open.length === 0) return { status: 'ok' };
-        const detail = open.map((path) => `${path.name}: ${path.lastError ?? 'circuit open'}`).join('; ');
-        return { status: open.length === paths.length ? 'down' : 'degraded', detail };
-      },
-    }),
+    // One readiness check per path, probing it (Horizon root, RPC getHealth). Payouts wait while
+    // Stellar is unreachable and the API still serves, so none of them is critical.
+    healthChecks: () => [
+      ...horizons.map(({ path, server }) =>
+        pathCheck(path, () => onPath(path, 'health', () => server.root())),
+      ),
+      pathCheck(rpcPath, () => onPath(rpcPath, 'health', () => rpcServer.getHealth())),
+    ],
+  };
+}
+
+function pathCheck(path: Path, probe: () => Promise<unknown>): DependencyCheck {
+  return {
+    name: `stellar-${path.name}`,
+    critical: false,
+    check: async (): Promise<CheckResult> => {
+      try {
+        await probe();
+        return { status: 'ok' };
+      } catch (error) {
+        return { status: 'down', detail: `${path.url}: ${describe(error)}` };
+      }
+    },
   };
 }
 
