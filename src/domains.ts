@@ -6,6 +6,7 @@ import { approvalsCrontab, approvalTasks } from './approvals/tasks.ts';
 import { auditCrontab, auditTasks } from './audit/tasks.ts';
 import { controlRoutes } from './controls/routes.ts';
 import { controlActions } from './controls/service.ts';
+import { depositRoutes } from './deposits/routes.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import type { SettlementLoop } from './payouts/loop.ts';
@@ -48,6 +49,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     approvalRoutes(runtime.sql, domains.approvals),
     controlRoutes(runtime.sql, domains.approvals),
     payoutRoutes(runtime.sql, domains.approvals),
+    depositRoutes(runtime.sql, runtime.config, runtime.logger),
   ];
 }
 

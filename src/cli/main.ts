@@ -10,6 +10,7 @@ import { registerLedgerCommands } from './ledger.ts';
 import { registerChannelCommands, registerPayoutCommands } from './payouts.ts';
 import { registerSandboxCommands } from './sandbox.ts';
 import { registerServeCommands } from './serve.ts';
+import { registerProviderCommands, registerWebhookCommands } from './webhooks.ts';
 
 export function buildProgram(): Command {
   const program = new Command('settledesk')
@@ -28,6 +29,8 @@ export function buildProgram(): Command {
   registerSandboxCommands(program, output);
   registerPayoutCommands(program, output);
   registerChannelCommands(program, output);
+  registerWebhookCommands(program, output);
+  registerProviderCommands(program, output);
   return program;
 }
 

@@ -17,7 +17,7 @@ afterAll(async () => {
 });
 
 describe('settledesk assets', () => {
-  it('enables an asset with its five system accounts, and is safe to re-run', async () => {
+  it('enables an asset with its six system accounts, and is safe to re-run', async () => {
     for (let run = 0; run < 2; run += 1) {
       const result = await runCli(['--json', 'assets', 'add', usdc, '--as', 'ops'], env);
       expect(result.code, result.stderr).toBe(0);
@@ -27,6 +27,7 @@ describe('settledesk assets', () => {
       { type: string }[]
     >`select type from accounts where asset = ${usdc} order by type`;
     expect(types.map((row) => row.type)).toEqual([
+      'deposit_clearing',
       'deposit_suspense',
       'escrow',
       'fees',

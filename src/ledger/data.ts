@@ -7,6 +7,7 @@ export const systemAccountTypes = [
   'deposit_suspense',
   'settlement',
   'fees',
+  'deposit_clearing',
 ] as const;
 export type AccountType = (typeof customerAccountTypes)[number] | (typeof systemAccountTypes)[number];
 

@@ -32,6 +32,13 @@ export type Config = {
   stellar: StellarConfig;
   sandbox: SandboxConfig;
   payouts: PayoutConfig;
+  deposits: DepositConfig;
+};
+
+/** Provider webhook secrets: `DEPOSIT_WEBHOOK_SECRET_<PROVIDER>=current[,previous]`. */
+export type DepositConfig = {
+  webhookSecrets: Readonly<Record<string, readonly string[]>>;
+  webhookToleranceSeconds: number;
 };
 
 /** The settlement engine's bounds; see docs/payouts.md. */
@@ -165,6 +172,29 @@ class Reader {
     return secrets;
   }
 
+  /** Every `<prefix><NAME>` variable as lower-case name → its comma-separated secrets (1 or 2). */
+  secretsByName(prefix: string, lengthMin: number): Record<string, string[]> {
+    const found: Record<string, string[]> = {};
+    for (const [key, value] of Object.entries(this.env)) {
+      if (!key.startsWith(prefix) || value === undefined || value.trim() === '') continue;
+      const name = key.slice(prefix.length).toLowerCase();
+      const secrets = value.split(',').map((secret) => secret.trim());
+      if (
+        !/^[a-z][a-z0-9_]{0,39}$/.test(name) ||
+        secrets.length > 2 ||
+        secrets.some((secret) => secret.length < lengthMin)
+      ) {
+        // Never echo the value: it is a secret.
+        this.problems.push(
+          `${key}: must be one or two comma-separated secrets of at least ${lengthMin} characters`,
+        );
+        continue;
+      }
+      found[name] = secrets;
+    }
+    return found;
+  }
+
   base64Key(name: string, bytes: number): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
@@ -179,6 +209,7 @@ class Reader {
 export const portMax = 65_535;
 export const stellarUrlsMax = 8;
 export const channelsMax = 100;
+export const webhookSecretLengthMin = 16;
 export const keyringKeyBytes = 32;
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
@@ -225,6 +256,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       resubmitAfterMs: read.integer('PAYOUT_RESUBMIT_AFTER_MS', 10_000, 100, 600_000),
       manualReviewAfterMs: read.integer('PAYOUT_MANUAL_REVIEW_AFTER_MS', 900_000, 100, 86_400_000),
       pollMs: read.integer('PAYOUT_POLL_MS', 1_000, 10, 60_000),
+    },
+    deposits: {
+      webhookSecrets: read.secretsByName('DEPOSIT_WEBHOOK_SECRET_', webhookSecretLengthMin),
+      webhookToleranceSeconds: read.integer('WEBHOOK_TOLERANCE_SECONDS', 300, 10, 3_600),
     },
   };
   if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {

@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { payloadHash } from '../approvals/canonical.ts';
+import { assertMoneyMovementAllowed } from '../controls/service.ts';
+import { selectAccountsForUpdate, selectSystemAccount } from '../ledger/data.ts';
+import { postJournal } from '../ledger/service.ts';
+import { parsePositiveAmount } from '../ledger/transfers.ts';
+import type { Tx } from '../platform/db/types.ts';
+import { DomainError } from '../platform/errors.ts';
+import { type DepositRow, insertDeposit, selectDeposit } from './data.ts';
+
+/**
+ * Credits a deposit exactly once per (provider, reference): the reference is claimed first (a
+ * unique index), so concurrent duplicates wait for the first and then see it. The same payload
+ * again is a replay; another payload under the same reference is refused and credits nothing.
+ */
+
+export type DepositInput = {
+  provider: string;
+  reference: string;
+  accountId: string;
+  asset: string;
+  amount: string;
+  source: DepositRow['source'];
+};
+
+export type CreditOutcome = { kind: 'credited' | 'replay'; deposit: DepositRow };
+
+export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: string): Promise<CreditOutcome> {
+  // The fields as the provider sent them: a resent webhook is byte-for-byte the same payload.
+  const hash = payloadHash({
+    reference: input.reference,
+    accountId: input.accountId,
+    asset: input.asset,
+    amount: input.amount,
+  });
+  const seen = await selectDeposit(tx, input.provider, input.reference);
+  if (seen) return replayOrMismatch(seen, hash);
+  await assertMoneyMovementAllowed(tx);
+  const [account] = await selectAccountsForUpdate(tx, [input.accountId]);
+  if (!account) throw new DomainError('ledger/account-not-found', `no account ${input.accountId}`);
+  if (account.type !== 'customer' && account.type !== 'merchant') {
+    throw new DomainError(
+      'ledger/account-not-found',
+      `account ${account.id} is not a customer or merchant account`,
+    );
+  }
+  if (account.asset !== input.asset) {
+    throw new DomainError('ledger/asset-mismatch', `the account holds ${account.asset}, not ${input.asset}`);
+  }
+  const amountMinor = parsePositiveAmount(input.amount, account.precision);
+  const deposit = {
+    id: randomUUID(),
+    provider: input.provider,
+    reference: input.reference,
+    payloadHash: hash,
+    accountId: account.id,
+    asset: account.asset,
+    amountMinor,
+    source: input.source,
+  };
+  const journalId = randomUUID();
+  if ((await insertDeposit(tx, { ...deposit, journalId })) === undefined) {
+    // A concurrent duplicate claimed the reference first and has committed.
+    const existing = await selectDeposit(tx, input.provider, input.reference);
+    if (!existing) throw new Error('a claimed deposit reference has no row');
+    return replayOrMismatch(existing, hash);
+  }
+  const clearing = await selectSystemAccount(tx, 'deposit_clearing', account.asset);
+  if (!clearing) throw new Error(`no deposit_clearing account for ${account.asset}`);
+  await postJournal(tx, {
+    journalId,
+    kind: 'deposit',
+    entries: [
+      { accountId: clearing.id, amountMinor: -amountMinor },
+      { accountId: account.id, amountMinor },
+    ],
+    reference: `${input.provider}:${input.reference}`,
+    requestId,
+  });
+  return { kind: 'credited', deposit: { ...deposit, createdAt: new Date() } };
+}
+
+function replayOrMismatch(existing: DepositRow, hash: string): CreditOutcome {
+  if (existing.payloadHash !== hash) {
+    throw new DomainError(
+      'webhook/reference-mismatch',
+      `reference ${existing.reference} was received with another payload`,
+    );
+  }
+  return { kind: 'replay', deposit: existing };
+}

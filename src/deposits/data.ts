@@ -1,0 +1,165 @@
+import type { Executor } from '../platform/db/types.ts';
+
+export const providerModes = ['standard', 'read_only', 'disabled'] as const;
+export type ProviderMode = (typeof providerModes)[number];
+export type ProviderRow = { name: string; kind: 'stellar' | 'external'; mode: ProviderMode };
+
+export type DepositRow = {
+  id: string;
+  provider: string;
+  reference: string;
+  payloadHash: string;
+  accountId: string;
+  asset: string;
+  amountMinor: bigint;
+  source: 'webhook' | 'chain' | 'proof';
+  createdAt: Date;
+};
+
+export type InboundWebhookRow = {
+  id: string;
+  provider: string;
+  body: string;
+  state: 'processed' | 'dead_letter' | 'replayed';
+  outcome: string | null;
+  error: string | null;
+  attempts: number;
+  receivedAt: Date;
+};
+
+export async function selectProvider(db: Executor, name: string): Promise<ProviderRow | undefined> {
+  const [row] = await db<
+    ProviderRow[]
+  >`select name, kind, mode from deposit_providers where name = ${name}::text`;
+  return row;
+}
+
+export async function selectProviders(
+  db: Executor,
+): Promise<(ProviderRow & { updatedAt: Date; updatedBy: string })[]> {
+  return db<(ProviderRow & { updatedAt: Date; updatedBy: string })[]>`
+    select name, kind, mode, updated_at as "updatedAt", updated_by as "updatedBy" from deposit_providers order by name`;
+}
+
+export async function insertProvider(
+  db: Executor,
+  name: string,
+  actor: string,
+): Promise<ProviderRow | undefined> {
+  const [row] = await db<ProviderRow[]>`
+    insert into deposit_providers (name, kind, updated_by) values (${name}::text, 'external', ${actor}::text)
+    on conflict do nothing returning name, kind, mode`;
+  return row;
+}
+
+export async function updateProviderMode(
+  db: Executor,
+  name: string,
+  mode: ProviderMode,
+  actor: string,
+): Promise<ProviderRow | undefined> {
+  const [row] = await db<ProviderRow[]>`
+    update deposit_providers set mode = ${mode}::text, updated_at = now(), updated_by = ${actor}::text
+    where name = ${name}::text returning name, kind, mode`;
+  return row;
+}
+
+/** Claims the reference; undefined when it was already taken (the caller reads what is there). */
+export async function insertDeposit(
+  db: Executor,
+  deposit: Omit<DepositRow, 'createdAt'> & { journalId: string },
+): Promise<string | undefined> {
+  const [row] = await db<{ id: string }[]>`
+    insert into deposits (id, provider, reference, payload_hash, account_id, asset, amount_minor, journal_id, source)
+    values (${deposit.id}::uuid, ${deposit.provider}::text, ${deposit.reference}::text, ${deposit.payloadHash}::text,
+            ${deposit.accountId}::uuid, ${deposit.asset}::text, ${deposit.amountMinor}::int8, ${deposit.journalId}::uuid,
+            ${deposit.source}::text)
+    on conflict (provider, reference) do nothing
+    returning id`;
+  return row?.id;
+}
+
+export async function selectDeposit(
+  db: Executor,
+  provider: string,
+  reference: string,
+): Promise<DepositRow | undefined> {
+  const [row] = await db<DepositRow[]>`
+    select id, provider, reference, payload_hash as "payloadHash", account_id as "accountId", asset,
+           amount_minor as "amountMinor", source, created_at as "createdAt"
+    from deposits where provider = ${provider}::text and reference = ${reference}::text`;
+  return row;
+}
+
+export async function insertInboundWebhook(
+  db: Executor,
+  webhook: {
+    id: string;
+    provider: string;
+    body: string;
+    state: InboundWebhookRow['state'];
+    outcome: string | null;
+    error: string | null;
+  },
+): Promise<void> {
+  await db`
+    insert into inbound_webhooks (id, provider, body, state, outcome, error)
+    values (${webhook.id}::uuid, ${webhook.provider}::text, ${webhook.body}::text, ${webhook.state}::text,
+            ${webhook.outcome}::text, ${webhook.error}::text)`;
+}
+
+const webhookColumns = (db: Executor) => db`
+  id, provider, body, state, outcome, error, attempts, received_at as "receivedAt"`;
+
+export async function selectInboundWebhook(db: Executor, id: string): Promise<InboundWebhookRow | undefined> {
+  const [row] = await db<
+    InboundWebhookRow[]
+  >`select ${webhookColumns(db)} from inbound_webhooks where id = ${id}::uuid`;
+  return row;
+}
+
+/** Locks a dead-lettered webhook for replay; undefined when it is not (or no longer) dead-lettered. */
+export async function claimDeadLetter(db: Executor, id: string): Promise<InboundWebhookRow | undefined> {
+  const [row] = await db<InboundWebhookRow[]>`
+    select ${webhookColumns(db)} from inbound_webhooks where id = ${id}::uuid and state = 'dead_letter' for update`;
+  return row;
+}
+
+export async function selectDeadLetters(db: Executor, limit: number): Promise<InboundWebhookRow[]> {
+  return db<InboundWebhookRow[]>`
+    select ${webhookColumns(db)} from inbound_webhooks where state = 'dead_letter' order by received_at limit ${limit}::int`;
+}
+
+export async function countDeadLetters(db: Executor): Promise<number> {
+  const [row] = await db<
+    { count: number }[]
+  >`select count(*)::int as count from inbound_webhooks where state = 'dead_letter'`;
+  return row?.count ?? 0;
+}
+
+export async function updateInboundWebhook(
+  db: Executor,
+  id: string,
+  change: { state: InboundWebhookRow['state']; outcome: string | null; error: string | null },
+): Promise<void> {
+  await db`
+    update inbound_webhooks
+    set state = ${change.state}::text, outcome = ${change.outcome}::text, error = ${change.error}::text,
+        attempts = attempts + 1, updated_at = now()
+    where id = ${id}::uuid`;
+}
+
+export async function recordReplayFailure(db: Executor, id: string, error: string): Promise<void> {
+  await db`
+    update inbound_webhooks set error = ${error}::text, attempts = attempts + 1, updated_at = now()
+    where id = ${id}::uuid and state = 'dead_letter'`;
+}
+
+export async function insertSecurityEvent(
+  db: Executor,
+  event: { kind: string; source: string; detail: unknown },
+): Promise<void> {
+  await db`
+    insert into security_events (kind, source, detail)
+    values (${event.kind}::text, ${event.source}::text, ${JSON.stringify(event.detail)}::jsonb)`;
+}

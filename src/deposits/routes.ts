@@ -1,0 +1,98 @@
+import { Type } from 'typebox';
+import { operatorRoles } from '../platform/auth/roles.ts';
+import type { Config } from '../platform/config.ts';
+import type { Sql } from '../platform/db/types.ts';
+import type { App } from '../platform/http/app.ts';
+import type { Logger } from '../platform/logging.ts';
+import { selectDeadLetters } from './data.ts';
+import { signatureHeader } from './signature.ts';
+import { receiveProviderWebhook, replayDeadLetter } from './webhooks.ts';
+
+export const deadLettersPageMax = 200;
+
+const WebhookView = Type.Object({
+  id: Type.String(),
+  provider: Type.String(),
+  state: Type.String(),
+  outcome: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+  attempts: Type.Integer(),
+  receivedAt: Type.String({ format: 'date-time' }),
+});
+
+function webhookJson(row: {
+  id: string;
+  provider: string;
+  state: string;
+  outcome: string | null;
+  error: string | null;
+  attempts: number;
+  receivedAt: Date;
+}) {
+  const { id, provider, state, outcome, error, attempts } = row;
+  return { id, provider, state, outcome, error, attempts, receivedAt: row.receivedAt.toISOString() };
+}
+
+export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
+  return async (app: App): Promise<void> => {
+    // The signature covers the exact bytes sent: this scope keeps JSON bodies as raw text.
+    await app.register(async (scope) => {
+      scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) =>
+        done(null, body),
+      );
+      (scope as unknown as App).post(
+        '/v1/webhooks/deposits/:provider',
+        {
+          config: { access: 'public' },
+          schema: {
+            tags: ['deposits'],
+            description:
+              'A deposit provider reports a deposit. Authenticated by `X-Webhook-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`. Body: {reference, accountId, asset, amount}.',
+            params: Type.Object({ provider: Type.String({ pattern: '^[a-z][a-z0-9_-]{0,39}$' }) }),
+            body: Type.String({
+              maxLength: 65_536,
+              description: 'JSON {reference, accountId, asset, amount}',
+            }),
+          },
+        },
+        async (request, reply) => {
+          const result = await receiveProviderWebhook(sql, config, logger, {
+            provider: request.params.provider,
+            body: request.body,
+            signature: request.headers[signatureHeader] as string | undefined,
+            nowSeconds: Math.floor(Date.now() / 1_000),
+            requestId: request.id,
+          });
+          return reply.code(result.status).send(result.body);
+        },
+      );
+    });
+    app.get(
+      '/v1/webhooks/dead-letters',
+      {
+        config: { access: operatorRoles },
+        schema: {
+          tags: ['deposits'],
+          querystring: Type.Object({
+            limit: Type.Integer({ minimum: 1, maximum: deadLettersPageMax, default: 50 }),
+          }),
+          response: { 200: Type.Object({ items: Type.Array(WebhookView) }) },
+        },
+      },
+      async (request) => ({ items: (await selectDeadLetters(sql, request.query.limit)).map(webhookJson) }),
+    );
+    app.post(
+      '/v1/webhooks/dead-letters/:id/replay',
+      {
+        config: { access: operatorRoles },
+        schema: {
+          tags: ['deposits'],
+          params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+          response: { 200: WebhookView },
+        },
+      },
+      async (request) =>
+        webhookJson(await replayDeadLetter(sql, request.params.id, request.principal?.subject ?? '')),
+    );
+  };
+}
