@@ -9,20 +9,20 @@ import { controlActions } from './controls/service.ts';
 import { depositRoutes } from './deposits/routes.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
-import type { SettlementLoop } from './payouts/loop.ts';
 import { payoutRoutes } from './payouts/routes.ts';
 import { resolveProposalAction, settleTask } from './payouts/service.ts';
 import { healthRoutes } from './platform/health.ts';
 import { heartbeat, heartbeatCrontab, heartbeatTask, workersCheck } from './platform/heartbeat.ts';
 import type { RouteModule } from './platform/http/app.ts';
 import type { TaskMap } from './platform/jobs.ts';
+import type { Poller } from './platform/poller.ts';
 import type { Runtime } from './platform/runtime.ts';
 
 /** Services shared by routes, tasks and CLI commands, built once per process. */
 export type Domains = {
   approvals: Approvals;
   /** Set in processes that run the job worker and can reach Stellar. */
-  settlement: { loop: SettlementLoop | undefined };
+  settlement: { loop: Poller | undefined };
 };
 
 export function createDomains(runtime: Runtime): Domains {

@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
+import { DepositWatcher } from './deposits/watcher.ts';
 import { createDomains, type Domains, domainCrontab, domainRoutes, domainTasks } from './domains.ts';
 import { ensureSystemAccounts, selectAssets } from './ledger/data.ts';
 import { SettlementEngine } from './payouts/engine.ts';
-import { type SettlementLoop, startSettlementLoop } from './payouts/loop.ts';
 import { startAccessSync } from './platform/auth/access.ts';
 import type { Principal } from './platform/auth/roles.ts';
 import { TokenRejected, VerifiedTokens } from './platform/auth/tokens.ts';
@@ -11,11 +11,12 @@ import { heartbeatTask } from './platform/heartbeat.ts';
 import { type App, createApp } from './platform/http/app.ts';
 import type { Authenticator } from './platform/http/auth.ts';
 import { enqueueJob, startWorker, type Worker } from './platform/jobs.ts';
+import { type Poller, startPoller } from './platform/poller.ts';
 import type { Runtime } from './platform/runtime.ts';
 import { ensureChannels, problemsOf } from './stellar/channels.ts';
 import type { StellarEndpoints } from './stellar/endpoints.ts';
 import { createSettlementChain } from './stellar/settlement-chain.ts';
-import { loadWallet } from './stellar/wallet.ts';
+import { loadWallet, type Wallet } from './stellar/wallet.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -54,7 +55,9 @@ export async function startJobs(
   domains: Domains = createDomains(runtime),
   stellar?: StellarEndpoints,
 ): Promise<Worker> {
-  const settlement = stellar ? await startSettlement(runtime, stellar) : undefined;
+  const wallet = stellar ? await loadWallet(runtime.config) : undefined;
+  const settlement = stellar && wallet ? startSettlement(runtime, stellar, wallet) : undefined;
+  const watcher = stellar && wallet ? startDepositWatcher(runtime, stellar, wallet) : undefined;
   domains.settlement.loop = settlement;
   const worker = await startWorker({
     connectionString: runtime.databaseUrl,
@@ -69,16 +72,15 @@ export async function startJobs(
   return {
     ...worker,
     stop: async () => {
-      await settlement?.stop();
+      await Promise.all([settlement?.stop(), watcher?.stop()]);
       await worker.stop();
     },
   };
 }
 
 /** The settlement engine on this process: wallet, channels (bootstrapped on the sandbox), loop. */
-async function startSettlement(runtime: Runtime, stellar: StellarEndpoints): Promise<SettlementLoop> {
+function startSettlement(runtime: Runtime, stellar: StellarEndpoints, wallet: Wallet): Poller {
   const { config, logger } = runtime;
-  const wallet = await loadWallet(config);
   const chain = createSettlementChain(stellar, logger);
   for (const check of chain.healthChecks()) runtime.health.register(check);
   const engine = new SettlementEngine(runtime.sql, chain, {
@@ -105,7 +107,31 @@ async function startSettlement(runtime: Runtime, stellar: StellarEndpoints): Pro
     { hotWallet: wallet.hotWallet.publicKey(), channels: wallet.channels.length, network: stellar.network },
     'settlement engine started',
   );
-  return startSettlementLoop(engine, { pollMs: config.payouts.pollMs, logger, prepare });
+  return startPoller({
+    name: 'settlement engine',
+    round: async () => {
+      const report = await engine.runRound();
+      return report.built > 0 || report.resolved > 0;
+    },
+    pollMs: config.payouts.pollMs,
+    logger,
+    prepare,
+  });
+}
+
+/** Follows payments into the hot wallet and credits them (see src/deposits/watcher.ts). */
+function startDepositWatcher(runtime: Runtime, stellar: StellarEndpoints, wallet: Wallet): Poller {
+  const watcher = new DepositWatcher(runtime.sql, {
+    horizonUrls: stellar.horizonUrls,
+    receivingAccount: wallet.hotWallet.publicKey(),
+    logger: runtime.logger,
+  });
+  return startPoller({
+    name: 'deposit watcher',
+    round: () => watcher.poll(),
+    pollMs: runtime.config.deposits.watcherPollMs,
+    logger: runtime.logger,
+  });
 }
 
 export type Service = { app: App; url: string; stop(): Promise<void> };

@@ -1,9 +1,14 @@
+import { Asset, Horizon, Keypair, Memo, Operation, TransactionBuilder } from '@stellar/stellar-sdk';
 import { type Command, InvalidArgumentError } from 'commander';
+import { countDepositsTo } from '../deposits/data.ts';
+import { ensureMemo } from '../deposits/watcher-data.ts';
+import { getAccount } from '../ledger/service.ts';
 import { faultKinds } from '../sandbox/faults.ts';
 import { findRunningSandbox } from '../sandbox/ownership.ts';
 import { startSandbox } from '../sandbox/server.ts';
 import { sandboxDataDir } from '../stellar/connect.ts';
-import { CliError, cliLogger, loadCliConfig, type Output, print } from './context.ts';
+import { loadWallet } from '../stellar/wallet.ts';
+import { CliError, cliLogger, loadCliConfig, type Output, print, withRuntime } from './context.ts';
 
 /**
  * `settledesk sandbox` runs the sandbox network alone (the same network, from the same data folder,
@@ -197,4 +202,90 @@ export function registerSandboxCommands(program: Command, output: () => Output):
       print(output(), body, () => `closed ledger ${body.sequence}`);
     });
   registerFaultCommands(sandbox, output);
+  registerFundCommand(sandbox, output);
+}
+
+/** Friendbot's grant, less what a funding account keeps for its reserve and fees. */
+export const sandboxFundMax = 9_000;
+const fundWaitMs = 60_000;
+
+/**
+ * `settledesk sandbox fund --account ID --amount X`: a real sandbox payment into the hot wallet
+ * with the account's deposit memo, from a fresh friendbot-funded account; the deposit watcher of
+ * the running service credits it, and the command waits until it has.
+ */
+function registerFundCommand(sandbox: Command, output: () => Output): void {
+  sandbox
+    .command('fund')
+    .description(
+      "pay X XLM on the sandbox into the hot wallet with the account's memo, and wait for the watcher to credit it",
+    )
+    .requiredOption('--account <id>', 'the customer or merchant account to credit (XLM)')
+    .requiredOption('--amount <xlm>', `lumens, up to ${sandboxFundMax}`)
+    .action(async (options: { account: string; amount: string }) => {
+      const amount = Number(options.amount);
+      if (!/^\d+(\.\d{1,7})?$/.test(options.amount) || amount <= 0 || amount > sandboxFundMax) {
+        throw new CliError(
+          `--amount must be a positive number of lumens up to ${sandboxFundMax}, at most 7 decimals`,
+        );
+      }
+      const config = loadCliConfig();
+      const running = await findRunningSandbox(sandboxDataDir(config));
+      if (running === undefined)
+        throw new CliError(`no sandbox is running for ${config.dataDir}: start settledesk (npm start) first`);
+      const result = await withRuntime({ migrate: false }, async (runtime) => {
+        const account = await getAccount(runtime.sql, options.account);
+        if (account.asset !== 'XLM')
+          throw new CliError(`account ${account.id} holds ${account.asset}; sandbox fund pays XLM`);
+        const memo = await ensureMemo(runtime.sql, account.id);
+        const { hotWallet } = await loadWallet(runtime.config);
+        const before = await countDepositsTo(runtime.sql, account.id);
+        const hash = await payIntoHotWallet(running, hotWallet.publicKey(), options.amount, memo);
+        const deadline = Date.now() + fundWaitMs;
+        while ((await countDepositsTo(runtime.sql, account.id)) === before) {
+          if (Date.now() > deadline)
+            throw new CliError(
+              `paid in transaction ${hash}, but nothing was credited within ${fundWaitMs} ms: is settledesk running?`,
+            );
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        return {
+          accountId: account.id,
+          amount: options.amount,
+          memo: memo.toString(),
+          transactionHash: hash,
+          credited: true,
+        };
+      });
+      print(
+        output(),
+        result,
+        () =>
+          `credited ${result.amount} XLM to ${result.accountId} (memo ${result.memo}, transaction ${result.transactionHash})`,
+      );
+    });
+}
+
+async function payIntoHotWallet(
+  running: { friendbotUrl: string; horizonUrls: string[]; networkPassphrase: string },
+  hotWallet: string,
+  amount: string,
+  memo: bigint,
+): Promise<string> {
+  const payer = Keypair.random();
+  const funded = await fetch(`${running.friendbotUrl}?addr=${payer.publicKey()}`);
+  if (!funded.ok) throw new CliError(`friendbot answered ${funded.status}`);
+  const horizon = new Horizon.Server(running.horizonUrls[0] ?? '', { allowHttp: true });
+  const source = await horizon.loadAccount(payer.publicKey());
+  const transaction = new TransactionBuilder(source, {
+    fee: '1000',
+    networkPassphrase: running.networkPassphrase,
+    memo: Memo.id(memo.toString()),
+  })
+    .addOperation(Operation.payment({ destination: hotWallet, asset: Asset.native(), amount }))
+    .setTimeout(60)
+    .build();
+  transaction.sign(payer);
+  const response = await horizon.submitTransaction(transaction);
+  return response.hash;
 }

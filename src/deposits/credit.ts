@@ -23,6 +23,14 @@ export type DepositInput = {
   source: DepositRow['source'];
 };
 
+/**
+ * Where the money is while it is credited: money held by a provider (`deposit_clearing`), or
+ * money in the hot wallet on chain (`settlement`, the ledger's mirror of it).
+ */
+function offsetOf(input: DepositInput): 'deposit_clearing' | 'settlement' {
+  return input.source === 'webhook' ? 'deposit_clearing' : 'settlement';
+}
+
 export type CreditOutcome = { kind: 'credited' | 'replay'; deposit: DepositRow };
 
 export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: string): Promise<CreditOutcome> {
@@ -65,8 +73,8 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
     if (!existing) throw new Error('a claimed deposit reference has no row');
     return replayOrMismatch(existing, hash);
   }
-  const clearing = await selectSystemAccount(tx, 'deposit_clearing', account.asset);
-  if (!clearing) throw new Error(`no deposit_clearing account for ${account.asset}`);
+  const clearing = await selectSystemAccount(tx, offsetOf(input), account.asset);
+  if (!clearing) throw new Error(`no ${offsetOf(input)} account for ${account.asset}`);
   await postJournal(tx, {
     journalId,
     kind: 'deposit',
@@ -88,4 +96,52 @@ function replayOrMismatch(existing: DepositRow, hash: string): CreditOutcome {
     );
   }
   return { kind: 'replay', deposit: existing };
+}
+
+/**
+ * On-chain money that no account claims (unknown memo, no memo, another asset) is kept in
+ * `deposit_suspense` for a person to attribute, under the same once-per-reference rule.
+ */
+export async function parkInSuspense(
+  tx: Tx,
+  input: { provider: string; reference: string; asset: string; amountMinor: bigint },
+): Promise<CreditOutcome> {
+  const hash = payloadHash({
+    reference: input.reference,
+    asset: input.asset,
+    amountMinor: input.amountMinor.toString(),
+  });
+  const seen = await selectDeposit(tx, input.provider, input.reference);
+  if (seen) return replayOrMismatch(seen, hash);
+  const [suspense, settlement] = await Promise.all([
+    selectSystemAccount(tx, 'deposit_suspense', input.asset),
+    selectSystemAccount(tx, 'settlement', input.asset),
+  ]);
+  if (!suspense || !settlement) throw new Error(`no suspense or settlement account for ${input.asset}`);
+  const deposit = {
+    id: randomUUID(),
+    provider: input.provider,
+    reference: input.reference,
+    payloadHash: hash,
+    accountId: suspense.id,
+    asset: input.asset,
+    amountMinor: input.amountMinor,
+    source: 'chain' as const,
+  };
+  const journalId = randomUUID();
+  if ((await insertDeposit(tx, { ...deposit, journalId })) === undefined) {
+    const existing = await selectDeposit(tx, input.provider, input.reference);
+    if (!existing) throw new Error('a claimed deposit reference has no row');
+    return replayOrMismatch(existing, hash);
+  }
+  await postJournal(tx, {
+    journalId,
+    kind: 'deposit_suspense',
+    entries: [
+      { accountId: settlement.id, amountMinor: -input.amountMinor },
+      { accountId: suspense.id, amountMinor: input.amountMinor },
+    ],
+    reference: `${input.provider}:${input.reference}`,
+  });
+  return { kind: 'credited', deposit: { ...deposit, createdAt: new Date() } };
 }

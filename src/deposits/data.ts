@@ -91,6 +91,13 @@ export async function selectDeposit(
   return row;
 }
 
+export async function countDepositsTo(db: Executor, accountId: string): Promise<number> {
+  const [row] = await db<
+    { count: number }[]
+  >`select count(*)::int as count from deposits where account_id = ${accountId}::uuid`;
+  return row?.count ?? 0;
+}
+
 export async function insertInboundWebhook(
   db: Executor,
   webhook: {

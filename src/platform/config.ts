@@ -39,6 +39,7 @@ export type Config = {
 export type DepositConfig = {
   webhookSecrets: Readonly<Record<string, readonly string[]>>;
   webhookToleranceSeconds: number;
+  watcherPollMs: number;
 };
 
 /** The settlement engine's bounds; see docs/payouts.md. */
@@ -260,6 +261,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     deposits: {
       webhookSecrets: read.secretsByName('DEPOSIT_WEBHOOK_SECRET_', webhookSecretLengthMin),
       webhookToleranceSeconds: read.integer('WEBHOOK_TOLERANCE_SECONDS', 300, 10, 3_600),
+      watcherPollMs: read.integer('DEPOSIT_WATCHER_POLL_MS', 1_000, 10, 60_000),
     },
   };
   if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {

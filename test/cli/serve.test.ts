@@ -71,6 +71,26 @@ describe('settledesk serve', () => {
     const funded = Keypair.random().publicKey();
     const friendbot = await fetch(`${horizonUrls[0]}/friendbot?addr=${funded}`);
     expect(friendbot.status).toBe(200);
+    // Money in, end to end: a real sandbox payment with the account's memo, credited by the watcher.
+    const service = JSON.parse(
+      (await runCli(['--json', 'token', 'issue', '--sub', 'app', '--role', 'service'], env)).stdout,
+    ) as { token: string };
+    const created = await fetch(`http://127.0.0.1:${port}/v1/accounts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${service.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'customer', asset: 'XLM' }),
+    });
+    const customer = (await created.json()) as { id: string };
+    const funding = await runCli(
+      ['--json', 'sandbox', 'fund', '--account', customer.id, '--amount', '25'],
+      env,
+    );
+    expect(funding.code, funding.stderr).toBe(0);
+    expect(JSON.parse(funding.stdout)).toMatchObject({ accountId: customer.id, credited: true });
+    const shown = await fetch(`http://127.0.0.1:${port}/v1/accounts/${customer.id}`, {
+      headers: { authorization: `Bearer ${service.token}` },
+    });
+    expect(((await shown.json()) as { balance: string }).balance).toBe('25.0000000');
     const stopping = Date.now();
     process.kill(-(first.pid ?? 0), 'SIGINT');
     const exit = await finished(first, stopWithinMs + 5_000);

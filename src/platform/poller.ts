@@ -1,20 +1,23 @@
-import type { Logger } from '../platform/logging.ts';
-import type { SettlementEngine } from './engine.ts';
+import type { Logger } from './logging.ts';
 
 /**
- * Runs settlement rounds in a worker process: at once when woken (a payout was accepted), every
- * `pollMs` otherwise. Crash safety does not depend on it: any process may run a round, and a
- * process killed mid-round leaves only stored attempts, which the next round looks up by hash.
+ * Runs a background round in a worker process again and again: at once while it reports it was
+ * busy or when woken, every `pollMs` otherwise. The rounds themselves must be safe to run anywhere
+ * and to stop at any point (the settlement engine and the deposit watcher are): a process killed
+ * mid-round leaves nothing the next round cannot pick up.
  */
-export type SettlementLoop = { wake(): void; stop(): Promise<void> };
+export type Poller = { wake(): void; stop(): Promise<void> };
 
 /** How long shutdown waits for a round in flight. */
 export const roundDrainMsMax = 2_000;
 
-export function startSettlementLoop(
-  engine: SettlementEngine,
-  options: { pollMs: number; logger: Logger; prepare?: () => Promise<void> },
-): SettlementLoop {
+export function startPoller(options: {
+  name: string;
+  round: () => Promise<boolean>;
+  pollMs: number;
+  logger: Logger;
+  prepare?: () => Promise<void>;
+}): Poller {
   let stopped = false;
   let wakeUp: (() => void) | undefined;
   let woken = false;
@@ -43,17 +46,16 @@ export function startSettlementLoop(
         await options.prepare?.();
         prepared = true;
       } catch (error) {
-        options.logger.warn({ err: error }, 'settlement engine not ready yet');
+        options.logger.warn({ err: error, poller: options.name }, `${options.name} not ready yet`);
         await sleep(options.pollMs);
       }
     }
     while (!stopped) {
       let busy = false;
       try {
-        const report = await engine.runRound();
-        busy = report.built > 0 || report.resolved > 0;
+        busy = await options.round();
       } catch (error) {
-        options.logger.error({ err: error }, 'settlement round failed');
+        options.logger.error({ err: error, poller: options.name }, `${options.name} round failed`);
       }
       if (!busy) await sleep(options.pollMs);
     }
