@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { providerModes, selectDeadLetters, selectProviders } from '../deposits/data.ts';
+import { rollbackRouting, setRouting } from '../deposits/intents.ts';
 import { addProvider, setProviderMode } from '../deposits/providers.ts';
 import { deadLettersPageMax } from '../deposits/routes.ts';
+import { selectRouting } from '../deposits/routing-data.ts';
 import { replayDeadLetter } from '../deposits/webhooks.ts';
 import { CliError, type Output, operatorName, print, withRuntime } from './context.ts';
 
@@ -19,6 +21,70 @@ export function registerProviderCommands(program: Command, output: () => Output)
               `${row.name.padEnd(20)} ${row.kind.padEnd(9)} ${row.mode.padEnd(10)} since ${row.updatedAt.toISOString()} by ${row.updatedBy}`,
           )
           .join('\n'),
+      );
+    });
+  providers
+    .command('routing')
+    .description('the default provider and the cohort routed elsewhere')
+    .action(async () => {
+      const routing = await withRuntime({ migrate: false }, (runtime) => selectRouting(runtime.sql));
+      print(
+        output(),
+        routing,
+        () =>
+          `default ${routing.defaultProvider}${routing.cohortProvider ? `, ${routing.cohortPercent} % of accounts to ${routing.cohortProvider}` : ''} (since ${routing.updatedAt.toISOString()} by ${routing.updatedBy}: ${routing.reason})`,
+      );
+    });
+  providers
+    .command('route')
+    .description('set the default provider and, optionally, a cohort of accounts routed to another one')
+    .requiredOption('--default <name>', 'provider for everyone outside the cohort')
+    .option('--cohort <name>', 'provider for the cohort')
+    .option('--percent <n>', 'share of accounts in the cohort, 0-100', '0')
+    .requiredOption('--reason <text>', 'why, for the audit log')
+    .option('--as <name>', 'who changes it (default SETTLEDESK_OPERATOR or the OS user)')
+    .action(
+      async (options: { default: string; cohort?: string; percent: string; reason: string; as?: string }) => {
+        const percent = Number(options.percent);
+        if (!Number.isInteger(percent) || percent < 0 || percent > 100)
+          throw new CliError('--percent must be a whole number from 0 to 100');
+        if (percent > 0 && options.cohort === undefined) throw new CliError('--percent needs --cohort');
+        const actor = operatorName(options.as);
+        const routing = await withRuntime({ migrate: false }, (runtime) =>
+          setRouting(
+            runtime.sql,
+            {
+              defaultProvider: options.default,
+              cohortProvider: options.cohort ?? null,
+              cohortPercent: percent,
+            },
+            actor,
+            options.reason,
+          ),
+        );
+        print(
+          output(),
+          routing,
+          () =>
+            `routing: default ${routing.defaultProvider}, ${routing.cohortPercent} % to ${routing.cohortProvider ?? '-'}`,
+        );
+      },
+    );
+  providers
+    .command('rollback')
+    .description('restore the routing in force before the current one')
+    .requiredOption('--reason <text>', 'why, for the audit log')
+    .option('--as <name>', 'who rolls back (default SETTLEDESK_OPERATOR or the OS user)')
+    .action(async (options: { reason: string; as?: string }) => {
+      const actor = operatorName(options.as);
+      const routing = await withRuntime({ migrate: false }, (runtime) =>
+        rollbackRouting(runtime.sql, actor, options.reason),
+      );
+      print(
+        output(),
+        routing,
+        () =>
+          `routing restored: default ${routing.defaultProvider}, ${routing.cohortPercent} % to ${routing.cohortProvider ?? '-'}`,
       );
     });
   providers

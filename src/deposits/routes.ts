@@ -4,7 +4,9 @@ import type { Config } from '../platform/config.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
 import type { Logger } from '../platform/logging.ts';
+import { loadWallet } from '../stellar/wallet.ts';
 import { selectDeadLetters } from './data.ts';
+import { createIntent } from './intents.ts';
 import { signatureHeader } from './signature.ts';
 import { receiveProviderWebhook, replayDeadLetter } from './webhooks.ts';
 
@@ -67,6 +69,37 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
         },
       );
     });
+    let hotWallet: Promise<string> | undefined;
+    app.post(
+      '/v1/deposits/intents',
+      {
+        config: { access: ['service', 'operator', 'admin'] },
+        schema: {
+          tags: ['deposits'],
+          description:
+            'How an account pays in: the routed provider, and its address and memo or its reference.',
+          body: Type.Object(
+            {
+              accountId: Type.String({ format: 'uuid' }),
+              provider: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,39}$' })),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request, reply) => {
+        const intent = await createIntent(sql, {
+          accountId: request.body.accountId,
+          provider: request.body.provider,
+          actor: request.principal?.subject ?? '',
+          hotWallet: () => {
+            hotWallet ??= loadWallet(config).then((wallet) => wallet.hotWallet.publicKey());
+            return hotWallet;
+          },
+        });
+        return reply.code(201).send(intent);
+      },
+    );
     app.get(
       '/v1/webhooks/dead-letters',
       {

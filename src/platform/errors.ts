@@ -44,6 +44,11 @@ export const problemCatalogue = {
     title: 'This reference was already received with a different payload',
   },
   'webhook/not-dead-lettered': { status: 409, title: 'The webhook is not in the dead-letter queue' },
+  'deposits/provider-not-accepting': {
+    status: 409,
+    title: 'The deposit provider takes no new intents (read_only or disabled)',
+  },
+  'deposits/no-previous-routing': { status: 409, title: 'There is no earlier routing to roll back to' },
   'payouts/invalid-destination': { status: 400, title: 'The destination is not a Stellar G… or M… address' },
   'payouts/invalid-memo': { status: 400, title: 'The memo does not fit its type' },
   'payouts/not-found': { status: 404, title: 'No such payout' },
