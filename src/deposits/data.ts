@@ -170,3 +170,21 @@ export async function insertSecurityEvent(
     insert into security_events (kind, source, detail)
     values (${event.kind}::text, ${event.source}::text, ${JSON.stringify(event.detail)}::jsonb)`;
 }
+
+export async function insertProof(
+  db: Executor,
+  proof: {
+    id: string;
+    transactionHash: string;
+    accountId: string;
+    verdict: 'credited' | 'already_credited' | 'suspicious';
+    reason: string | null;
+    depositId: string | null;
+    submittedBy: string;
+  },
+): Promise<void> {
+  await db`
+    insert into payment_proofs (id, transaction_hash, account_id, verdict, reason, deposit_id, submitted_by)
+    values (${proof.id}::uuid, ${proof.transactionHash}::text, ${proof.accountId}::uuid, ${proof.verdict}::text,
+            ${proof.reason}::text, ${proof.depositId}::uuid, ${proof.submittedBy}::text)`;
+}

@@ -4,9 +4,12 @@ import type { Config } from '../platform/config.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
 import type { Logger } from '../platform/logging.ts';
+import { findStellar } from '../stellar/connect.ts';
+import type { StellarEndpoints } from '../stellar/endpoints.ts';
 import { loadWallet } from '../stellar/wallet.ts';
 import { selectDeadLetters } from './data.ts';
 import { createIntent } from './intents.ts';
+import { verifyProof } from './proofs.ts';
 import { signatureHeader } from './signature.ts';
 import { receiveProviderWebhook, replayDeadLetter } from './webhooks.ts';
 
@@ -70,6 +73,11 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
       );
     });
     let hotWallet: Promise<string> | undefined;
+    let stellar: Promise<StellarEndpoints> | undefined;
+    const hotWalletOf = () => {
+      hotWallet ??= loadWallet(config).then((wallet) => wallet.hotWallet.publicKey());
+      return hotWallet;
+    };
     app.post(
       '/v1/deposits/intents',
       {
@@ -92,12 +100,42 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
           accountId: request.body.accountId,
           provider: request.body.provider,
           actor: request.principal?.subject ?? '',
-          hotWallet: () => {
-            hotWallet ??= loadWallet(config).then((wallet) => wallet.hotWallet.publicKey());
-            return hotWallet;
-          },
+          hotWallet: hotWalletOf,
         });
         return reply.code(201).send(intent);
+      },
+    );
+    app.post(
+      '/v1/deposits/verify-proof',
+      {
+        config: { access: ['service', 'operator', 'admin'] },
+        schema: {
+          tags: ['deposits'],
+          description:
+            'A customer names a transaction as proof of payment: it is checked on chain and credited once, or flagged as suspicious with the reason.',
+          body: Type.Object(
+            {
+              transactionHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+              accountId: Type.String({ format: 'uuid' }),
+              asset: Type.String({ minLength: 1, maxLength: 69 }),
+              amount: Type.String({ minLength: 1, maxLength: 40 }),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request) => {
+        stellar ??= findStellar(config);
+        const endpoints = await stellar;
+        return verifyProof(
+          sql,
+          { ...request.body, submittedBy: request.principal?.subject ?? '' },
+          {
+            horizonUrls: endpoints.horizonUrls,
+            networkPassphrase: endpoints.networkPassphrase,
+            hotWallet: hotWalletOf,
+          },
+        );
       },
     );
     app.get(
