@@ -3,6 +3,7 @@
  * prints absolute figures, ratios against a reference measured in the same run, and the machine.
  */
 import { cpus, totalmem } from 'node:os';
+import { benchPayouts } from './payouts.ts';
 import { benchTransfers } from './transfers.ts';
 
 type Benchmark = { description: string; run: () => Promise<void> };
@@ -11,6 +12,10 @@ const benchmarks: Readonly<Record<string, Benchmark>> = {
   transfers: {
     description: 'transfers/s and latency of the HTTP API against pgbench running the same SQL',
     run: benchTransfers,
+  },
+  payouts: {
+    description: 'sandbox ledger capacity used by the settlement engine while a backlog of payouts exists',
+    run: benchPayouts,
   },
 };
 

@@ -21,9 +21,24 @@ export type AdmissionContext = {
   baseFeeStroops: bigint;
 };
 
-type Signatures = { list: xdr.DecoratedSignature[]; hash: Uint8Array; used: Set<number> };
+/** `checked`: a signer's verdict, computed once per transaction as Stellar Core does (ed25519 is slow). */
+type Signatures = {
+  list: xdr.DecoratedSignature[];
+  hash: Uint8Array;
+  used: Set<number>;
+  checked?: Map<string, boolean>;
+};
 
 function signedBy(signatures: Signatures, accountId: string): boolean {
+  signatures.checked ??= new Map();
+  const known = signatures.checked.get(accountId);
+  if (known !== undefined) return known;
+  const verdict = verifySigner(signatures, accountId);
+  signatures.checked.set(accountId, verdict);
+  return verdict;
+}
+
+function verifySigner(signatures: Signatures, accountId: string): boolean {
   const keypair = Keypair.fromPublicKey(accountId);
   const hint = keypair.signatureHint();
   const index = signatures.list.findIndex(
