@@ -9,6 +9,8 @@ import { controlActions } from './controls/service.ts';
 import { depositRoutes } from './deposits/routes.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
+import { incidentRoutes } from './ops/routes.ts';
+import { Triage } from './ops/triage.ts';
 import { payoutRoutes } from './payouts/routes.ts';
 import { resolveProposalAction, settleTask } from './payouts/service.ts';
 import { healthRoutes } from './platform/health.ts';
@@ -17,15 +19,23 @@ import type { RouteModule } from './platform/http/app.ts';
 import type { TaskMap } from './platform/jobs.ts';
 import type { Poller } from './platform/poller.ts';
 import type { Runtime } from './platform/runtime.ts';
+import { reconciliationCrontab, reconciliationTasks } from './reconciliation/tasks.ts';
+import type { StellarEndpoints } from './stellar/endpoints.ts';
+import type { StellarChain } from './stellar/settlement-chain.ts';
+import { merchantWebhookRoutes } from './webhooks/routes.ts';
+import { merchantWebhooksCrontab, merchantWebhookTasks } from './webhooks/tasks.ts';
 
 /** Services shared by routes, tasks and CLI commands, built once per process. */
 export type Domains = {
   approvals: Approvals;
   /** Set in processes that run the job worker and can reach Stellar. */
-  settlement: { loop: Poller | undefined };
+  settlement: { loop: Poller | undefined; chain: StellarChain | undefined };
+  /** Where this process reaches Stellar, when it does (the API reports on it; detectors read it). */
+  stellar: StellarEndpoints | undefined;
+  triage: Triage;
 };
 
-export function createDomains(runtime: Runtime): Domains {
+export function createDomains(runtime: Runtime, stellar?: StellarEndpoints): Domains {
   const approvals = new Approvals({
     ttlSecondsDefault: runtime.config.approvalTtlSecondsDefault,
     ttlSecondsMax: runtime.config.approvalTtlSecondsMax,
@@ -33,7 +43,14 @@ export function createDomains(runtime: Runtime): Domains {
   for (const action of controlActions()) approvals.register(action);
   approvals.register(adjustmentProposalAction());
   approvals.register(resolveProposalAction());
-  return { approvals, settlement: { loop: undefined } };
+  const settlement: Domains['settlement'] = { loop: undefined, chain: undefined };
+  const triage = new Triage({
+    sql: runtime.sql,
+    stellar,
+    breakers: () => settlement.chain?.paths(),
+    health: runtime.health,
+  });
+  return { approvals, settlement, stellar, triage };
 }
 
 /**
@@ -50,6 +67,8 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     controlRoutes(runtime.sql, domains.approvals),
     payoutRoutes(runtime.sql, domains.approvals),
     depositRoutes(runtime.sql, runtime.config, runtime.logger),
+    merchantWebhookRoutes(runtime),
+    incidentRoutes(domains.triage),
   ];
 }
 
@@ -59,11 +78,18 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     ...approvalTasks(runtime.sql, domains.approvals),
     ...auditTasks(runtime.sql),
     ...idempotencyTasks(runtime.sql, runtime.config.idempotencyRetentionSeconds),
+    ...merchantWebhookTasks(runtime),
+    ...reconciliationTasks(runtime, domains.stellar),
     // Enqueued with each accepted payout: wakes this process's settlement loop, if it runs one.
     [settleTask]: async () => domains.settlement.loop?.wake(),
   };
 }
 
-export const domainCrontab = [heartbeatCrontab, approvalsCrontab, auditCrontab, idempotencyCrontab].join(
-  '\n',
-);
+export const domainCrontab = [
+  heartbeatCrontab,
+  approvalsCrontab,
+  auditCrontab,
+  idempotencyCrontab,
+  merchantWebhooksCrontab,
+  reconciliationCrontab,
+].join('\n');

@@ -52,11 +52,12 @@ export async function buildApp(runtime: Runtime, domains: Domains = createDomain
 
 export async function startJobs(
   runtime: Runtime,
-  domains: Domains = createDomains(runtime),
+  domains?: Domains,
   stellar?: StellarEndpoints,
 ): Promise<Worker> {
+  domains ??= createDomains(runtime, stellar);
   const wallet = stellar ? await loadWallet(runtime.config) : undefined;
-  const settlement = stellar && wallet ? startSettlement(runtime, stellar, wallet) : undefined;
+  const settlement = stellar && wallet ? startSettlement(runtime, domains, stellar, wallet) : undefined;
   const watcher = stellar && wallet ? startDepositWatcher(runtime, stellar, wallet) : undefined;
   domains.settlement.loop = settlement;
   const worker = await startWorker({
@@ -79,9 +80,15 @@ export async function startJobs(
 }
 
 /** The settlement engine on this process: wallet, channels (bootstrapped on the sandbox), loop. */
-function startSettlement(runtime: Runtime, stellar: StellarEndpoints, wallet: Wallet): Poller {
+function startSettlement(
+  runtime: Runtime,
+  domains: Domains,
+  stellar: StellarEndpoints,
+  wallet: Wallet,
+): Poller {
   const { config, logger } = runtime;
   const chain = createSettlementChain(stellar, logger);
+  domains.settlement.chain = chain;
   for (const check of chain.healthChecks()) runtime.health.register(check);
   const engine = new SettlementEngine(runtime.sql, chain, {
     hotWallet: wallet.hotWallet,
@@ -153,14 +160,25 @@ export async function startService(
   );
   // Every asset has its system accounts before the first request (idempotent).
   await ensureSystemAccounts(runtime.sql);
-  const domains = createDomains(runtime);
+  const domains = createDomains(runtime, options.stellar);
   const app = await buildApp(runtime, domains);
   const url = await app.listen({ host: runtime.config.host, port: runtime.config.port });
   const worker = options.worker ? await startJobs(runtime, domains, options.stellar) : undefined;
+  // Keeps the Stellar and readiness gauges current for Prometheus, and the summary's status fresh.
+  const statusProbe = startPoller({
+    name: 'status probe',
+    round: async () => {
+      await domains.triage.refreshStatus();
+      return false;
+    },
+    pollMs: runtime.config.statusProbeIntervalMs,
+    logger: runtime.logger,
+  });
   return {
     app,
     url,
     stop: async () => {
+      await statusProbe.stop();
       await app.close();
       await worker?.stop();
       await stopAccessSync();

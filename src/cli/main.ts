@@ -6,10 +6,15 @@ import { registerAssetCommands } from './assets.ts';
 import { registerAuditCommands } from './audit.ts';
 import { type Output, reportFailure } from './context.ts';
 import { registerControlCommands } from './controls.ts';
+import { registerDrillCommands } from './drills.ts';
 import { registerLedgerCommands } from './ledger.ts';
+import { registerMerchantWebhookCommands } from './merchant-webhooks.ts';
 import { registerChannelCommands, registerPayoutCommands } from './payouts.ts';
+import { registerReconcileCommands } from './reconcile.ts';
+import { registerRunbookCommands } from './runbooks.ts';
 import { registerSandboxCommands } from './sandbox.ts';
 import { registerServeCommands } from './serve.ts';
+import { registerTriageCommands } from './triage.ts';
 import { registerProviderCommands, registerWebhookCommands } from './webhooks.ts';
 
 export function buildProgram(): Command {
@@ -31,6 +36,11 @@ export function buildProgram(): Command {
   registerChannelCommands(program, output);
   registerWebhookCommands(program, output);
   registerProviderCommands(program, output);
+  registerMerchantWebhookCommands(program, output);
+  registerTriageCommands(program, output);
+  registerReconcileCommands(program, output);
+  registerRunbookCommands(program, output);
+  registerDrillCommands(program, output);
   return program;
 }
 

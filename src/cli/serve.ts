@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../platform/config.ts';
+import { startMetricsListener } from '../platform/http/metrics-listener.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { openRuntime, type Runtime } from '../platform/runtime.ts';
 import { startJobs, startService } from '../server.ts';
@@ -102,8 +103,16 @@ export function registerServeCommands(program: Command): void {
       const { runtime, logger } = await open('settledesk-worker');
       await runUntilSignal(runtime, async () => {
         const worker = await startJobs(runtime, undefined, stellar);
-        logger.info('settledesk worker is running');
-        return worker.stop;
+        const metrics = await startMetricsListener({
+          host: runtime.config.host,
+          port: runtime.config.workerMetricsPort,
+          logger,
+        });
+        logger.info({ metrics: metrics.url }, 'settledesk worker is running');
+        return async () => {
+          await worker.stop();
+          await metrics.stop();
+        };
       });
     });
 }

@@ -6,6 +6,7 @@ import { postJournal } from '../ledger/service.ts';
 import { parsePositiveAmount } from '../ledger/transfers.ts';
 import type { Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
+import { depositCreditedEvent, emitEvent } from '../webhooks/events.ts';
 import { type DepositRow, insertDeposit, selectDeposit } from './data.ts';
 
 /**
@@ -85,6 +86,7 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
     reference: `${input.provider}:${input.reference}`,
     requestId,
   });
+  await emitEvent(tx, depositCreditedEvent({ ...deposit, precision: account.precision }));
   return { kind: 'credited', deposit: { ...deposit, createdAt: new Date() } };
 }
 

@@ -9,6 +9,7 @@ import { formatAmount } from '../money/money.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { enqueueJob } from '../platform/jobs.ts';
+import { emitEvent, emitEvents, payoutFinishedEvent } from '../webhooks/events.ts';
 import { type AttemptRow, selectPayoutAttempts } from './attempts-data.ts';
 import {
   type HistoryRow,
@@ -213,6 +214,11 @@ export async function settlePayouts(
     });
     moved.push(...ids);
   }
+  const settled = payouts.filter((payout) => moved.includes(payout.id));
+  await emitEvents(
+    tx,
+    settled.map((payout) => payoutFinishedEvent('payout.settled', payout, transition, detail.reason)),
+  );
   return moved;
 }
 
@@ -238,6 +244,7 @@ export async function refundPayout(
     ],
     reference: payout.id,
   });
+  await emitEvent(tx, payoutFinishedEvent('payout.failed', payout, transition, detail.reason));
   return true;
 }
 

@@ -19,6 +19,10 @@ export type Config = {
   redisUrl: string | undefined;
   keyringKeyBase64: string | undefined;
   accessReloadMs: number;
+  /** How often `serve` probes Stellar and every readiness check (gauges, triage summary). */
+  statusProbeIntervalMs: number;
+  /** Where `settledesk worker` serves `/metrics` (0: any free port). */
+  workerMetricsPort: number;
   tokenTtlSecondsDefault: number;
   tokenTtlSecondsMax: number;
   workerEnabled: boolean;
@@ -33,6 +37,25 @@ export type Config = {
   sandbox: SandboxConfig;
   payouts: PayoutConfig;
   deposits: DepositConfig;
+  merchantWebhooks: MerchantWebhookConfig;
+  reconciliation: ReconciliationConfig;
+};
+
+/** The reconciliation detectors' thresholds; see docs/reconciliation.md. */
+export type ReconciliationConfig = {
+  stuckAfterSeconds: number;
+  chainDriftToleranceStroops: bigint;
+  chainDriftGraceSeconds: number;
+};
+
+/** Outbound webhooks to merchants: the delivery bounds; see docs/webhooks.md. */
+export type MerchantWebhookConfig = {
+  attemptsMax: number;
+  timeoutMs: number;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  /** Plain http:// endpoint URLs are refused unless this is set (local development, tests). */
+  allowHttp: boolean;
 };
 
 /** Provider webhook secrets: `DEPOSIT_WEBHOOK_SECRET_<PROVIDER>=current[,previous]`. */
@@ -225,6 +248,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     redisUrl: read.redisUrl('REDIS_URL'),
     keyringKeyBase64: read.base64Key('SETTLEDESK_KEYRING_KEY', keyringKeyBytes),
     accessReloadMs: read.integer('ACCESS_RELOAD_MS', 2_000, 100, 60_000),
+    statusProbeIntervalMs: read.integer('STATUS_PROBE_INTERVAL_MS', 10_000, 100, 300_000),
+    workerMetricsPort: read.integer('WORKER_METRICS_PORT', 9464, 0, 65_535),
     tokenTtlSecondsDefault: read.integer('TOKEN_TTL_SECONDS', 3_600, 1, 86_400),
     tokenTtlSecondsMax: read.integer('TOKEN_TTL_SECONDS_MAX', 86_400, 1, 31 * 86_400),
     workerEnabled: read.boolean('SETTLEDESK_WORKER', true),
@@ -263,6 +288,20 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       webhookToleranceSeconds: read.integer('WEBHOOK_TOLERANCE_SECONDS', 300, 10, 3_600),
       watcherPollMs: read.integer('DEPOSIT_WATCHER_POLL_MS', 1_000, 10, 60_000),
     },
+    merchantWebhooks: {
+      attemptsMax: read.integer('MERCHANT_WEBHOOK_ATTEMPTS_MAX', 8, 1, 50),
+      timeoutMs: read.integer('MERCHANT_WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
+      backoffBaseMs: read.integer('MERCHANT_WEBHOOK_BACKOFF_BASE_MS', 10_000, 10, 3_600_000),
+      backoffCapMs: read.integer('MERCHANT_WEBHOOK_BACKOFF_CAP_MS', 28_800_000, 10, 86_400_000),
+      allowHttp: read.boolean('MERCHANT_WEBHOOK_ALLOW_HTTP', false),
+    },
+    reconciliation: {
+      stuckAfterSeconds: read.integer('RECONCILIATION_STUCK_AFTER_SECONDS', 1_800, 10, 604_800),
+      chainDriftToleranceStroops: BigInt(
+        read.integer('RECONCILIATION_CHAIN_DRIFT_TOLERANCE_STROOPS', 100_000, 0, 1_000_000_000),
+      ),
+      chainDriftGraceSeconds: read.integer('RECONCILIATION_CHAIN_DRIFT_GRACE_SECONDS', 300, 0, 86_400),
+    },
   };
   if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {
     read.problems.push('STELLAR_RPC_URL: set STELLAR_HORIZON_URLS too (an RPC URL alone is not a network)');
@@ -276,6 +315,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
   if (config.approvalTtlSecondsDefault > config.approvalTtlSecondsMax) {
     read.problems.push('APPROVAL_TTL_SECONDS: must not exceed APPROVAL_TTL_SECONDS_MAX');
+  }
+  if (config.merchantWebhooks.backoffBaseMs > config.merchantWebhooks.backoffCapMs) {
+    read.problems.push('MERCHANT_WEBHOOK_BACKOFF_BASE_MS: must not exceed MERCHANT_WEBHOOK_BACKOFF_CAP_MS');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

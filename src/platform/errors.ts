@@ -49,6 +49,19 @@ export const problemCatalogue = {
     title: 'The deposit provider takes no new intents (read_only or disabled)',
   },
   'deposits/no-previous-routing': { status: 409, title: 'There is no earlier routing to roll back to' },
+  'merchant-webhook/invalid-url': { status: 400, title: 'The endpoint URL is not an accepted https URL' },
+  'merchant-webhook/unknown-event-type': { status: 400, title: 'No such merchant webhook event type' },
+  'merchant-webhook/endpoint-not-found': { status: 404, title: 'No such merchant webhook endpoint' },
+  'merchant-webhook/too-many-endpoints': {
+    status: 409,
+    title: 'Too many enabled merchant webhook endpoints',
+  },
+  'merchant-webhook/endpoint-disabled': { status: 409, title: 'The merchant webhook endpoint is disabled' },
+  'merchant-webhook/delivery-not-found': { status: 404, title: 'No such merchant webhook delivery' },
+  'merchant-webhook/not-dead-lettered': {
+    status: 409,
+    title: 'The merchant webhook delivery is not in the dead-letter queue',
+  },
   'payouts/invalid-destination': { status: 400, title: 'The destination is not a Stellar G… or M… address' },
   'payouts/invalid-memo': { status: 400, title: 'The memo does not fit its type' },
   'payouts/not-found': { status: 404, title: 'No such payout' },
@@ -60,6 +73,7 @@ export const problemCatalogue = {
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },
+  'reconciliation/finding-not-open': { status: 409, title: 'No open finding with this id' },
   'service/unavailable': { status: 503, title: 'The service is temporarily unavailable' },
   internal: { status: 500, title: 'Internal server error' },
 } as const satisfies Record<string, { status: number; title: string }>;

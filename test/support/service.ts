@@ -11,6 +11,7 @@ import type { App } from '../../src/platform/http/app.ts';
 import { createLogger } from '../../src/platform/logging.ts';
 import { openRuntime, type Runtime } from '../../src/platform/runtime.ts';
 import { buildApp } from '../../src/server.ts';
+import type { StellarEndpoints } from '../../src/stellar/endpoints.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 export type TestService = {
@@ -41,6 +42,7 @@ export async function testEnv(
     SETTLEDESK_DATA_DIR: await tempDataDir(),
     PORT: '0',
     SANDBOX_PORT: '0',
+    WORKER_METRICS_PORT: '0',
     SANDBOX_LEDGER_CLOSE_MS: '100',
     LOG_LEVEL: 'silent',
     ...extra,
@@ -49,13 +51,18 @@ export async function testEnv(
 
 /** A runtime and an app (driven with `app.inject`) on a fresh clone of the migrated template. */
 export async function startTestService(
-  options: { env?: Record<string, string>; logDestination?: DestinationStream; db?: TestDatabase } = {},
+  options: {
+    env?: Record<string, string>;
+    logDestination?: DestinationStream;
+    db?: TestDatabase;
+    stellar?: StellarEndpoints;
+  } = {},
 ): Promise<TestService> {
   const db = options.db ?? (await createTestDatabase());
   const config = loadConfig(await testEnv(db, options.env));
   const logger = createLogger(options.logDestination ? 'info' : 'silent', options.logDestination);
   const runtime = await openRuntime(config, logger, { migrate: false, applicationName: 'settledesk-test' });
-  const domains = createDomains(runtime);
+  const domains = createDomains(runtime, options.stellar);
   const app = await buildApp(runtime, domains);
   return {
     db,

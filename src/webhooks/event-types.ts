@@ -1,0 +1,18 @@
+/**
+ * The event types a merchant endpoint can subscribe to, as data: a new type (the `escrow.*`
+ * family) is one line here plus its `emitEvent` call where the change happens. A type is never
+ * renamed or reused, since merchants' code switches on it.
+ */
+export const merchantEventTypes = {
+  'deposit.credited': 'a deposit was credited to a customer or merchant account',
+  'payout.settled': 'a payout was paid on the Stellar network',
+  'payout.failed': 'a payout failed for good and its amount was refunded to the source account',
+} as const satisfies Record<string, string>;
+
+export type MerchantEventType = keyof typeof merchantEventTypes;
+
+export const merchantEventTypeNames = Object.keys(merchantEventTypes) as MerchantEventType[];
+
+export function isMerchantEventType(value: string): value is MerchantEventType {
+  return Object.hasOwn(merchantEventTypes, value);
+}

@@ -1,0 +1,44 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { assert } from '../platform/assert.ts';
+
+/**
+ * Signatures per the Standard Webhooks specification, so that a merchant can verify our
+ * deliveries with any of its libraries: `webhook-signature: v1,<base64 HMAC-SHA256>` over
+ * `${webhook-id}.${webhook-timestamp}.${body}`, keyed by the bytes of the endpoint's secret.
+ */
+
+export const secretPrefix = 'whsec_';
+/** The specification asks for 24 to 64 bytes; 32 match the strength of HMAC-SHA256 (256 bits). */
+export const secretBytes = 32;
+const secretPattern = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+
+export const signatureVersion = 'v1';
+
+/** A fresh endpoint secret in the form merchants paste into their verifier: `whsec_<base64>`. */
+export function newEndpointSecret(): string {
+  return `${secretPrefix}${randomBytes(secretBytes).toString('base64')}`;
+}
+
+/** The HMAC key a `whsec_…` secret stands for: the base64-decoded part after the prefix. */
+export function secretKey(secret: string): Buffer {
+  assert(secretPattern.test(secret), 'an endpoint secret is whsec_ followed by base64');
+  return Buffer.from(secret.slice(secretPrefix.length), 'base64');
+}
+
+export type SignedMessage = { id: string; timestampSeconds: number; body: string };
+
+export function sign(key: Buffer, message: SignedMessage): string {
+  const digest = createHmac('sha256', key)
+    .update(`${message.id}.${message.timestampSeconds}.${message.body}`, 'utf8')
+    .digest('base64');
+  return `${signatureVersion},${digest}`;
+}
+
+/** The three headers every delivery attempt carries; the timestamp is the attempt's own. */
+export function signedHeaders(key: Buffer, message: SignedMessage): Record<string, string> {
+  return {
+    'webhook-id': message.id,
+    'webhook-timestamp': String(message.timestampSeconds),
+    'webhook-signature': sign(key, message),
+  };
+}
