@@ -6,6 +6,7 @@ import type { Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import type { Logger } from '../platform/logging.ts';
 import { registry } from '../platform/metrics.ts';
+import { type HorizonPayment, readPaymentsPage } from '../stellar/horizon-read.ts';
 import { creditDeposit, parkInSuspense } from './credit.ts';
 import {
   advanceCursor,
@@ -25,7 +26,6 @@ import {
 
 export const watcherPageLimit = 200;
 export const stellarProvider = 'stellar';
-const requestTimeoutMs = 10_000;
 
 export const watcherLastLedgerAge = new Gauge({
   name: 'deposit_watcher_last_ledger_age_seconds',
@@ -40,32 +40,10 @@ export const watcherRecords = new Counter({
   registers: [registry],
 });
 
-export type HorizonPayment = {
-  id: string;
-  paging_token: string;
-  type: string;
-  transaction_successful: boolean;
-  transaction_hash: string;
-  from?: string;
-  to?: string;
-  to_muxed_id?: string;
-  asset_type?: string;
-  asset_code?: string;
-  asset_issuer?: string;
-  amount?: string;
-  transaction?: { memo_type?: string; memo?: string };
-};
-
 type Handled = 'credited' | 'suspense' | 'replay' | 'ignored' | 'rejected';
 
 class Unreadable extends Error {
   override name = 'Unreadable';
-}
-
-async function fetchJson(url: string): Promise<unknown> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(requestTimeoutMs) });
-  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
-  return response.json();
 }
 
 export class DepositWatcher {
@@ -87,15 +65,12 @@ export class DepositWatcher {
   /** One poll: one page of payments. Returns whether it handled anything (so the caller polls again at once). */
   async poll(): Promise<boolean> {
     const state = await selectWatcher(this.#sql);
-    const page = await this.#onAnyHorizon(async (base) => {
-      const root = (await fetchJson(`${base}/`)) as {
-        history_latest_ledger: number;
-        history_latest_ledger_closed_at: string;
-      };
-      const url = `${base}/accounts/${this.#receivingAccount}/payments?order=asc&limit=${watcherPageLimit}&join=transactions&cursor=${state.cursor}`;
-      const body = (await fetchJson(url)) as { _embedded?: { records?: HorizonPayment[] } };
-      return { root, records: body._embedded?.records ?? [] };
-    });
+    const page = await readPaymentsPage(
+      this.#horizonUrls,
+      this.#receivingAccount,
+      state.cursor,
+      watcherPageLimit,
+    );
     // read_only stops new money movement: the watcher waits (its lag shows it) and loses nothing.
     if ((await readControls(this.#sql)).paymentsMode === 'read_only') return false;
     for (const record of page.records) await this.#handle(record);
@@ -103,18 +78,6 @@ export class DepositWatcher {
     await recordSeenLedger(this.#sql, page.root.history_latest_ledger, closedAt);
     watcherLastLedgerAge.set(Math.max(0, (Date.now() - closedAt.getTime()) / 1_000));
     return page.records.length > 0;
-  }
-
-  async #onAnyHorizon<T>(read: (base: string) => Promise<T>): Promise<T> {
-    let lastError: unknown;
-    for (const base of this.#horizonUrls) {
-      try {
-        return await read(base);
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    throw lastError;
   }
 
   async #handle(record: HorizonPayment): Promise<void> {

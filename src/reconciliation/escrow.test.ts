@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/support/db.ts';
+import { postJournal } from '../ledger/service.ts';
+import type { OpenHoldsSource } from './context.ts';
+import { runDetector } from './runner.ts';
+import { metric, openFindings, testDeps } from './test-support.ts';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+
+afterAll(async () => {
+  await db.drop();
+});
+
+async function systemAccount(type: string): Promise<string> {
+  const [row] = await db.sql<
+    { id: string }[]
+  >`select id from accounts where type = ${type} and asset = 'XLM'`;
+  return row?.id ?? '';
+}
+
+/** Money moved into escrow with no hold recorded for it. */
+async function moveIntoEscrow(amountMinor: bigint): Promise<void> {
+  const [fees, escrow] = [await systemAccount('fees'), await systemAccount('escrow')];
+  await db.sql.begin((tx) =>
+    postJournal(tx, {
+      kind: 'test_escrow',
+      entries: [
+        { accountId: fees, amountMinor: -amountMinor },
+        { accountId: escrow, amountMinor },
+      ],
+    }),
+  );
+}
+
+const holding =
+  (amountMinor: bigint): OpenHoldsSource =>
+  async () =>
+    new Map([['XLM', amountMinor]]);
+
+describe('escrow', () => {
+  it('reports nothing while the escrow accounts are empty and there are no holds', async () => {
+    const report = await runDetector(testDeps(db.sql), 'escrow');
+    expect(report).toMatchObject({ outcome: 'completed', scanned: 1, findings: { created: 0 } });
+    expect(await openFindings(db.sql, 'escrow_leak')).toEqual([]);
+    expect(await metric('reconciliation_findings_open', { kind: 'escrow_leak' })).toBe(0);
+  });
+
+  it('finds escrow money that no open hold explains, and resolves it when the holds add up', async () => {
+    const createdBefore = await metric('reconciliation_findings_total', { kind: 'escrow_leak' });
+    await moveIntoEscrow(25_000_000n);
+    const report = await runDetector(testDeps(db.sql), 'escrow');
+    expect(report.findings.created).toBe(1);
+    const [finding] = await openFindings(db.sql, 'escrow_leak');
+    expect(finding).toMatchObject({
+      subject: 'XLM',
+      evidence: { escrowBalance: '2.5000000', openHolds: '0.0000000', difference: '2.5000000' },
+    });
+    expect(await metric('reconciliation_findings_total', { kind: 'escrow_leak' })).toBe(createdBefore + 1);
+    expect(await metric('reconciliation_findings_open', { kind: 'escrow_leak' })).toBe(1);
+
+    // Holds that do not cover it: still a leak, with the new figures.
+    await runDetector(testDeps(db.sql, { openHolds: holding(10_000_000n) }), 'escrow');
+    const [partial] = await openFindings(db.sql, 'escrow_leak');
+    expect(partial).toMatchObject({ id: finding?.id, occurrences: 2, evidence: { difference: '1.5000000' } });
+
+    const covered = await runDetector(testDeps(db.sql, { openHolds: holding(25_000_000n) }), 'escrow');
+    expect(covered.findings.resolved).toBe(1);
+    expect(await openFindings(db.sql, 'escrow_leak')).toEqual([]);
+    expect(await metric('reconciliation_findings_open', { kind: 'escrow_leak' })).toBe(0);
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * Reads from Horizon over plain HTTP with failover: each URL in order, the first answer wins.
+ * Shared by the deposit watcher and the reconciliation detectors, which follow an account's
+ * payments from a persisted paging token the same way.
+ */
+
+export const horizonRequestTimeoutMs = 10_000;
+/** Horizon's own maximum page size. */
+export const horizonPageLimitMax = 200;
+
+export type HorizonRoot = { history_latest_ledger: number; history_latest_ledger_closed_at: string };
+
+/** A record of `/accounts/{id}/payments` (payment, path payments, create_account, account_merge). */
+export type HorizonPayment = {
+  id: string;
+  paging_token: string;
+  type: string;
+  transaction_successful: boolean;
+  transaction_hash: string;
+  created_at?: string;
+  source_account?: string;
+  from?: string;
+  to?: string;
+  to_muxed?: string;
+  to_muxed_id?: string;
+  asset_type?: string;
+  asset_code?: string;
+  asset_issuer?: string;
+  amount?: string;
+  /** create_account */
+  funder?: string;
+  account?: string;
+  starting_balance?: string;
+  /** account_merge */
+  into?: string;
+  /** With `join=transactions`. */
+  transaction?: {
+    memo_type?: string;
+    memo?: string;
+    hash?: string;
+    fee_account?: string;
+    fee_charged?: string;
+    inner_transaction?: { hash: string };
+    fee_bump_transaction?: { hash: string };
+  };
+};
+
+export class HorizonNotFound extends Error {
+  override name = 'HorizonNotFound';
+}
+
+export async function fetchHorizonJson(url: string): Promise<unknown> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(horizonRequestTimeoutMs) });
+  if (response.status === 404) throw new HorizonNotFound(`${url} answered 404`);
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return response.json();
+}
+
+/**
+ * Runs `read` on each Horizon in turn until one answers. A 404 moves on too (a lagging Horizon may
+ * not have ingested what another has); when every URL fails, the last error is thrown.
+ */
+export async function onAnyHorizon<T>(
+  urls: readonly string[],
+  read: (base: string) => Promise<T>,
+): Promise<T> {
+  let lastError: unknown = new Error('no Horizon URL configured');
+  for (const base of urls) {
+    try {
+      return await read(base);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+/**
+ * One page of an account's payments after `cursor` (oldest first, with their transactions), and
+ * the root document of the same Horizon, read first: every record on the page is in a ledger at
+ * or below `root.history_latest_ledger`. `includeFailed` adds payments of failed transactions
+ * (they moved no money but the fee was charged).
+ */
+export async function readPaymentsPage(
+  urls: readonly string[],
+  account: string,
+  cursor: bigint,
+  limit: number,
+  options: { includeFailed?: boolean } = {},
+): Promise<{ root: HorizonRoot; records: HorizonPayment[] }> {
+  const failed = options.includeFailed ? '&include_failed=true' : '';
+  return onAnyHorizon(urls, async (base) => {
+    const root = (await fetchHorizonJson(`${base}/`)) as HorizonRoot;
+    const url = `${base}/accounts/${account}/payments?order=asc&limit=${limit}&join=transactions&cursor=${cursor}${failed}`;
+    const body = (await fetchHorizonJson(url)) as { _embedded?: { records?: HorizonPayment[] } };
+    return { root, records: body._embedded?.records ?? [] };
+  });
+}
