@@ -5,6 +5,7 @@
 import { cpus, totalmem } from 'node:os';
 import { benchPayouts } from './payouts.ts';
 import { benchTransfers } from './transfers.ts';
+import { benchTriage } from './triage.ts';
 
 type Benchmark = { description: string; run: () => Promise<void> };
 
@@ -16,6 +17,11 @@ const benchmarks: Readonly<Record<string, Benchmark>> = {
   payouts: {
     description: 'sandbox ledger capacity used by the settlement engine while a backlog of payouts exists',
     run: benchPayouts,
+  },
+  triage: {
+    description:
+      'triage summary p99 on 1M entries and 100k payouts; detector incremental runs at 100k vs 1M entries',
+    run: benchTriage,
   },
 };
 

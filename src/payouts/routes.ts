@@ -34,7 +34,7 @@ const PayoutSchema = Type.Object({
   updatedAt: Type.String({ format: 'date-time' }),
 });
 
-const PayoutDetailSchema = Type.Intersect([
+export const PayoutDetailSchema = Type.Intersect([
   PayoutSchema,
   Type.Object({
     history: Type.Array(

@@ -1,3 +1,4 @@
+import { Gauge } from 'prom-client';
 import { Type } from 'typebox';
 import type { App } from './http/app.ts';
 import { registry } from './metrics.ts';
@@ -8,6 +9,13 @@ export type CheckResult = { status: CheckStatus; detail?: string };
 export type DependencyCheck = { name: string; critical: boolean; check: () => Promise<CheckResult> };
 
 const checkTimeoutMs = 2_000;
+
+export const dependencyUp = new Gauge({
+  name: 'dependency_up',
+  help: 'Whether a readiness dependency answered its last check (1: ok or degraded, 0: down).',
+  labelNames: ['dependency'] as const,
+  registers: [registry],
+});
 
 /** Domains add the dependencies they need; readiness reports each one. */
 export class HealthRegistry {
@@ -20,7 +28,10 @@ export class HealthRegistry {
   async run(): Promise<{ ready: boolean; checks: Record<string, CheckReport> }> {
     const reports = await Promise.all(this.#checks.map((check) => runCheck(check)));
     const checks: Record<string, CheckReport> = {};
-    for (const report of reports) checks[report.name] = report;
+    for (const report of reports) {
+      checks[report.name] = report;
+      dependencyUp.set({ dependency: report.name }, report.status === 'down' ? 0 : 1);
+    }
     const ready = reports.every((report) => !report.critical || report.status !== 'down');
     return { ready, checks };
   }

@@ -1,0 +1,165 @@
+import { Type } from 'typebox';
+import { PayoutDetailSchema } from '../payouts/routes.ts';
+
+/** Response schemas of the triage routes: everything the library returns, nothing more. */
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+
+export const FindingSchema = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  subject: Type.String(),
+  evidence: Type.Unknown(),
+  firstSeenAt: Type.String({ format: 'date-time' }),
+  lastSeenAt: Type.String({ format: 'date-time' }),
+  occurrences: Type.Integer(),
+});
+
+export const PathStatusSchema = Type.Object({
+  path: Type.String(),
+  kind: Type.Union([Type.Literal('horizon'), Type.Literal('rpc')]),
+  url: Type.String(),
+  reachable: Type.Boolean(),
+  latencyMs: Type.Integer(),
+  latestLedger: Nullable(Type.Integer()),
+  latestLedgerAgeSeconds: Nullable(Type.Integer()),
+  ingestionLagLedgers: Nullable(Type.Integer()),
+  fees: Nullable(
+    Type.Object({
+      baseFeeStroops: Type.String(),
+      p90FeeStroops: Type.String(),
+      capacityUsage: Type.String(),
+    }),
+  ),
+  breaker: Type.String(),
+  error: Nullable(Type.String()),
+});
+
+export const StellarStatusSchema = Type.Object({
+  network: Type.String(),
+  checkedAt: Type.String({ format: 'date-time' }),
+  paths: Type.Array(PathStatusSchema),
+  anyPathUp: Type.Boolean(),
+});
+
+export const DependenciesSchema = Type.Object({
+  ready: Type.Boolean(),
+  checkedAt: Type.String({ format: 'date-time' }),
+  checks: Type.Record(
+    Type.String(),
+    Type.Object({
+      name: Type.String(),
+      critical: Type.Boolean(),
+      status: Type.String(),
+      latencyMs: Type.Integer(),
+      detail: Type.Optional(Type.String()),
+    }),
+  ),
+});
+
+export const SummarySchema = Type.Object({
+  generatedAt: Type.String({ format: 'date-time' }),
+  status: Type.Union([Type.Literal('ok'), Type.Literal('attention')]),
+  attention: Type.Array(Type.String()),
+  controls: Type.Object({
+    paymentsMode: Type.String(),
+    payoutsFrozen: Type.Boolean(),
+    updatedBy: Type.String(),
+    reason: Type.String(),
+  }),
+  ledger: Type.Object({
+    imbalances: Type.Array(Type.Object({ asset: Type.String(), sum: Type.String() })),
+    openFindings: Type.Integer(),
+  }),
+  payouts: Type.Object({
+    open: Type.Array(
+      Type.Object({ state: Type.String(), count: Type.Integer(), oldestAgeSeconds: Type.Integer() }),
+    ),
+    stuck: Type.Object({ olderThanSeconds: Type.Integer(), count: Type.Integer() }),
+    manualReview: Type.Integer(),
+  }),
+  findings: Type.Array(Type.Object({ kind: Type.String(), count: Type.Integer() })),
+  deposits: Type.Object({
+    webhookDeadLetters: Type.Integer(),
+    watcher: Type.Object({
+      cursor: Type.String(),
+      lastLedger: Nullable(Type.Integer()),
+      lastLedgerAgeSeconds: Nullable(Type.Integer()),
+    }),
+  }),
+  approvalsPending: Type.Integer(),
+  stellar: Nullable(StellarStatusSchema),
+  dependencies: Nullable(DependenciesSchema),
+});
+
+export const StuckSchema = Type.Object({
+  olderThanSeconds: Type.Integer(),
+  count: Type.Integer(),
+  payouts: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      state: Type.String(),
+      stateReason: Type.String(),
+      asset: Type.String(),
+      amount: Type.String(),
+      destination: Type.String(),
+      ageSeconds: Type.Integer(),
+      sinceLastChangeSeconds: Type.Integer(),
+      attempts: Type.Integer(),
+      liveHash: Nullable(Type.String()),
+    }),
+  ),
+});
+
+export const LedgerSchema = Type.Object({
+  balanced: Type.Boolean(),
+  balanceSums: Type.Array(
+    Type.Object({ asset: Type.String(), sum: Type.String(), balanced: Type.Boolean() }),
+  ),
+  findings: Type.Array(FindingSchema),
+});
+
+export const EscrowSchema = Type.Object({
+  leaking: Type.Boolean(),
+  accounts: Type.Array(
+    Type.Object({
+      asset: Type.String(),
+      balance: Type.String(),
+      openHolds: Type.String(),
+      difference: Type.String(),
+    }),
+  ),
+  findings: Type.Array(FindingSchema),
+});
+
+export const TimelineSchema = Type.Object({
+  payout: PayoutDetailSchema,
+  journals: Type.Array(
+    Type.Object({
+      journalId: Type.String(),
+      kind: Type.String(),
+      createdAt: Type.String({ format: 'date-time' }),
+    }),
+  ),
+  onChain: Type.Array(
+    Type.Object({
+      hash: Type.String(),
+      path: Nullable(Type.String()),
+      status: Type.String(),
+      ledger: Nullable(Type.Integer()),
+      unanswered: Type.Array(Type.Object({ path: Type.String(), error: Type.String() })),
+    }),
+  ),
+  audit: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      occurredAt: Type.String({ format: 'date-time' }),
+      actor: Type.String(),
+      action: Type.String(),
+      sealed: Type.Boolean(),
+      after: Type.Unknown(),
+    }),
+  ),
+  findings: Type.Array(FindingSchema),
+});

@@ -1,0 +1,288 @@
+import { randomUUID } from 'node:crypto';
+import { Keypair } from '@stellar/stellar-sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fundFromFees } from '../../test/support/ledger.ts';
+import { endpointsOf, type PayoutHarness, startPayoutHarness } from '../../test/support/payouts.ts';
+import { startTestService, type TestService } from '../../test/support/service.ts';
+import type { Sql } from '../platform/db/types.ts';
+import { registry } from '../platform/metrics.ts';
+import { Triage } from './triage.ts';
+
+/**
+ * The triage library and its /internal/incident/ routes: operators only, read-only (row counts and
+ * the audit chain are the same before and after every GET), and each report shows what it claims.
+ */
+
+let service: TestService;
+let harness: PayoutHarness;
+
+beforeAll(async () => {
+  harness = await startPayoutHarness();
+  service = await startTestService({ stellar: endpointsOf(harness.network) });
+});
+
+afterAll(async () => {
+  await service?.close();
+  await harness?.close();
+});
+
+const getRoutes = [
+  '/internal/incident/summary',
+  '/internal/incident/stuck-settlements?olderThan=30m',
+  '/internal/incident/double-payouts',
+  '/internal/incident/escrow-leaks',
+  '/internal/incident/ledger-imbalance',
+  '/internal/incident/stellar',
+  '/internal/incident/dependencies',
+];
+
+async function get(url: string, role: 'viewer' | 'operator' | 'admin' = 'operator') {
+  return service.app.inject({
+    method: 'GET',
+    url,
+    headers: { authorization: `Bearer ${await service.token(role)}` },
+  });
+}
+
+/** Row counts of every table we own or the job queue owns, and the audit chain's head. */
+async function databaseState(sql: Sql): Promise<Record<string, string>> {
+  const tables = await sql<{ schema: string; name: string }[]>`
+    select table_schema as schema, table_name as name from information_schema.tables
+    where table_schema in ('public', 'graphile_worker') and table_type = 'BASE TABLE' order by 1, 2`;
+  const state: Record<string, string> = {};
+  for (const { schema, name } of tables) {
+    const [row] = await sql.unsafe<{ count: string }[]>(
+      `select count(*)::text as count from "${schema}"."${name}"`,
+    );
+    state[`${schema}.${name}`] = row?.count ?? '';
+  }
+  const [head] = await sql<{ head: string }[]>`
+    select coalesce(max(id)::text, '') || ':' || coalesce(string_agg(hash, ',' order by id), '') as head from audit_log`;
+  state.audit_chain = head?.head ?? '';
+  const [balances] = await sql<{ balances: string }[]>`
+    select coalesce(string_agg(id::text || '=' || balance_minor::text, ',' order by id), '') as balances from accounts`;
+  state.balances = balances?.balances ?? '';
+  return state;
+}
+
+async function customer(sql: Sql, amountMinor: bigint): Promise<string> {
+  const [row] = await sql<
+    { id: string }[]
+  >`insert into accounts (type, asset) values ('customer', 'XLM') returning id`;
+  await fundFromFees(sql, row?.id ?? '', amountMinor);
+  return row?.id ?? '';
+}
+
+async function acceptedPayout(ageSeconds: number): Promise<string> {
+  const source = await customer(service.db.sql, 100_000_000n);
+  const response = await service.app.inject({
+    method: 'POST',
+    url: '/v1/payouts',
+    payload: {
+      sourceAccountId: source,
+      destination: Keypair.random().publicKey(),
+      asset: 'XLM',
+      amount: '3',
+    },
+    headers: { authorization: `Bearer ${await service.token('service')}`, 'idempotency-key': randomUUID() },
+  });
+  expect(response.statusCode, response.body).toBe(201);
+  const id = response.json().id as string;
+  await service.db
+    .sql`update payouts set created_at = now() - make_interval(secs => ${ageSeconds}::int) where id = ${id}::uuid`;
+  return id;
+}
+
+describe('triage access', () => {
+  it('refuses viewer tokens and anonymous callers on every triage route', async () => {
+    for (const url of getRoutes) {
+      expect((await get(url, 'viewer')).statusCode, url).toBe(403);
+      expect((await service.app.inject({ method: 'GET', url })).statusCode, url).toBe(401);
+    }
+    const snapshot = await service.app.inject({
+      method: 'POST',
+      url: '/internal/incident/snapshot',
+      headers: { authorization: `Bearer ${await service.token('viewer')}` },
+      payload: {},
+    });
+    expect(snapshot.statusCode).toBe(403);
+  });
+});
+
+describe('triage is read-only', () => {
+  it('changes no row, no balance and no audit entry on any GET route, the payout timeline included', async () => {
+    const payoutId = await acceptedPayout(10);
+    const before = await databaseState(service.db.sql);
+    for (const url of [...getRoutes, `/internal/incident/payouts/${payoutId}/timeline`]) {
+      const response = await get(url);
+      expect(response.statusCode, `${url}: ${response.body}`).toBe(200);
+    }
+    expect(await databaseState(service.db.sql)).toEqual(before);
+  });
+
+  it('a snapshot adds one snapshot and one audit entry, and moves no money', async () => {
+    const before = await databaseState(service.db.sql);
+    const response = await service.app.inject({
+      method: 'POST',
+      url: '/internal/incident/snapshot',
+      headers: { authorization: `Bearer ${await service.token('operator', 'oncall-ana')}` },
+      payload: { incident: 'INC-42' },
+    });
+    expect(response.statusCode, response.body).toBe(201);
+    const { id } = response.json() as { id: string };
+    const after = await databaseState(service.db.sql);
+    expect(after.balances).toEqual(before.balances);
+    expect(after['public.entries']).toEqual(before['public.entries']);
+    expect(Number(after['public.incident_snapshots'])).toBe(Number(before['public.incident_snapshots']) + 1);
+    expect(Number(after['public.audit_log'])).toBe(Number(before['public.audit_log']) + 1);
+    const [stored] = await service.db.sql<
+      { incidentRef: string; takenBy: string; content: Record<string, unknown> }[]
+    >`
+      select incident_ref as "incidentRef", taken_by as "takenBy", content from incident_snapshots where id = ${id}::uuid`;
+    expect(stored?.incidentRef).toBe('INC-42');
+    expect(stored?.takenBy).toBe('oncall-ana');
+    expect(Object.keys(stored?.content ?? {}).sort()).toEqual(
+      ['dependencies', 'doublePayouts', 'escrow', 'ledger', 'stellar', 'stuck', 'summary'].sort(),
+    );
+    await expect(
+      service.db.sql`update incident_snapshots set taken_by = 'someone' where id = ${id}::uuid`,
+    ).rejects.toThrow(/append-only/);
+  });
+});
+
+describe('stuck settlements', () => {
+  it('lists a payout not final after the threshold, and not one younger than it', async () => {
+    const old = await acceptedPayout(3_600);
+    const young = await acceptedPayout(60);
+    const report = (await get('/internal/incident/stuck-settlements?olderThan=30m')).json();
+    const ids = report.payouts.map((payout: { id: string }) => payout.id);
+    expect(ids).toContain(old);
+    expect(ids).not.toContain(young);
+    const stuck = report.payouts.find((payout: { id: string }) => payout.id === old);
+    expect(stuck).toMatchObject({ state: 'accepted', amount: '3.0000000', asset: 'XLM', attempts: 0 });
+    expect(stuck.ageSeconds).toBeGreaterThanOrEqual(3_600);
+    const longer = (await get('/internal/incident/stuck-settlements?olderThan=2h')).json();
+    expect(longer.payouts.map((payout: { id: string }) => payout.id)).not.toContain(old);
+    const summary = (await get('/internal/incident/summary')).json();
+    expect(summary.payouts.stuck.count).toBeGreaterThanOrEqual(1);
+    expect(summary.status).toBe('attention');
+  });
+
+  it('refuses a malformed or too long olderThan with a problem', async () => {
+    for (const olderThan of ['soon', '-5m', '99d', '']) {
+      const response = await get(`/internal/incident/stuck-settlements?olderThan=${olderThan}`);
+      expect(response.statusCode, olderThan).toBe(400);
+      expect(response.headers['content-type']).toContain('application/problem+json');
+    }
+  });
+});
+
+describe('ledger imbalance', () => {
+  it('reports an asset whose balances do not sum to zero', async () => {
+    const clean = (await get('/internal/incident/ledger-imbalance')).json();
+    expect(clean.balanced).toBe(true);
+    const account = await customer(service.db.sql, 10_000_000n);
+    // A write no code path can make: the balance changed without a journal.
+    await service.db.sql`update accounts set balance_minor = balance_minor + 5 where id = ${account}::uuid`;
+    try {
+      const report = (await get('/internal/incident/ledger-imbalance')).json();
+      expect(report.balanced).toBe(false);
+      expect(report.balanceSums).toContainEqual({ asset: 'XLM', sum: '0.0000005', balanced: false });
+      const summary = (await get('/internal/incident/summary')).json();
+      expect(summary.ledger.imbalances).toEqual([{ asset: 'XLM', sum: '0.0000005' }]);
+    } finally {
+      await service.db.sql`update accounts set balance_minor = balance_minor - 5 where id = ${account}::uuid`;
+    }
+  });
+});
+
+describe('payout timeline', () => {
+  it('shows states, attempts with hashes, the on-chain lookup, journals and audit entries of a settled payout', async () => {
+    const source = await harness.customer(50_000_000n);
+    const paid = await harness.pay({
+      source,
+      destination: (await harnessAccount()).publicKey(),
+      amount: '2',
+    });
+    expect(paid.statusCode).toBe(201);
+    const id = paid.body.id as string;
+    await harness.settleUntil(async () => (await harness.states([id]))[id] === 'settled');
+    const triage = new Triage({ sql: harness.service.db.sql, stellar: harness.endpoints });
+    const timeline = await triage.payoutTimeline(id);
+    expect(timeline.payout.history.map((entry) => entry.toState)).toEqual([
+      'accepted',
+      'submitted',
+      'settled',
+    ]);
+    expect(timeline.payout.attempts).toHaveLength(1);
+    const [attempt] = timeline.payout.attempts;
+    expect(timeline.onChain).toEqual([
+      expect.objectContaining({ hash: attempt?.hash, status: 'applied', path: 'horizon-0' }),
+    ]);
+    expect(timeline.journals.map((row) => row.kind)).toHaveLength(2);
+  });
+
+  it('answers 404 for an unknown payout and 400 for a malformed id', async () => {
+    expect((await get(`/internal/incident/payouts/${randomUUID()}/timeline`)).statusCode).toBe(404);
+    expect((await get('/internal/incident/payouts/not-a-uuid/timeline')).statusCode).toBe(400);
+  });
+});
+
+async function harnessAccount(): Promise<Keypair> {
+  const keypair = Keypair.random();
+  await fetch(`${harness.network.sandbox.friendbotUrl}?addr=${keypair.publicKey()}`);
+  return keypair;
+}
+
+describe('stellar status', () => {
+  it('shows every path, one Horizon down while the other answers, and sets stellar_path_up', async () => {
+    const healthy = (await get('/internal/incident/stellar')).json();
+    expect(healthy.paths.map((path: { path: string }) => path.path)).toEqual([
+      'horizon-0',
+      'horizon-1',
+      'rpc',
+    ]);
+    expect(healthy.paths.every((path: { reachable: boolean }) => path.reachable)).toBe(true);
+    const horizon = healthy.paths[0];
+    expect(horizon.latestLedger).toBeGreaterThan(0);
+    expect(horizon.latestLedgerAgeSeconds).toBeLessThan(60);
+    expect(horizon.ingestionLagLedgers).toBe(0);
+    expect(horizon.fees.baseFeeStroops).toBe('100');
+
+    const down = harness.network.sandbox.faults.add({ kind: 'listener_down', listener: 0 });
+    try {
+      const report = (await get('/internal/incident/stellar')).json();
+      expect(report.paths.map((path: { reachable: boolean }) => path.reachable)).toEqual([false, true, true]);
+      expect(report.anyPathUp).toBe(true);
+      const metrics = await registry.getSingleMetricAsString('stellar_path_up');
+      expect(metrics).toContain('stellar_path_up{path="horizon-0"} 0');
+      expect(metrics).toContain('stellar_path_up{path="horizon-1"} 1');
+    } finally {
+      harness.network.sandbox.faults.remove(down.id);
+    }
+  });
+
+  it('reports a Horizon whose ingestion is stale with its lag', async () => {
+    const stale = harness.network.sandbox.faults.add({
+      kind: 'stale_ingestion',
+      listener: 1,
+      lagLedgers: 30,
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const report = (await get('/internal/incident/stellar')).json();
+      expect(report.paths[1].ingestionLagLedgers).toBeGreaterThanOrEqual(1);
+    } finally {
+      harness.network.sandbox.faults.remove(stale.id);
+    }
+  });
+});
+
+describe('summary', () => {
+  it('reports PostgreSQL and each Stellar path among the dependencies', async () => {
+    const summary = (await get('/internal/incident/summary')).json();
+    expect(summary.dependencies.checks.postgresql.status).toBe('ok');
+    expect(summary.stellar.paths).toHaveLength(3);
+    expect(summary.controls).toMatchObject({ paymentsMode: 'standard', payoutsFrozen: false });
+  });
+});

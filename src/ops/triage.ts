@@ -1,0 +1,421 @@
+import { randomUUID } from 'node:crypto';
+import { appendAudit } from '../audit/audit.ts';
+import { readControls } from '../controls/service.ts';
+import { countDeadLetters } from '../deposits/data.ts';
+import { webhookDeadLetters } from '../deposits/metrics.ts';
+import { selectWatcher } from '../deposits/watcher-data.ts';
+import { selectAssets } from '../ledger/data.ts';
+import { formatAmount } from '../money/money.ts';
+import { getPayoutDetail, type PayoutDetail } from '../payouts/service.ts';
+import type { Sql } from '../platform/db/types.ts';
+import type { HealthRegistry } from '../platform/health.ts';
+import { countOpenFindingsByKind, selectOpenFindings } from '../reconciliation/data.ts';
+import { refreshFromDatabase as refreshFindingGauges } from '../reconciliation/metrics.ts';
+import type { StellarEndpoints } from '../stellar/endpoints.ts';
+import type { PathReport } from '../stellar/settlement-chain.ts';
+import {
+  countPendingProposals,
+  countStuckPayouts,
+  insertSnapshot,
+  selectAuditForSubject,
+  selectBalanceSums,
+  selectJournalsForPayout,
+  selectOpenPayoutCounts,
+  selectStuckPayouts,
+  selectSystemBalances,
+} from './data.ts';
+import { lookupOnChain, type OnChainLookup } from './lookup.ts';
+import { probeStellar, type StellarStatus } from './stellar-status.ts';
+
+/**
+ * The on-call library: every triage question, answered read-only from the database (and from
+ * Stellar, where the question is about Stellar). The `/internal/incident/` routes and the
+ * `settledesk triage` commands are thin shells over it, so the CLI answers the same thing with
+ * the API down. Only `snapshot` writes, and what it writes is the evidence itself.
+ */
+
+export const stuckOlderThanSecondsDefault = 30 * 60;
+export const stuckOlderThanSecondsMax = 30 * 86_400;
+export const triageListMax = 200;
+export const timelineAuditMax = 200;
+export const timelineLookupsMax = 20;
+/** A cached Stellar and dependency status older than this is refreshed (in the background). */
+export const statusMaxAgeMs = 30_000;
+
+const findingKindsDoublePayout = ['double_payout', 'unknown_outgoing_payment'];
+const findingKindsLedger = ['ledger_imbalance', 'account_balance_mismatch'];
+
+export type FindingView = {
+  id: string;
+  kind: string;
+  subject: string;
+  evidence: unknown;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  occurrences: number;
+};
+
+export type DependencyReport = Awaited<ReturnType<HealthRegistry['run']>> & { checkedAt: string };
+
+export type Summary = {
+  generatedAt: string;
+  status: 'ok' | 'attention';
+  attention: string[];
+  controls: { paymentsMode: string; payoutsFrozen: boolean; updatedBy: string; reason: string };
+  ledger: { imbalances: { asset: string; sum: string }[]; openFindings: number };
+  payouts: {
+    open: { state: string; count: number; oldestAgeSeconds: number }[];
+    stuck: { olderThanSeconds: number; count: number };
+    manualReview: number;
+  };
+  findings: { kind: string; count: number }[];
+  deposits: {
+    webhookDeadLetters: number;
+    watcher: { cursor: string; lastLedger: number | null; lastLedgerAgeSeconds: number | null };
+  };
+  approvalsPending: number;
+  stellar: StellarStatus | null;
+  dependencies: DependencyReport | null;
+};
+
+export type StuckReport = {
+  olderThanSeconds: number;
+  count: number;
+  payouts: {
+    id: string;
+    state: string;
+    stateReason: string;
+    asset: string;
+    amount: string;
+    destination: string;
+    ageSeconds: number;
+    sinceLastChangeSeconds: number;
+    attempts: number;
+    liveHash: string | null;
+  }[];
+};
+
+export type LedgerReport = {
+  balanced: boolean;
+  balanceSums: { asset: string; sum: string; balanced: boolean }[];
+  findings: FindingView[];
+};
+
+export type EscrowReport = {
+  leaking: boolean;
+  accounts: { asset: string; balance: string; openHolds: string; difference: string }[];
+  findings: FindingView[];
+};
+
+export type Timeline = {
+  payout: PayoutDetail;
+  journals: { journalId: string; kind: string; createdAt: string }[];
+  onChain: OnChainLookup[];
+  audit: { id: string; occurredAt: string; actor: string; action: string; sealed: boolean; after: unknown }[];
+  findings: FindingView[];
+};
+
+export type TriageDeps = {
+  sql: Sql;
+  /** Where Stellar is; undefined when this process cannot know (e.g. no sandbox is running). */
+  stellar: StellarEndpoints | undefined;
+  /** The settlement engine's breakers, in the process that runs it. */
+  breakers?: () => readonly PathReport[] | undefined;
+  health?: HealthRegistry;
+};
+
+type StatusCache = { stellar: StellarStatus | null; dependencies: DependencyReport | null; at: number };
+
+const secondsSince = (at: Date, now: number) => Math.max(0, Math.round((now - at.getTime()) / 1_000));
+
+export class Triage {
+  readonly #deps: TriageDeps;
+  #status: StatusCache | undefined;
+  #refreshing: Promise<void> | undefined;
+
+  constructor(deps: TriageDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Probes Stellar and every readiness check once (this also sets their gauges), and refreshes the
+   * gauges counted from the database.
+   */
+  async refreshStatus(): Promise<void> {
+    this.#refreshing ??= (async () => {
+      try {
+        const [stellar, dependencies, deadLetters] = await Promise.all([
+          this.#probeStellar(),
+          this.#runHealth(),
+          countDeadLetters(this.#deps.sql).catch(() => undefined),
+          // Every serving process reports the findings, not only the one whose worker found them.
+          refreshFindingGauges(this.#deps.sql).catch(() => undefined),
+        ]);
+        // Set here too, not only when a webhook is dead-lettered, so a restarted process reports it.
+        if (deadLetters !== undefined) webhookDeadLetters.set(deadLetters);
+        this.#status = { stellar, dependencies, at: Date.now() };
+      } finally {
+        this.#refreshing = undefined;
+      }
+    })();
+    await this.#refreshing;
+  }
+
+  /** The last status; a stale one is returned at once while a refresh runs behind it. */
+  async #cachedStatus(): Promise<StatusCache> {
+    if (this.#status === undefined) await this.refreshStatus();
+    else if (Date.now() - this.#status.at > statusMaxAgeMs) void this.refreshStatus().catch(() => {});
+    return this.#status ?? { stellar: null, dependencies: null, at: Date.now() };
+  }
+
+  async #probeStellar(): Promise<StellarStatus | null> {
+    const { stellar, breakers } = this.#deps;
+    return stellar ? probeStellar(stellar, breakers?.()) : null;
+  }
+
+  async #runHealth(): Promise<DependencyReport | null> {
+    const health = this.#deps.health;
+    if (!health) return null;
+    return { ...(await health.run()), checkedAt: new Date().toISOString() };
+  }
+
+  async summary(): Promise<Summary> {
+    const { sql } = this.#deps;
+    const now = Date.now();
+    const [controls, precisions, sums, open, stuck, findings, deadLetters, watcher, pending, status] =
+      await Promise.all([
+        readControls(sql),
+        this.#precisions(),
+        selectBalanceSums(sql),
+        selectOpenPayoutCounts(sql),
+        countStuckPayouts(sql, stuckOlderThanSecondsDefault),
+        countOpenFindingsByKind(sql),
+        countDeadLetters(sql),
+        selectWatcher(sql),
+        countPendingProposals(sql),
+        this.#cachedStatus(),
+      ]);
+    const imbalances = sums
+      .filter((row) => row.sumMinor !== 0n)
+      .map((row) => ({ asset: row.asset, sum: formatAmount(row.sumMinor, precisions.get(row.asset) ?? 7) }));
+    const manualReview = open.find((row) => row.state === 'manual_review')?.count ?? 0;
+    const ledgerFindings = findings
+      .filter((row) => findingKindsLedger.includes(row.kind))
+      .reduce((total, row) => total + row.count, 0);
+    const attention = [
+      ...imbalances.map((row) => `ledger: ${row.asset} balances sum to ${row.sum}, not 0`),
+      ...findings.map((row) => `finding: ${row.count} open ${row.kind}`),
+      ...(stuck > 0 ? [`payouts: ${stuck} not final after ${stuckOlderThanSecondsDefault / 60} min`] : []),
+      ...(manualReview > 0 ? [`payouts: ${manualReview} in manual review`] : []),
+      ...(deadLetters > 0 ? [`deposits: ${deadLetters} provider webhooks in the dead-letter queue`] : []),
+      ...(controls.payoutsFrozen ? ['controls: payouts are frozen'] : []),
+      ...(controls.paymentsMode !== 'standard'
+        ? [`controls: payments mode is ${controls.paymentsMode}`]
+        : []),
+      ...(status.stellar && !status.stellar.anyPathUp ? ['stellar: no path answers'] : []),
+      ...(status.dependencies && !status.dependencies.ready ? ['dependencies: not ready'] : []),
+    ];
+    return {
+      generatedAt: new Date(now).toISOString(),
+      status: attention.length === 0 ? 'ok' : 'attention',
+      attention,
+      controls: {
+        paymentsMode: controls.paymentsMode,
+        payoutsFrozen: controls.payoutsFrozen,
+        updatedBy: controls.updatedBy,
+        reason: controls.reason,
+      },
+      ledger: { imbalances, openFindings: ledgerFindings },
+      payouts: {
+        open: open.map((row) => ({
+          state: row.state,
+          count: row.count,
+          oldestAgeSeconds: secondsSince(row.oldestCreatedAt, now),
+        })),
+        stuck: { olderThanSeconds: stuckOlderThanSecondsDefault, count: stuck },
+        manualReview,
+      },
+      findings,
+      deposits: {
+        webhookDeadLetters: deadLetters,
+        watcher: {
+          cursor: watcher.cursor.toString(),
+          lastLedger: watcher.seenLedger,
+          lastLedgerAgeSeconds: watcher.seenLedgerClosedAt
+            ? secondsSince(watcher.seenLedgerClosedAt, now)
+            : null,
+        },
+      },
+      approvalsPending: pending,
+      stellar: status.stellar,
+      dependencies: status.dependencies,
+    };
+  }
+
+  async stuckSettlements(olderThanSeconds: number, limit = triageListMax): Promise<StuckReport> {
+    const { sql } = this.#deps;
+    const now = Date.now();
+    const [rows, count, precisions] = await Promise.all([
+      selectStuckPayouts(sql, olderThanSeconds, Math.min(limit, triageListMax)),
+      countStuckPayouts(sql, olderThanSeconds),
+      this.#precisions(),
+    ]);
+    return {
+      olderThanSeconds,
+      count,
+      payouts: rows.map((row) => ({
+        id: row.id,
+        state: row.state,
+        stateReason: row.stateReason,
+        asset: row.asset,
+        amount: formatAmount(row.amountMinor, precisions.get(row.asset) ?? 7),
+        destination: row.destination,
+        ageSeconds: secondsSince(row.createdAt, now),
+        sinceLastChangeSeconds: secondsSince(row.updatedAt, now),
+        attempts: row.attempts,
+        liveHash: row.liveHash,
+      })),
+    };
+  }
+
+  async doublePayouts(limit = triageListMax): Promise<{ findings: FindingView[] }> {
+    return { findings: await this.#findings(findingKindsDoublePayout, limit) };
+  }
+
+  async ledgerImbalance(): Promise<LedgerReport> {
+    const [sums, precisions, findings] = await Promise.all([
+      selectBalanceSums(this.#deps.sql),
+      this.#precisions(),
+      this.#findings(findingKindsLedger, triageListMax),
+    ]);
+    const balanceSums = sums.map((row) => ({
+      asset: row.asset,
+      sum: formatAmount(row.sumMinor, precisions.get(row.asset) ?? 7),
+      balanced: row.sumMinor === 0n,
+    }));
+    return {
+      balanced: balanceSums.every((row) => row.balanced) && findings.length === 0,
+      balanceSums,
+      findings,
+    };
+  }
+
+  /** The escrow account must hold exactly the open holds (there are no holds until escrow ships). */
+  async escrowLeaks(): Promise<EscrowReport> {
+    const [accounts, precisions, findings] = await Promise.all([
+      selectSystemBalances(this.#deps.sql, 'escrow'),
+      this.#precisions(),
+      this.#findings(['escrow_leak'], triageListMax),
+    ]);
+    const openHoldsMinor = 0n;
+    const rows = accounts.map((account) => {
+      const precision = precisions.get(account.asset) ?? 7;
+      return {
+        asset: account.asset,
+        balance: formatAmount(account.balanceMinor, precision),
+        openHolds: formatAmount(openHoldsMinor, precision),
+        difference: formatAmount(account.balanceMinor - openHoldsMinor, precision),
+      };
+    });
+    return {
+      leaking: rows.some((row) => row.difference !== row.openHolds) || findings.length > 0,
+      accounts: rows,
+      findings,
+    };
+  }
+
+  /** A live probe of every Stellar path (not the cached one): the question is "right now". */
+  async stellar(): Promise<StellarStatus | null> {
+    return this.#probeStellar();
+  }
+
+  async dependencies(): Promise<DependencyReport | null> {
+    return this.#runHealth();
+  }
+
+  async payoutTimeline(payoutId: string): Promise<Timeline> {
+    const { sql, stellar } = this.#deps;
+    const payout = await getPayoutDetail(sql, payoutId);
+    const [journals, audit, findings] = await Promise.all([
+      selectJournalsForPayout(sql, payoutId),
+      selectAuditForSubject(sql, 'payout', payoutId, timelineAuditMax),
+      this.#findingsAbout(payoutId),
+    ]);
+    const hashes = payout.attempts.slice(0, timelineLookupsMax).map((attempt) => attempt.hash);
+    const onChain = stellar ? await Promise.all(hashes.map((hash) => lookupOnChain(stellar, hash))) : [];
+    return {
+      payout,
+      journals: journals.map((row) => ({ ...row, createdAt: row.createdAt.toISOString() })),
+      onChain,
+      audit: audit.map((row) => ({
+        id: row.id.toString(),
+        occurredAt: row.occurredAt.toISOString(),
+        actor: row.actor,
+        action: row.action,
+        sealed: row.sealed,
+        after: row.after,
+      })),
+      findings,
+    };
+  }
+
+  /** Stores everything above as one snapshot, with an audit entry; it moves no money. */
+  async snapshot(takenBy: string, incidentRef: string | null): Promise<{ id: string; takenAt: string }> {
+    const [summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies] = await Promise.all([
+      this.summary(),
+      this.stuckSettlements(stuckOlderThanSecondsDefault),
+      this.doublePayouts(),
+      this.escrowLeaks(),
+      this.ledgerImbalance(),
+      this.stellar(),
+      this.dependencies(),
+    ]);
+    const content = { summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies };
+    const id = randomUUID();
+    const takenAt = await this.#deps.sql.begin(async (tx) => {
+      const at = await insertSnapshot(tx, { id, incidentRef, takenBy, content });
+      await appendAudit(tx, {
+        actor: takenBy,
+        action: 'incident.snapshot',
+        subjectType: 'incident_snapshot',
+        subjectId: id,
+        after: { incidentRef },
+      });
+      return at;
+    });
+    return { id, takenAt: takenAt.toISOString() };
+  }
+
+  async #precisions(): Promise<Map<string, number>> {
+    const assets = await selectAssets(this.#deps.sql);
+    return new Map(assets.map((asset) => [asset.code, asset.precision]));
+  }
+
+  async #findings(kinds: readonly string[], limit: number): Promise<FindingView[]> {
+    const lists = await Promise.all(
+      kinds.map((kind) =>
+        selectOpenFindings(this.#deps.sql, { kind, limit: Math.min(limit, triageListMax) }),
+      ),
+    );
+    return lists.flat().map(findingView);
+  }
+
+  async #findingsAbout(subject: string): Promise<FindingView[]> {
+    const rows = await selectOpenFindings(this.#deps.sql, { subject, limit: triageListMax });
+    return rows.map(findingView);
+  }
+}
+
+type FindingRow = Awaited<ReturnType<typeof selectOpenFindings>>[number];
+
+function findingView(row: FindingRow): FindingView {
+  return {
+    id: String(row.id),
+    kind: row.kind,
+    subject: row.subject,
+    evidence: row.evidence,
+    firstSeenAt: row.firstSeenAt.toISOString(),
+    lastSeenAt: row.lastSeenAt.toISOString(),
+    occurrences: row.occurrences,
+  };
+}

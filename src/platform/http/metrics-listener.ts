@@ -1,0 +1,41 @@
+import { createServer } from 'node:http';
+import type { Logger } from '../logging.ts';
+import { registry } from '../metrics.ts';
+
+/**
+ * `GET /metrics` (and `/health/live`) for a process that serves no API: `settledesk worker`.
+ * Counters such as `worker_runs_total` and the settlement metrics live in the process that does
+ * the work, so without this a split-out worker would be invisible to Prometheus.
+ */
+export async function startMetricsListener(options: {
+  host: string;
+  port: number;
+  logger: Logger;
+}): Promise<{ url: string; stop(): Promise<void> }> {
+  const server = createServer((request, response) => {
+    if (request.method === 'GET' && request.url === '/metrics') {
+      registry.metrics().then(
+        (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        () => response.writeHead(500).end(),
+      );
+      return;
+    }
+    if (request.method === 'GET' && request.url === '/health/live') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"live"}');
+      return;
+    }
+    response.writeHead(404).end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  const url = `http://${options.host}:${port}`;
+  options.logger.info({ url }, 'worker metrics listening');
+  return {
+    url,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

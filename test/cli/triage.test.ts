@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { runCli } from '../support/process.ts';
+import { testEnv } from '../support/service.ts';
+
+/** `settledesk triage` with no API running: it reads the database directly. */
+
+let db: TestDatabase;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  env = await testEnv(db);
+});
+
+afterAll(async () => {
+  await db.drop();
+});
+
+describe('settledesk triage with the API stopped', () => {
+  it('prints the summary from the database, with Stellar unknown since no sandbox runs', async () => {
+    const json = await runCli(['--json', 'triage', 'summary'], env);
+    expect(json.code, json.stderr).toBe(0);
+    const summary = JSON.parse(json.stdout);
+    expect(summary).toMatchObject({ status: 'ok', attention: [], stellar: null });
+    expect(summary.dependencies.checks.postgresql.status).toBe('ok');
+
+    const human = await runCli(['triage', 'summary'], env);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain('status: OK');
+  });
+
+  it('--check exits 1 naming what needs attention, and 0 once it is clear', async () => {
+    await runCli(['mode', 'freeze', '--reason', 'drill', '--as', 'olga'], env);
+    const frozen = await runCli(['triage', 'summary', '--check'], env);
+    expect(frozen.code).toBe(1);
+    expect(frozen.stderr).toContain('payouts are frozen');
+    await db.sql`update payment_controls set payouts_frozen = false`;
+    expect((await runCli(['triage', 'summary', '--check'], env)).code).toBe(0);
+  });
+
+  it('refuses a malformed --older-than and an unknown payout with exit status 1', async () => {
+    const bad = await runCli(['triage', 'stuck', '--older-than', 'soon'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--older-than');
+    const unknown = await runCli(['triage', 'payout', '00000000-0000-4000-8000-000000000000'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('payouts/not-found');
+  });
+
+  it('stores a snapshot attached to the incident', async () => {
+    const result = await runCli(
+      ['--json', 'triage', 'snapshot', '--incident', 'INC-9', '--as', 'oncall-ana'],
+      env,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const { id } = JSON.parse(result.stdout) as { id: string };
+    const [row] = await db.sql<{ incidentRef: string; takenBy: string }[]>`
+      select incident_ref as "incidentRef", taken_by as "takenBy" from incident_snapshots where id = ${id}::uuid`;
+    expect(row).toEqual({ incidentRef: 'INC-9', takenBy: 'oncall-ana' });
+  });
+});
