@@ -1,5 +1,6 @@
 import { type JobHelpers, type Runner, run, type TaskList, Logger as WorkerLogger } from 'graphile-worker';
 import pg from 'pg';
+import { primaryHostUrl } from './db/multi-host.ts';
 import type { Executor } from './db/types.ts';
 import type { Logger } from './logging.ts';
 import { workerRuns } from './metrics.ts';
@@ -86,7 +87,9 @@ export type Worker = { stop(): Promise<void>; runner: Runner };
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
   // Our own pool, so that a connection dropped by the server (restart, failover) is logged and
   // replaced instead of surfacing as an unhandled 'error' event that kills the process.
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.concurrency + 2 });
+  // pg takes one host: a multi-host URL is pinned to the primary of the moment (primaryHostUrl).
+  const connectionString = await primaryHostUrl(options.connectionString);
+  const pool = new pg.Pool({ connectionString, max: options.concurrency + 2 });
   pool.on('error', (error) => options.logger.warn({ err: error }, 'job worker lost a database connection'));
   const runner = await run({
     pgPool: pool,

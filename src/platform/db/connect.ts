@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import type { Logger } from '../logging.ts';
+import { multiHostBackoff, primarySocket, writableHostTargets } from './multi-host.ts';
 import type { Sql } from './types.ts';
 
 export type ConnectOptions = {
@@ -15,11 +16,12 @@ const idleTimeoutSeconds = 30;
 const pipelineUnbounded = Number.MAX_SAFE_INTEGER;
 
 /**
- * Opens a pool. Multi-host URLs with `target_session_attrs=read-write` are handled by
- * postgres.js itself: after a failover, new connections find the promoted primary, so the
- * service recovers without a restart.
+ * Opens a pool. With a multi-host URL and `target_session_attrs=read-write`, each new connection
+ * goes to the host that accepts writes now: after a failover, new connections find the promoted
+ * primary, so the service recovers without a restart (docs/runbooks/db-failover.md).
  */
 export function connect(options: ConnectOptions): Sql {
+  const targets = writableHostTargets(options.url);
   const settings = {
     max: options.poolMax,
     connect_timeout: connectTimeoutSeconds,
@@ -32,10 +34,12 @@ export function connect(options: ConnectOptions): Sql {
     // the upstream fix (#1218) is released.
     max_pipeline: pipelineUnbounded,
     connection: { application_name: options.applicationName ?? 'settledesk' },
+    // A multi-host read-write URL: we pick the writable host (see multi-host.ts for why).
+    ...(targets === undefined ? {} : { socket: primarySocket(targets), backoff: multiHostBackoff }),
     onnotice: (notice: postgres.Notice) =>
       options.logger.debug({ notice: notice.message }, 'postgres notice'),
   };
-  return postgres(options.url, settings);
+  return postgres(targets?.[0]?.url ?? options.url, settings);
 }
 
 /** A connection string with a different database name; keeps hosts, credentials and parameters. */

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import Postgrator from 'postgrator';
 import type { Logger } from '../logging.ts';
+import { primaryHostUrl } from './multi-host.ts';
 import type { Sql } from './types.ts';
 
 const migrationsGlob = fileURLToPath(new URL('../../../migrations/*.sql', import.meta.url));
@@ -38,7 +39,10 @@ export async function migrate(sql: Sql, connectionString: string, logger: Logger
       });
       const applied = await postgrator.migrate();
       const version = Number(await postgrator.getDatabaseVersion());
-      await runWorkerMigrations({ connectionString, logger: undefined });
+      await runWorkerMigrations({
+        connectionString: await primaryHostUrl(connectionString),
+        logger: undefined,
+      });
       for (const migration of applied) logger.info({ migration: migration.name }, 'migration applied');
       return { applied: applied.map((migration) => migration.filename), version };
     } finally {
