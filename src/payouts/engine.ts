@@ -259,7 +259,16 @@ export class SettlementEngine {
       else await this.#splitFailure(tx, attempt, outcome.codes);
       return true;
     });
-    if (won) settlementAttempts.inc({ outcome: outcome.kind === 'success' ? 'succeeded' : 'failed' });
+    if (won) {
+      settlementAttempts.inc({ outcome: outcome.kind === 'success' ? 'succeeded' : 'failed' });
+      // One line per outcome, so a payout's settlement can be found in the logs by its hash.
+      this.#options.logger.info(
+        { attemptId: attempt.id, hash: attempt.hash, ledger: outcome.ledger, outcome: outcome.kind },
+        outcome.kind === 'success'
+          ? 'settlement transaction applied'
+          : 'settlement transaction applied and failed',
+      );
+    }
     return won;
   }
 

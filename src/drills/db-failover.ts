@@ -1,0 +1,446 @@
+import { join } from 'node:path';
+import { postJournal } from '../ledger/service.ts';
+import { connect } from '../platform/db/connect.ts';
+import type { Sql } from '../platform/db/types.ts';
+import { createLogger } from '../platform/logging.ts';
+import { type Drill, type DrillContext, messageOf, type ServiceProcess } from './harness.ts';
+import { findPostgresBinaries, type PostgresPair, startPostgresPair } from './postgres-pair.ts';
+import { TransferLoad } from './transfer-load.ts';
+
+const database = 'settledesk';
+const accountsCount = 4;
+const fundingMinor = 1_000n * 10_000_000n;
+/** Bounds of the load: a few clients, a capped number of requests, each with a timeout. */
+const load = { clients: 4, requestsMax: 6_000, requestTimeoutMs: 5_000, triesPerKeyMax: 3 };
+const acknowledgedBeforeKillMin = 150;
+const acknowledgedAfterRecoveryMin = 100;
+const loadPhaseMsMax = 30_000;
+const detectionMsMax = 20_000;
+const recoveryMsMax = 30_000;
+/** Acknowledged keys replayed through the API after the failover; the rest are checked in SQL. */
+const replaysMax = 20;
+
+/**
+ * docs/runbooks/db-failover.md against a real primary and synchronous streaming replica:
+ * `settledesk serve` (no job worker: see the runbook) on the multi-host URL under transfer load,
+ * the primary killed with SIGKILL, detection through readiness, `dependency_up` and the runbook's
+ * checks, the replica promoted by the runbook's cells, and then: the same service process writes
+ * to the new primary, every acknowledged transfer is there exactly once, the ledger is balanced.
+ */
+export const dbFailoverDrill: Drill = {
+  name: 'db-failover',
+  runbook: 'db-failover.md',
+  description:
+    'kill the PostgreSQL primary under transfer load, promote the synchronous replica with the runbook; ' +
+    'the service reconnects without a restart and no acknowledged transfer is lost',
+  run: async (context) => {
+    const binaries = await context.step('locate the system PostgreSQL binaries', async () => {
+      const found = findPostgresBinaries();
+      context.note(`using ${found.dir}`);
+      return found;
+    });
+    const pair = await context.step('start a primary and a synchronous streaming replica', async () => {
+      const started = await startPostgresPair({ dir: join(context.dir, 'pg'), binaries, database });
+      context.defer('stop PostgreSQL', () => started.stop());
+      context.note(
+        `primary on 127.0.0.1:${started.primary.port}, replica on 127.0.0.1:${started.replica.port}`,
+      );
+      return started;
+    });
+    const dataDir = join(context.dir, 'data');
+    const serviceEnv = {
+      DATABASE_URL: pair.multiHostUrl(database),
+      SETTLEDESK_DATA_DIR: dataDir,
+      SETTLEDESK_WORKER: 'false',
+      SANDBOX_PORT: '0',
+      LOG_LEVEL: 'info',
+    };
+    await context.step('migrate settledesk onto the primary', async () => {
+      const result = await context.cli(['--json', 'migrate'], {
+        ...serviceEnv,
+        DATABASE_URL: pair.primary.url(database),
+      });
+      if (result.code !== 0) throw context.fail(`settledesk migrate exited ${result.code}: ${result.stderr}`);
+    });
+    const service = await context.step(
+      'start settledesk serve on the multi-host URL, without the job worker',
+      () => context.startService(serviceEnv),
+    );
+    const tokens = await context.step(
+      'issue a service token for the load and an operator token for the cells',
+      async () => ({
+        service: await issueToken(context, serviceEnv, 'drill-load', 'service'),
+        operator: await issueToken(context, serviceEnv, 'drill-operator', 'operator'),
+      }),
+    );
+    Object.assign(context.env, {
+      DATABASE_URL: pair.multiHostUrl(database),
+      REPLICA_DATABASE_URL: pair.replica.url('postgres'),
+      SETTLEDESK_URL: service.url,
+      SETTLEDESK_TOKEN: tokens.operator,
+      SETTLEDESK_DATA_DIR: dataDir,
+      LOG_FILE: service.logFile,
+      LOG_LEVEL: undefined,
+    });
+    const accounts = await context.step('open and fund customer accounts', () =>
+      openFundedAccounts(context, service, tokens.service, pair),
+    );
+    await context.step('the service pool skips a standby listed first in the URL', () =>
+      standbyFirst(context, pair),
+    );
+    await context.step('runbook: the primary streams to a synchronous standby', () =>
+      context.cells(['check-service-ready', 'check-primary', 'check-replication', 'check-replica']),
+    );
+
+    const transfers = new TransferLoad({
+      url: service.url,
+      token: tokens.service,
+      accounts,
+      amount: '0.0000001',
+      ...load,
+    });
+    context.defer('stop the transfer load', () => transfers.stop());
+    await context.step(
+      `transfer load: ${load.clients} clients until ${acknowledgedBeforeKillMin} acknowledged`,
+      async () => {
+        transfers.start();
+        await context.waitFor(
+          `${acknowledgedBeforeKillMin} acknowledged transfers`,
+          async () => (transfers.acknowledged().length >= acknowledgedBeforeKillMin ? true : undefined),
+          loadPhaseMsMax,
+        );
+      },
+    );
+    const killedAt = await context.step(
+      'kill the primary (SIGKILL to the postmaster and every backend)',
+      async () => {
+        pair.primary.kill();
+        const at = performance.now();
+        await context.waitFor(
+          'the primary to be gone',
+          async () => (pair.primary.alive() ? undefined : true),
+          5_000,
+        );
+        const before = transfers.acknowledged().filter((attempt) => attempt.endedAt <= at).length;
+        context.note(`${before} transfers acknowledged before the kill`);
+        return at;
+      },
+    );
+    const acknowledgedBeforeKill = transfers.acknowledged().filter((attempt) => attempt.endedAt <= killedAt);
+
+    await context.step('detection: readiness and dependency_up report PostgreSQL down', async () => {
+      const detail = await context.waitFor(
+        'readiness to report postgresql down',
+        () => readinessDown(service),
+        detectionMsMax,
+      );
+      context.note(`readiness: postgresql down: ${detail}`);
+      const metrics = await (await fetch(`${service.url}/metrics`)).text();
+      if (!/^dependency_up\{dependency="postgresql"\} 0$/m.test(metrics))
+        throw context.fail('dependency_up{dependency="postgresql"} is not 0 while the primary is down');
+    });
+    await context.step('runbook: the checks report the outage', async () => {
+      await context.cellReports('check-service-ready', 'the API is not ready');
+      await context.cellReports('check-primary', 'no host accepts writes');
+    });
+    await context.step('runbook: promote the replica', async () => {
+      await context.cells(['check-replica']);
+      await context.cells(['promote-replica'], { yes: true });
+      await context.expectAfter('promote-replica', 'the replica is still in recovery', () =>
+        onReplica(pair, async (sql) => {
+          const [row] = await sql<{ inRecovery: boolean }[]>`select pg_is_in_recovery() as "inRecovery"`;
+          if (row?.inRecovery !== false) throw new Error('pg_is_in_recovery() is still true');
+        }),
+      );
+    });
+    await context.step('runbook: stop waiting for the lost synchronous standby', async () => {
+      await context.cells(['stop-waiting-for-standby'], { yes: true });
+      await context.expectAfter('stop-waiting-for-standby', 'the new primary still waits for a standby', () =>
+        onReplica(pair, async (sql) => {
+          const [row] = await sql<
+            { names: string }[]
+          >`select current_setting('synchronous_standby_names') as names`;
+          if (row?.names !== '') throw new Error(`synchronous_standby_names is '${row?.names}'`);
+        }),
+      );
+      await context.cells(['check-primary']);
+    });
+
+    // The cells did their job: from here on a failure is the service's, not the runbook's.
+    const firstSuccess = await context.step(
+      'recovery: the same service process writes to the new primary',
+      async () => {
+        const first = await context
+          .waitFor(
+            'a transfer started after the kill to be acknowledged',
+            async () =>
+              transfers.attempts.find(
+                (attempt) => attempt.startedAt > killedAt && attempt.status === 201 && !attempt.replayed,
+              ),
+            recoveryMsMax,
+          )
+          .catch((error: unknown) => {
+            throw context.fail(
+              `the promoted replica accepts writes but the service did not write to it (src/platform/db/multi-host.ts): ${messageOf(error)}`,
+            );
+          });
+        if (!service.alive())
+          throw context.fail(`settledesk serve (pid ${service.pid}) is no longer running`);
+        return first;
+      },
+    );
+    context.figure(
+      'firstSuccessAfterKillMs',
+      Math.round(firstSuccess.endedAt - killedAt),
+      `primary death to the first acknowledged transfer on the new primary: ${Math.round(firstSuccess.endedAt - killedAt)} ms`,
+    );
+    await context.step(
+      `transfer load on the new primary until ${acknowledgedAfterRecoveryMin} more are acknowledged`,
+      async () => {
+        const target = transfers.acknowledged().length + acknowledgedAfterRecoveryMin;
+        await context.waitFor(
+          `${acknowledgedAfterRecoveryMin} more acknowledged transfers`,
+          async () => (transfers.acknowledged().length >= target ? true : undefined),
+          loadPhaseMsMax,
+        );
+        await transfers.stop();
+      },
+    );
+    await context.step('runbook: the service is ready again, with the same pid', async () => {
+      await context.cells(['check-service-ready']);
+      if (!service.alive())
+        throw context.fail(`settledesk serve (pid ${service.pid}) did not survive the failover`);
+      context.note(`settledesk serve pid ${service.pid} served before and after the failover`);
+    });
+    await context.step('money: every acknowledged transfer is on the new primary, once', () =>
+      context.expectAfter('promote-replica', 'acknowledged transfers are missing after the promotion', () =>
+        checkAcknowledged(context, pair, service, tokens.service, transfers, killedAt),
+      ),
+    );
+    await context.step(
+      'runbook: the ledger sums to zero; money in the drill accounts is intact',
+      async () => {
+        await context.cells(['check-ledger', 'check-in-flight-keys']);
+        await checkBalances(context, pair, accounts);
+      },
+    );
+    const attempts = transfers.attempts;
+    context.figure('requests', attempts.length, `${attempts.length} requests in all`);
+    context.figure(
+      'acknowledgedBeforeKill',
+      acknowledgedBeforeKill.length,
+      `${acknowledgedBeforeKill.length} transfers acknowledged before the kill`,
+    );
+    context.figure(
+      'acknowledged',
+      transfers.acknowledged().length,
+      `${transfers.acknowledged().length} transfers acknowledged in all`,
+    );
+    context.figure(
+      'failedRequests',
+      attempts.filter((attempt) => attempt.status === 0 || attempt.status >= 500).length,
+      `${attempts.filter((attempt) => attempt.status === 0 || attempt.status >= 500).length} requests failed or timed out (5xx, no answer) and were retried or given up`,
+    );
+  },
+};
+
+async function issueToken(
+  context: DrillContext,
+  env: Record<string, string>,
+  subject: string,
+  role: string,
+): Promise<string> {
+  const result = await context.cli(
+    ['--json', 'token', 'issue', '--sub', subject, '--role', role, '--ttl', '1h'],
+    env,
+  );
+  if (result.code !== 0) throw context.fail(`settledesk token issue exited ${result.code}: ${result.stderr}`);
+  return (JSON.parse(result.stdout) as { token: string }).token;
+}
+
+function openSql(url: string): Sql {
+  return connect({ url, poolMax: 2, logger: createLogger('silent'), applicationName: 'settledesk-drill' });
+}
+
+async function onReplica(pair: PostgresPair, work: (sql: Sql) => Promise<void>): Promise<void> {
+  const sql = openSql(pair.replica.url(database));
+  try {
+    await work(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Accounts through the API; their money straight from the `fees` system account, as a deposit would. */
+async function openFundedAccounts(
+  context: DrillContext,
+  service: ServiceProcess,
+  token: string,
+  pair: PostgresPair,
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (let index = 0; index < accountsCount; index += 1) {
+    const response = await fetch(`${service.url}/v1/accounts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'customer', asset: 'XLM', ownerRef: `drill-${index}` }),
+    });
+    if (response.status !== 201) throw context.fail(`POST /v1/accounts answered ${response.status}`);
+    ids.push(((await response.json()) as { id: string }).id);
+  }
+  const sql = openSql(pair.primary.url(database));
+  try {
+    const [fees] = await sql<{ id: string }[]>`select id from accounts where type = 'fees' and asset = 'XLM'`;
+    if (!fees) throw context.fail('no XLM fees account after migration');
+    await sql.begin((tx) =>
+      postJournal(tx, {
+        kind: 'drill_funding',
+        entries: [
+          { accountId: fees.id, amountMinor: -fundingMinor * BigInt(ids.length) },
+          ...ids.map((accountId) => ({ accountId, amountMinor: fundingMinor })),
+        ],
+      }),
+    );
+  } finally {
+    await sql.end();
+  }
+  return ids;
+}
+
+/**
+ * The service's pool (src/platform/db/connect.ts) with the replica listed first must still land on
+ * the primary: `target_session_attrs=read-write` has to refuse a hot standby.
+ */
+async function standbyFirst(context: DrillContext, pair: PostgresPair): Promise<void> {
+  const url = `postgres://postgres:${encodeURIComponent(pair.password)}@127.0.0.1:${pair.replica.port},127.0.0.1:${pair.primary.port}/${database}?target_session_attrs=read-write`;
+  const sql = openSql(url);
+  try {
+    const [row] = await sql<{ inRecovery: boolean; port: number }[]>`
+      select pg_is_in_recovery() as "inRecovery", inet_server_port() as port`;
+    if (row?.inRecovery !== false)
+      throw context.fail(`with the standby listed first the pool connected to port ${row?.port}, a standby`);
+  } finally {
+    await sql.end();
+  }
+}
+
+type Readiness = { status: string; checks: Record<string, { status: string; detail?: string }> };
+
+/** The PostgreSQL check's detail once readiness answers 503 with it down. */
+async function readinessDown(service: ServiceProcess): Promise<string | undefined> {
+  const response = await fetch(`${service.url}/health/ready`, { signal: AbortSignal.timeout(5_000) });
+  const body = (await response.json()) as Readiness;
+  const check = body.checks.postgresql;
+  return response.status === 503 && check?.status === 'down' ? (check.detail ?? '(no detail)') : undefined;
+}
+
+/**
+ * Straight on the promoted replica, not through the service: every acknowledged transfer's
+ * journal transaction exists with its key as reference, its key is stored as completed, and no
+ * key was posted twice. A sample of keys is also replayed through the API, which must answer
+ * with the stored transfer.
+ */
+async function checkAcknowledged(
+  context: DrillContext,
+  pair: PostgresPair,
+  service: ServiceProcess,
+  token: string,
+  transfers: TransferLoad,
+  killedAt: number,
+): Promise<void> {
+  const refused = transfers.unexpected();
+  if (refused.length > 0)
+    throw new Error(
+      `${refused.length} requests were refused (e.g. ${refused[0]?.status} ${refused[0]?.problemType}): accounts or keys missing after the failover?`,
+    );
+  const acknowledged = transfers.acknowledged();
+  const ids = acknowledged.map((attempt) => attempt.transferId ?? '');
+  if (ids.includes('')) throw new Error('an acknowledged answer carried no transfer id');
+  const sql = openSql(pair.replica.url(database));
+  try {
+    const found = await sql<{ id: string; reference: string | null }[]>`
+      select id, reference from journal_transactions where id = any(${ids}::uuid[])`;
+    const references = new Map(found.map((row) => [row.id, row.reference]));
+    const missing = acknowledged.filter((attempt) => references.get(attempt.transferId!) !== attempt.key);
+    context.figure('acknowledgedLost', missing.length, `${missing.length} acknowledged transfers lost`);
+    if (missing.length > 0)
+      throw new Error(
+        `${missing.length} of ${acknowledged.length} acknowledged transfers are not on the new primary, e.g. ${missing[0]?.transferId} (key ${missing[0]?.key})`,
+      );
+    const keys = acknowledged.map((attempt) => attempt.key);
+    const [completed] = await sql<{ count: number }[]>`
+      select count(*)::int as count from idempotency_keys
+      where caller = 'drill-load' and key = any(${keys}::text[]) and state = 'completed'`;
+    if (completed?.count !== keys.length)
+      throw new Error(
+        `${keys.length - (completed?.count ?? 0)} acknowledged keys are not stored as completed`,
+      );
+    const doubled = await sql<{ reference: string }[]>`
+      select reference from journal_transactions
+      where kind = 'transfer' and reference like 'drill-%' group by reference having count(*) > 1 limit 5`;
+    if (doubled.length > 0)
+      throw new Error(`keys posted twice: ${doubled.map((row) => row.reference).join(', ')}`);
+    const [posted] = await sql<{ count: number }[]>`
+      select count(*)::int as count from journal_transactions where kind = 'transfer' and reference like 'drill-%'`;
+    const unanswered = (posted?.count ?? 0) - acknowledged.length;
+    context.note(
+      `${acknowledged.length} acknowledged transfers all found by journal id and key, none posted twice; ` +
+        `${unanswered} more committed whose answer never reached their client`,
+    );
+  } finally {
+    await sql.end();
+  }
+  // Keys stored on the old primary, replayed from the new one.
+  const beforeKill = acknowledged.filter((attempt) => attempt.endedAt <= killedAt).slice(-replaysMax);
+  for (const attempt of beforeKill) {
+    const replay = await fetch(`${service.url}/v1/transfers`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        'idempotency-key': attempt.key,
+      },
+      body: attempt.body,
+    });
+    const json = (await replay.json()) as { id?: string };
+    if (
+      replay.status !== 201 ||
+      replay.headers.get('idempotent-replayed') !== 'true' ||
+      json.id !== attempt.transferId
+    )
+      throw new Error(
+        `replaying key ${attempt.key} answered ${replay.status} with ${json.id}, not the stored ${attempt.transferId}`,
+      );
+  }
+  context.note(
+    `the last ${beforeKill.length} keys acknowledged before the kill replay their stored transfer`,
+  );
+}
+
+/** Transfers only move money between the drill's accounts: their total is what was funded. */
+async function checkBalances(
+  context: DrillContext,
+  pair: PostgresPair,
+  accounts: readonly string[],
+): Promise<void> {
+  const sql = openSql(pair.replica.url(database));
+  try {
+    const rows = await sql<{ id: string; balanceMinor: bigint; entriesMinor: bigint }[]>`
+      select a.id, a.balance_minor as "balanceMinor", coalesce(sum(e.amount_minor), 0)::int8 as "entriesMinor"
+      from accounts a left join entries e on e.account_id = a.id
+      where a.id = any(${accounts}::uuid[]) group by a.id`;
+    const total = rows.reduce((sum, row) => sum + row.balanceMinor, 0n);
+    const drifted = rows.filter((row) => row.balanceMinor !== row.entriesMinor);
+    if (
+      rows.length !== accounts.length ||
+      drifted.length > 0 ||
+      total !== fundingMinor * BigInt(accounts.length)
+    )
+      throw context.fail(
+        `drill accounts hold ${total} minor units (funded ${fundingMinor * BigInt(accounts.length)}); ` +
+          `${drifted.length} balances differ from their entries`,
+      );
+  } finally {
+    await sql.end();
+  }
+}

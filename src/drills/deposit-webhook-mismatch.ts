@@ -1,0 +1,696 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { signatureHeader, signatureHeaderValue } from '../deposits/signature.ts';
+import { parseAmount } from '../money/money.ts';
+import { connect, withDatabase } from '../platform/db/connect.ts';
+import { startEmbeddedPostgres } from '../platform/db/embedded.ts';
+import type { Sql } from '../platform/db/types.ts';
+import { createLogger } from '../platform/logging.ts';
+import { type CellResult, repositoryRoot } from '../runbooks/cells.ts';
+import type { Drill, DrillContext, ServiceProcess } from './harness.ts';
+
+const provider = 'rampco';
+const secret = 'rampco-drill-secret-0001';
+const forgerySecret = 'someone-elses-secret-0001';
+const operator = 'drill-operator';
+const secondAdmin = 'drill-second-admin';
+const xlmPrecision = 7;
+const requestTimeoutMs = 10_000;
+
+/**
+ * docs/runbooks/deposit-webhook-failures.md against `settledesk serve`: provider rampco sends a
+ * signed deposit (credited once, its resend a replay), the same reference with another payload
+ * (409, nothing credited), forged webhooks (401, security events, one past the alert's threshold),
+ * and, while payments are `read_only`, two verified webhooks that are dead-lettered. Detection
+ * is the metrics the alerts are built on and triage's count of dead letters; the runbook's cells
+ * investigate, the mode goes back to `standard` under the two-person rule, the runbook's cells
+ * replay the queue, and then: one credit per accepted deposit, the mismatched payload never
+ * credited, balances equal to the accepted deposits, the ledger balanced.
+ */
+export const depositWebhookMismatchDrill: Drill = {
+  name: 'deposit-webhook-mismatch',
+  runbook: 'deposit-webhook-failures.md',
+  description:
+    'a provider sends a deposit, a mismatched payload under its reference, forged signatures and, ' +
+    'while payments are read_only, webhooks that are dead-lettered; the runbook investigates and ' +
+    'replays them: one credit per deposit, the mismatch never credited, the ledger balanced',
+  run: async (context) => {
+    const db = await context.step('open a database for the drill', () => openDrillDatabase(context));
+    const dataDir = join(context.dir, 'data');
+    const serviceEnv = {
+      DATABASE_URL: db.url,
+      SETTLEDESK_DATA_DIR: dataDir,
+      SANDBOX_PORT: '0',
+      SANDBOX_LEDGER_CLOSE_MS: '200',
+      [`DEPOSIT_WEBHOOK_SECRET_${provider.toUpperCase()}`]: secret,
+      LOG_LEVEL: 'info',
+    };
+    const service = await context.step(`start settledesk serve with ${provider}'s webhook secret`, () =>
+      context.startService(serviceEnv),
+    );
+    const tokens = await context.step(`register provider ${provider}; issue the drill's tokens`, async () => {
+      await cliOk(context, serviceEnv, ['providers', 'add', provider, '--as', operator]);
+      return {
+        service: await issueToken(context, serviceEnv, 'drill-provider-desk', 'service'),
+        operator: await issueToken(context, serviceEnv, operator, 'operator'),
+      };
+    });
+    Object.assign(context.env, {
+      DATABASE_URL: db.url,
+      SETTLEDESK_URL: service.url,
+      SETTLEDESK_TOKEN: tokens.operator,
+      SETTLEDESK_DATA_DIR: dataDir,
+      SETTLEDESK_OPERATOR: operator,
+      LOG_FILE: service.logFile,
+      LOG_LEVEL: undefined,
+    });
+    const deposits = await context.step(
+      `open two customer accounts and quote each a ${provider} reference`,
+      async () => {
+        const [alice, bob] = [
+          await openAccount(context, service, tokens.service, 'drill-alice'),
+          await openAccount(context, service, tokens.service, 'drill-bob'),
+        ];
+        const reference = (account: string) => quoteReference(context, service, tokens.service, account);
+        return {
+          first: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '12.5' },
+          parkedBob: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '7.25' },
+          parkedAlice: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '3' },
+          afterwards: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '1.75' },
+        };
+      },
+    );
+    const mismatched = { ...deposits.first, amount: '125' };
+
+    await context.step('a signed deposit is credited once; its resend is a replay', async () => {
+      await expectWebhook(context, service, body(deposits.first), 201, 'credited');
+      await expectWebhook(context, service, body(deposits.first), 200, 'replay');
+    });
+    await context.step('another payload under the same reference is refused (409)', async () => {
+      const text = body(mismatched);
+      const answer = await sendWebhook(service, text, signatureHeaderValue(secret, nowSeconds(), text));
+      if (answer.status !== 409 || answer.json.type !== 'webhook/reference-mismatch')
+        throw context.fail(`the mismatched payload answered ${answer.status} ${JSON.stringify(answer.json)}`);
+    });
+    const spikeThreshold = alertThreshold(
+      'WebhookSignatureFailuresSpike',
+      'webhook_signature_failures_total',
+    );
+    const forged = await context.step(
+      `forged webhooks: ${spikeThreshold + 1} bad signatures, one past the alert's threshold, are refused (401)`,
+      () => sendForgeries(context, service, body(deposits.parkedBob), spikeThreshold + 1),
+    );
+    const parked = await context.step(
+      'fault: payments go read_only, and two verified webhooks are dead-lettered (202)',
+      async () => {
+        await cliOk(context, serviceEnv, [
+          'mode',
+          'read-only',
+          '--reason',
+          'drill: incident',
+          '--as',
+          operator,
+        ]);
+        return [
+          await expectWebhook(context, service, body(deposits.parkedBob), 202, 'dead_letter'),
+          await expectWebhook(context, service, body(deposits.parkedAlice), 202, 'dead_letter'),
+        ];
+      },
+    );
+
+    await context.step('detection: the metrics the alerts are built on cross their thresholds', () =>
+      checkMetrics(context, service, { forged, parked: parked.length }),
+    );
+    await context.step('detection: triage counts the dead letters', () =>
+      checkTriageDeadLetters(context, serviceEnv, service, tokens.operator, parked.length),
+    );
+    const queued = await context.step('runbook: find which failures these are', () =>
+      investigate(context, parked, forged, deposits.first.reference),
+    );
+    await context.step('runbook: what was credited and stored under the mismatched reference', () =>
+      referenceHistory(context, deposits.first, mismatched),
+    );
+    await context.step('fix the cause: back to standard mode, approved by a second admin', () =>
+      restoreStandardMode(context, serviceEnv, service, tokens.operator),
+    );
+    await context.step('runbook: replay one dead letter; it credits once', async () => {
+      const [webhookId] = queued;
+      if (webhookId === undefined) throw context.fail('dlq-list listed no dead letter');
+      context.env.WEBHOOK_ID = webhookId;
+      const [result] = await context.cells(['replay-dead-letter'], { yes: true });
+      await context.expectAfter('replay-dead-letter', 'the replay did not credit the deposit', async () => {
+        expectOutput(result, new RegExp(`${webhookId}: credited by ${operator}`));
+        const again = await context.cli(['webhooks', 'dlq', 'replay', webhookId], context.env);
+        if (again.code === 0 || !again.stderr.includes('not in the dead-letter queue'))
+          throw new Error(`replaying ${webhookId} a second time exited ${again.code}: ${again.stderr}`);
+      });
+    });
+    await context.step(`runbook: replay the rest of ${provider}'s dead letters`, async () => {
+      context.env.PROVIDER = provider;
+      const [result] = await context.cells(['replay-provider-dead-letters'], { yes: true });
+      await context.expectAfter(
+        'replay-provider-dead-letters',
+        'not every dead letter was replayed',
+        async () => expectOutput(result, new RegExp(`replayed ${parked.length - 1}, still failing 0`)),
+      );
+    });
+    await context.step('runbook: the dead-letter queue is empty; triage agrees', async () => {
+      const [result] = await context.cells(['dlq-list']);
+      await context.expectAfter(
+        'replay-provider-dead-letters',
+        'the queue is not empty after the replays',
+        async () => {
+          expectOutput(result, /the dead-letter queue is empty/);
+          const summary = await triageSummary(context, serviceEnv);
+          if (summary.deposits.webhookDeadLetters !== 0)
+            throw new Error(`triage counts ${summary.deposits.webhookDeadLetters} dead letters`);
+        },
+      );
+    });
+    await context.step(
+      "afterwards: the provider's own retry is a harmless replay, and new deposits are credited again",
+      async () => {
+        await expectWebhook(context, service, body(deposits.parkedBob), 200, 'replay');
+        await expectWebhook(context, service, body(deposits.afterwards), 201, 'credited');
+        const credited = metricSum(await fetchMetrics(service), 'deposit_webhooks_total', {
+          provider,
+          outcome: 'credited',
+        });
+        if (credited !== 2)
+          throw context.fail(`deposit_webhooks_total{outcome="credited"} is ${credited}, not 2`);
+      },
+    );
+    const money = await context.step('money: one credit per accepted deposit, the mismatch never', () =>
+      context.expectAfter('replay-provider-dead-letters', 'the deposits are not credited exactly once', () =>
+        checkMoney(context, db.sql, Object.values(deposits), mismatched),
+      ),
+    );
+    await context.step('the ledger sums to zero (settledesk ledger check, triage ledger)', async () => {
+      await cliOk(context, context.env, ['ledger', 'check']);
+      const ledger = JSON.parse(
+        await cliOk(context, context.env, ['--json', 'triage', 'ledger', '--check']),
+      ) as {
+        balanced: boolean;
+      };
+      if (!ledger.balanced) throw context.fail('settledesk triage ledger reports an imbalance');
+    });
+    context.figure(
+      'signatureFailures',
+      forged,
+      `${forged} forged webhooks refused and counted as security events`,
+    );
+    context.figure(
+      'deadLetters',
+      parked.length,
+      `${parked.length} webhooks dead-lettered, replayed once each`,
+    );
+    context.figure(
+      'creditsPerDepositMax',
+      money.creditsPerDepositMax,
+      `${money.depositsCredited} deposits credited, at most ${money.creditsPerDepositMax} credit each`,
+    );
+    context.figure(
+      'mismatchesCredited',
+      money.mismatchesCredited,
+      `the mismatched payload was credited ${money.mismatchesCredited} times`,
+    );
+  },
+};
+
+type Payload = { reference: string; accountId: string; asset: string; amount: string };
+
+function body(payload: Payload): string {
+  return JSON.stringify(payload);
+}
+
+type Answer = { status: number; json: Record<string, unknown> };
+
+async function sendWebhook(service: ServiceProcess, text: string, signature?: string): Promise<Answer> {
+  const response = await fetch(`${service.url}/v1/webhooks/deposits/${provider}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(signature === undefined ? {} : { [signatureHeader]: signature }),
+    },
+    body: text,
+    signal: AbortSignal.timeout(requestTimeoutMs),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+/** Sends a signed webhook and expects its answer; returns the stored webhook's id. */
+async function expectWebhook(
+  context: DrillContext,
+  service: ServiceProcess,
+  text: string,
+  status: number,
+  outcome: string,
+): Promise<string> {
+  const answer = await sendWebhook(service, text, signatureHeaderValue(secret, nowSeconds(), text));
+  if (answer.status !== status || answer.json.outcome !== outcome)
+    throw context.fail(
+      `${text} answered ${answer.status} ${JSON.stringify(answer.json)}, not ${status} ${outcome}`,
+    );
+  return String(answer.json.webhookId);
+}
+
+/**
+ * Forgeries of three kinds, as a prober or a half-done rotation sends them: no signature, a
+ * malformed header, and (the rest) signed with another secret. All must be refused with 401.
+ */
+async function sendForgeries(
+  context: DrillContext,
+  service: ServiceProcess,
+  text: string,
+  count: number,
+): Promise<number> {
+  for (let index = 0; index < count; index += 1) {
+    const signature =
+      index === 0
+        ? undefined
+        : index === 1
+          ? 't=not-a-time,v1=zz'
+          : signatureHeaderValue(forgerySecret, nowSeconds(), text);
+    const answer = await sendWebhook(service, text, signature);
+    if (answer.status !== 401 || answer.json.type !== 'webhook/bad-signature')
+      throw context.fail(`forgery ${index + 1} answered ${answer.status} ${JSON.stringify(answer.json)}`);
+  }
+  return count;
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1_000);
+}
+
+async function checkMetrics(
+  context: DrillContext,
+  service: ServiceProcess,
+  sent: { forged: number; parked: number },
+): Promise<void> {
+  const text = await fetchMetrics(service);
+  const outcome = (name: string) => metricSum(text, 'deposit_webhooks_total', { provider, outcome: name });
+  const seen = {
+    credited: outcome('credited'),
+    replay: outcome('replay'),
+    mismatch: outcome('mismatch'),
+    rejected: outcome('rejected'),
+    deadLetter: outcome('dead_letter'),
+    signatureFailures: metricSum(text, 'webhook_signature_failures_total', { provider }),
+    deadLettersGauge: metricSum(text, 'deposit_webhook_dead_letters'),
+  };
+  context.note(`GET /metrics: ${JSON.stringify(seen)}`);
+  const expected = {
+    credited: 1,
+    replay: 1,
+    mismatch: 1,
+    rejected: sent.forged,
+    deadLetter: sent.parked,
+    signatureFailures: sent.forged,
+    deadLettersGauge: sent.parked,
+  };
+  const wrong = Object.entries(expected).filter(([key, value]) => seen[key as keyof typeof seen] !== value);
+  if (wrong.length > 0)
+    throw context.fail(
+      `metrics differ from what was sent: ${wrong.map(([key, value]) => `${key} is ${seen[key as keyof typeof seen]}, not ${value}`).join('; ')}`,
+    );
+  // Both alerts count within their window; every one of these happened seconds ago, in a
+  // process younger than the window, so the counters' values are the windows' increases.
+  const deadLetterThreshold = alertThreshold('DepositWebhookDeadLettersGrowing', 'deposit_webhooks_total');
+  const spikeThreshold = alertThreshold('WebhookSignatureFailuresSpike', 'webhook_signature_failures_total');
+  if (!(seen.deadLetter > deadLetterThreshold && seen.signatureFailures > spikeThreshold))
+    throw context.fail('the alert conditions do not hold');
+  context.note(
+    `DepositWebhookDeadLettersGrowing: ${seen.deadLetter} > ${deadLetterThreshold}; ` +
+      `WebhookSignatureFailuresSpike: ${seen.signatureFailures} > ${spikeThreshold} in 5 minutes`,
+  );
+}
+
+async function checkTriageDeadLetters(
+  context: DrillContext,
+  env: Record<string, string>,
+  service: ServiceProcess,
+  token: string,
+  count: number,
+): Promise<void> {
+  const summary = await triageSummary(context, env);
+  if (summary.deposits.webhookDeadLetters !== count)
+    throw context.fail(
+      `settledesk triage summary counts ${summary.deposits.webhookDeadLetters} dead letters, not ${count}`,
+    );
+  if (!summary.attention.some((line) => line.includes('dead-letter queue')))
+    throw context.fail(
+      `triage summary does not call for attention to the queue: ${summary.attention.join('; ')}`,
+    );
+  const response = await fetch(`${service.url}/internal/incident/summary`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(requestTimeoutMs),
+  });
+  const api = (await response.json()) as TriageSummary;
+  if (response.status !== 200 || api.deposits.webhookDeadLetters !== count)
+    throw context.fail(
+      `GET /internal/incident/summary answered ${response.status} with ${api.deposits?.webhookDeadLetters} dead letters`,
+    );
+  context.note(`triage: ${count} dead letters; attention: ${summary.attention.join('; ')}`);
+}
+
+/** The runbook's Indicators and its first mitigation step: which of the three failures is it. */
+async function investigate(
+  context: DrillContext,
+  parked: readonly string[],
+  forged: number,
+  reference: string,
+): Promise<string[]> {
+  const cells = ['search-logs-webhooks', 'dlq-list', 'dlq-by-error', 'signature-failures', 'modes'];
+  const results = new Map((await context.cells(cells)).map((result) => [result.name, result]));
+  const output = (name: string): CellResult => {
+    const result = results.get(name);
+    if (result === undefined) throw new Error(`cell ${name} did not run`);
+    return result;
+  };
+  await context.expectAfter('search-logs-webhooks', 'the log search misses what happened', async () => {
+    expectOutput(output('search-logs-webhooks'), new RegExp(`webhook/reference-mismatch.*${reference}`));
+    for (const id of parked) expectOutput(output('search-logs-webhooks'), new RegExp(`${id}.*read_only`));
+  });
+  const queued = await context.expectAfter('dlq-list', 'the queue listing misses a dead letter', async () => {
+    const ids = [...output('dlq-list').stdout.matchAll(/^([0-9a-f-]{36}) {2}rampco .*read_only/gm)].map(
+      (match) => match[1] ?? '',
+    );
+    if (ids.length !== parked.length || parked.some((id) => !ids.includes(id)))
+      throw new Error(`listed ${ids.join(', ') || 'none'}; dead-lettered ${parked.join(', ')}`);
+    return ids;
+  });
+  await context.expectAfter('dlq-by-error', 'the grouping misses the read_only dead letters', async () =>
+    expectOutput(
+      output('dlq-by-error'),
+      new RegExp(`rampco\\s*\\|[^\\n]*read_only[^\\n]*\\|\\s*${parked.length}\\s*\\|`),
+    ),
+  );
+  await context.expectAfter('signature-failures', 'the security events are not all there', async () => {
+    const rows = [
+      ...output('signature-failures').stdout.matchAll(
+        /provider:rampco\s*\|\s*webhook\.bad_signature\s*\|\s*(\w+)\s*\|\s*(\d+)/g,
+      ),
+    ];
+    const total = rows.reduce((sum, row) => sum + Number(row[2]), 0);
+    if (total !== forged) throw new Error(`the cell counts ${total} refusals; ${forged} were sent`);
+  });
+  await context.expectAfter('modes', 'the cell does not show the read_only mode', async () =>
+    expectOutput(output('modes'), /payments mode:\s+read_only/),
+  );
+  return queued;
+}
+
+async function referenceHistory(context: DrillContext, credited: Payload, refused: Payload): Promise<void> {
+  context.env.PROVIDER = provider;
+  context.env.REFERENCE = credited.reference;
+  const [result] = await context.cells(['reference-history']);
+  await context.expectAfter('reference-history', 'the history of the reference is incomplete', async () => {
+    const text = result?.stdout ?? '';
+    if (!/\(1 row\)/.test(text)) throw new Error('not exactly one deposit under the reference');
+    if (!text.includes(` ${xlmMinor(credited.amount)} `)) throw new Error('the credited amount is not shown');
+    if (!/\(2 rows\)/.test(text)) throw new Error('the credited webhook and its resend are not both shown');
+    if (text.includes(body(refused))) throw new Error('the refused payload was stored');
+  });
+}
+
+/** Resolution step 1: `settledesk mode standard` is a proposal that a second admin approves. */
+async function restoreStandardMode(
+  context: DrillContext,
+  env: Record<string, string>,
+  service: ServiceProcess,
+  token: string,
+): Promise<void> {
+  const proposal = JSON.parse(
+    await cliOk(context, env, [
+      '--json',
+      'mode',
+      'standard',
+      '--reason',
+      'drill: cause fixed',
+      '--as',
+      operator,
+    ]),
+  ) as { id: string; payloadHash: string };
+  await cliOk(context, env, [
+    'approvals',
+    'approve',
+    proposal.id,
+    '--hash',
+    proposal.payloadHash,
+    '--as',
+    secondAdmin,
+  ]);
+  const controls = await api(service, token, 'GET', '/internal/modes');
+  if (controls.json.paymentsMode !== 'standard')
+    throw context.fail(`payments mode is ${controls.json.paymentsMode} after the approval`);
+}
+
+async function checkMoney(
+  context: DrillContext,
+  sql: Sql,
+  accepted: readonly Payload[],
+  mismatched: Payload,
+): Promise<MoneyFigures> {
+  const credits = await sql<{ reference: string; accountId: string; amountMinor: bigint; count: number }[]>`
+    select d.reference, d.account_id as "accountId", d.amount_minor as "amountMinor",
+           (select count(*)::int from journal_transactions j
+            where j.kind = 'deposit' and j.reference = ${provider}::text || ':' || d.reference) as count
+    from deposits d where d.provider = ${provider}::text`;
+  if (credits.length !== accepted.length)
+    throw new Error(`${credits.length} ${provider} deposits are recorded; ${accepted.length} were accepted`);
+  const expected = new Map<string, bigint>();
+  for (const payload of accepted) {
+    const credit = credits.find((row) => row.reference === payload.reference);
+    const amountMinor = xlmMinor(payload.amount);
+    if (credit?.count !== 1 || credit.amountMinor !== amountMinor || credit.accountId !== payload.accountId)
+      throw new Error(`deposit ${payload.reference}: ${JSON.stringify(credit ?? 'missing', jsonBigint)}`);
+    expected.set(payload.accountId, (expected.get(payload.accountId) ?? 0n) + amountMinor);
+  }
+  const [mismatch] = await sql<{ count: number }[]>`
+    select count(*)::int as count from entries e join journal_transactions j on j.id = e.journal_id
+    where j.kind = 'deposit' and e.account_id = ${mismatched.accountId}::uuid
+      and e.amount_minor = ${xlmMinor(mismatched.amount)}::int8`;
+  const mismatchesCredited = mismatch?.count ?? 0;
+  if (mismatchesCredited > 0) throw new Error('the mismatched payload was credited');
+  const balances = await sql<{ id: string; type: string; balanceMinor: bigint; entriesMinor: bigint }[]>`
+    select a.id, a.type, a.balance_minor as "balanceMinor", coalesce(sum(e.amount_minor), 0)::int8 as "entriesMinor"
+    from accounts a left join entries e on e.account_id = a.id
+    where a.id = any(${[...expected.keys()]}::uuid[]) or (a.type = 'deposit_clearing' and a.asset = 'XLM')
+    group by a.id`;
+  const total = [...expected.values()].reduce((sum, value) => sum + value, 0n);
+  if (balances.length !== expected.size + 1)
+    throw new Error(`found ${balances.length} of the ${expected.size + 1} accounts to check`);
+  for (const row of balances) {
+    const want = row.type === 'deposit_clearing' ? -total : expected.get(row.id);
+    if (row.balanceMinor !== want || row.entriesMinor !== want)
+      throw new Error(
+        `account ${row.id} (${row.type}) holds ${row.balanceMinor} (entries ${row.entriesMinor}), not ${want}`,
+      );
+  }
+  context.note(
+    `${accepted.length} deposits credited once each, ${total} minor units in all, matched by deposit_clearing; ` +
+      'no credit of the mismatched payload',
+  );
+  return {
+    depositsCredited: credits.length,
+    creditsPerDepositMax: Math.max(...credits.map((row) => row.count)),
+    mismatchesCredited,
+  };
+}
+
+type MoneyFigures = { depositsCredited: number; creditsPerDepositMax: number; mismatchesCredited: number };
+
+export function xlmMinor(amount: string): bigint {
+  const parsed = parseAmount(amount, { precision: xlmPrecision });
+  if (!parsed.ok) throw new Error(`the drill's amount ${amount} does not parse`);
+  return parsed.minor;
+}
+
+function jsonBigint(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+async function openAccount(
+  context: DrillContext,
+  service: ServiceProcess,
+  token: string,
+  ownerRef: string,
+): Promise<string> {
+  const answer = await api(service, token, 'POST', '/v1/accounts', {
+    type: 'customer',
+    asset: 'XLM',
+    ownerRef,
+  });
+  if (answer.status !== 201) throw context.fail(`POST /v1/accounts answered ${answer.status}`);
+  return String(answer.json.id);
+}
+
+/** The reference rampco quotes the customer: an intent at the provider, as a deposit starts. */
+async function quoteReference(
+  context: DrillContext,
+  service: ServiceProcess,
+  token: string,
+  accountId: string,
+): Promise<string> {
+  const answer = await api(service, token, 'POST', '/v1/deposits/intents', { accountId, provider });
+  if (answer.status !== 201 || typeof answer.json.reference !== 'string')
+    throw context.fail(`POST /v1/deposits/intents answered ${answer.status} ${JSON.stringify(answer.json)}`);
+  return answer.json.reference;
+}
+
+// Shared with the other deposit drill (src/drills/deposit-watcher-stall.ts).
+
+export type DrillDatabase = { url: string; sql: Sql };
+
+/**
+ * A database of the drill's own: a new one on the server in DATABASE_URL (dropped afterwards),
+ * or, without DATABASE_URL, an embedded PostgreSQL in the drill folder. `settledesk serve`
+ * migrates it when it starts.
+ */
+export async function openDrillDatabase(context: DrillContext): Promise<DrillDatabase> {
+  const serverUrl = process.env.DATABASE_URL;
+  let url: string;
+  if (serverUrl !== undefined && serverUrl !== '') {
+    const name = `settledesk_drill_${context.drill.replaceAll('-', '_')}_${randomBytes(4).toString('hex')}`;
+    await withPool(serverUrl, (admin) => admin.unsafe(`create database "${name}"`));
+    context.defer(`drop database ${name}`, () =>
+      withPool(serverUrl, (admin) => admin.unsafe(`drop database if exists "${name}" with (force)`)),
+    );
+    url = withDatabase(serverUrl, name);
+    context.note(`database ${name} on the server in DATABASE_URL`);
+  } else {
+    const embedded = await startEmbeddedPostgres({
+      dataDir: join(context.dir, 'postgres'),
+      logger: createLogger('warn', process.stderr),
+      // A throw-away cluster: durability only costs time.
+      settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+    });
+    context.defer('stop the embedded PostgreSQL', () => embedded.stop());
+    url = embedded.url;
+    context.note(`embedded PostgreSQL on port ${embedded.port}`);
+  }
+  const sql = openSql(url);
+  context.defer('close the drill pool', () => sql.end({ timeout: 5 }));
+  return { url, sql };
+}
+
+function openSql(url: string): Sql {
+  return connect({ url, poolMax: 2, logger: createLogger('silent'), applicationName: 'settledesk-drill' });
+}
+
+async function withPool(url: string, work: (sql: Sql) => Promise<unknown>): Promise<void> {
+  const sql = openSql(url);
+  try {
+    await work(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Runs the CLI and returns its stdout; a non-zero exit fails the current step. */
+export async function cliOk(
+  context: DrillContext,
+  env: Record<string, string | undefined>,
+  args: readonly string[],
+): Promise<string> {
+  const result = await context.cli(args, env);
+  if (result.code !== 0)
+    throw context.fail(`settledesk ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
+  return result.stdout;
+}
+
+export async function issueToken(
+  context: DrillContext,
+  env: Record<string, string | undefined>,
+  subject: string,
+  role: string,
+): Promise<string> {
+  const stdout = await cliOk(context, env, [
+    '--json',
+    'token',
+    'issue',
+    '--sub',
+    subject,
+    '--role',
+    role,
+    '--ttl',
+    '1h',
+  ]);
+  return (JSON.parse(stdout) as { token: string }).token;
+}
+
+export async function api(
+  service: ServiceProcess,
+  token: string,
+  method: string,
+  path: string,
+  payload?: unknown,
+): Promise<Answer> {
+  const response = await fetch(`${service.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: payload === undefined ? undefined : JSON.stringify(payload),
+    signal: AbortSignal.timeout(requestTimeoutMs),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+export type TriageSummary = {
+  attention: string[];
+  deposits: {
+    webhookDeadLetters: number;
+    watcher: { cursor: string; lastLedger: number | null; lastLedgerAgeSeconds: number | null };
+  };
+};
+
+export async function triageSummary(
+  context: DrillContext,
+  env: Record<string, string | undefined>,
+): Promise<TriageSummary> {
+  return JSON.parse(await cliOk(context, env, ['--json', 'triage', 'summary'])) as TriageSummary;
+}
+
+export async function fetchMetrics(service: ServiceProcess): Promise<string> {
+  const response = await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(requestTimeoutMs) });
+  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+  return response.text();
+}
+
+/** The sum of a metric's samples in Prometheus text format whose labels include `labels`. */
+export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$/.exec(line);
+    if (match?.[1] !== name) continue;
+    const found = new Map(
+      [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((pair) => [pair[1], pair[2]]),
+    );
+    if (Object.entries(labels).every(([key, value]) => found.get(key) === value)) sum += Number(match[3]);
+  }
+  return sum;
+}
+
+/**
+ * The number an alert compares `metric` with (`metric … > N`), read from
+ * ops/prometheus/alerts.yml, so a drill checks the threshold the alert really uses.
+ */
+export function alertThreshold(alert: string, metric: string): number {
+  const rules = readFileSync(join(repositoryRoot, 'ops', 'prometheus', 'alerts.yml'), 'utf8');
+  const start = rules.indexOf(`- alert: ${alert}\n`);
+  if (start < 0) throw new Error(`no alert ${alert} in ops/prometheus/alerts.yml`);
+  const rule = rules.slice(start, rules.indexOf('runbook_url:', start));
+  const expression = rule.slice(rule.indexOf('expr:'), rule.indexOf('for:'));
+  const escaped = metric.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const match = new RegExp(`${escaped}[^\\n]*?\\)*\\s*>\\s*(\\d+(?:\\.\\d+)?)`).exec(expression);
+  if (!match) throw new Error(`alert ${alert} does not compare ${metric} with a threshold`);
+  return Number(match[1]);
+}
+
+function expectOutput(result: CellResult | undefined, pattern: RegExp): void {
+  const text = `${result?.stdout ?? ''}${result?.stderr ?? ''}`;
+  if (!pattern.test(text)) throw new Error(`its output does not match ${pattern}: ${text.slice(-800)}`);
+}
