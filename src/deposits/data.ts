@@ -168,7 +168,7 @@ export async function insertSecurityEvent(
 ): Promise<void> {
   await db`
     insert into security_events (kind, source, detail)
-    values (${event.kind}::text, ${event.source}::text, ${JSON.stringify(event.detail)}::jsonb)`;
+    values (${event.kind}::text, ${event.source}::text, ${db.json(event.detail as Parameters<typeof db.json>[0])}::jsonb)`;
 }
 
 export async function insertProof(

@@ -30,7 +30,7 @@ export async function insertReject(
 ): Promise<void> {
   await db`
     insert into deposit_watcher_rejects (paging_token, reason, record)
-    values (${pagingToken}::int8, ${reason}::text, ${JSON.stringify(record)}::jsonb)
+    values (${pagingToken}::int8, ${reason}::text, ${db.json(record as Parameters<typeof db.json>[0])}::jsonb)
     on conflict do nothing`;
 }
 

@@ -103,8 +103,10 @@ describe('the on-chain deposit watcher', () => {
     await drain(watcher());
     expect(await balanceOf(customer)).toBe(160_000_000n);
     expect((await balanceOf('deposit_suspense')) - suspenseBefore).toBe(30_000_000n);
-    const rejects = await service.db.sql<{ reason: string }[]>`select reason from deposit_watcher_rejects`;
+    const rejects = await service.db.sql<{ reason: string; recordType: string }[]>`
+      select reason, jsonb_typeof(record) as "recordType" from deposit_watcher_rejects`;
     expect(rejects.map((row) => row.reason)).toEqual([`asset JUNK:${issuer.publicKey()} is not enabled`]);
+    expect(rejects.map((row) => row.recordType)).toEqual(['object']);
     const age = (await registry.getSingleMetric('deposit_watcher_last_ledger_age_seconds')?.get())?.values[0]
       ?.value;
     expect(age).toBeLessThan(30);

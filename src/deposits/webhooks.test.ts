@@ -134,8 +134,11 @@ describe('provider deposit webhooks', () => {
       expect(String(result.body.type)).toContain(type);
     }
     expect(await balance()).toBe(before);
-    const events = await service.db.sql<{ kind: string }[]>`select kind from security_events`;
+    const events = await service.db.sql<{ kind: string; detailType: string }[]>`
+      select kind, jsonb_typeof(detail) as "detailType" from security_events`;
     expect(events.length - eventsBefore.length).toBe(4);
+    // Stored as documents, so operators can query `detail->>'reason'`.
+    expect(new Set(events.map((event) => event.detailType))).toEqual(new Set(['object']));
     expect(await metric('webhook_signature_failures_total', { provider: 'rampco' })).toBe(failuresBefore + 4);
   });
 

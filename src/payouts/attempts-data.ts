@@ -153,7 +153,7 @@ export async function resolveAttempt(
     with resolved as (
       update settlement_attempts
       set state = ${outcome.state}::text, outcome_reason = ${outcome.reason}::text,
-          result_codes = ${outcome.resultCodes === undefined ? null : JSON.stringify(outcome.resultCodes)}::jsonb,
+          result_codes = ${outcome.resultCodes === undefined ? null : db.json(outcome.resultCodes as Parameters<typeof db.json>[0])}::jsonb,
           ledger = ${outcome.ledger ?? null}::int, resolved_at = now(), checked_at = now()
       where id = ${id}::uuid and state in ('built', 'submitted')
       returning id
