@@ -2,11 +2,21 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Keypair } from '@stellar/stellar-sdk';
 import { selectProposal } from '../approvals/data.ts';
-import { parseAmount } from '../money/money.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { findRunningSandbox, type SandboxAddress } from '../sandbox/ownership.ts';
-import { type Drill, type DrillContext, DrillFailure, type ServiceProcess, sleep } from './harness.ts';
-import { drillDatabase, issueCliToken, openSql } from './jwt-key-rotation.ts';
+import { type Drill, type DrillContext, DrillFailure, sleep } from './harness.ts';
+import {
+  type ApiAnswer,
+  drillDatabase,
+  issueToken,
+  metricValue,
+  openAccount,
+  openSql,
+  scrapeMetrics,
+  api as serviceApi,
+  triageSummary,
+  xlmMinor,
+} from './support.ts';
 
 const compromised = 'drill-admin-mallory';
 const colleague = 'drill-admin-alice';
@@ -24,7 +34,7 @@ const payoutBeforeXlm = '5';
 const payoutFrozenXlm = '10';
 const stolenXlm = '50';
 
-type Answer = { status: number; body: Record<string, unknown>; requestId: string };
+type Answer = ApiAnswer<Record<string, unknown>>;
 
 /**
  * docs/runbooks/compromised-admin.md against `settledesk serve` on the sandbox: an admin token in
@@ -77,22 +87,29 @@ export const compromisedAdminDrill: Drill = {
     const tokens = await context.step(
       'issue tokens: a service client, three admins, an operator',
       async () => ({
-        service: (await issueCliToken(context, 'drill-payments-api', 'service')).token,
-        mallory: (await issueCliToken(context, compromised, 'admin')).token,
-        alice: (await issueCliToken(context, colleague, 'admin')).token,
-        bob: (await issueCliToken(context, reviewer, 'admin')).token,
-        operator: (await issueCliToken(context, 'drill-oncall', 'operator')).token,
+        service: (await issueToken(context, context.env, 'drill-payments-api', 'service')).token,
+        mallory: (await issueToken(context, context.env, compromised, 'admin')).token,
+        alice: (await issueToken(context, context.env, colleague, 'admin')).token,
+        bob: (await issueToken(context, context.env, reviewer, 'admin')).token,
+        operator: (await issueToken(context, context.env, 'drill-oncall', 'operator')).token,
       }),
     );
     context.env.SETTLEDESK_TOKEN = tokens.operator;
-    const api = (token: string, method: string, path: string, body?: unknown) =>
-      call(service, token, method, path, body);
+    const api: Api = (token, method, path, body) =>
+      serviceApi(
+        service,
+        token,
+        method,
+        path,
+        body,
+        body === undefined ? {} : { 'idempotency-key': randomUUID() },
+      );
 
     const money = await context.step(
       `a customer with ${fundedXlm} XLM deposited on chain, a second account, a payout that settles`,
       async () => {
-        const victim = await openAccount(context, api, tokens.service, 'drill-customer');
-        const mule = await openAccount(context, api, tokens.service, 'drill-other-customer');
+        const victim = await openAccount(context, service, tokens.service, 'drill-customer');
+        const mule = await openAccount(context, service, tokens.service, 'drill-other-customer');
         const funded = await context.cli(
           ['--json', 'sandbox', 'fund', '--account', victim, '--amount', fundedXlm],
           context.env,
@@ -147,15 +164,15 @@ export const compromisedAdminDrill: Drill = {
     await context.step(
       'detection: approval_transitions_total, the triage summary and the log search',
       async () => {
-        const proposedCount = await metricValue(
-          service,
-          'approval_transitions_total{action="ledger.adjustment",transition="proposed"}',
-        );
+        const proposedCount = metricValue(await scrapeMetrics(service), 'approval_transitions_total', {
+          action: 'ledger.adjustment',
+          transition: 'proposed',
+        });
         if (proposedCount !== 2)
           throw context.fail(
             `approval_transitions_total counts ${proposedCount} proposed adjustments, not 2`,
           );
-        const summary = await triageSummary(context);
+        const summary = await triageSummary(context, context.env);
         if (summary.approvalsPending !== 2)
           throw context.fail(`the triage summary shows ${summary.approvalsPending} pending approvals, not 2`);
         const [search] = await context.cells(['search-logs-admin']);
@@ -209,7 +226,7 @@ export const compromisedAdminDrill: Drill = {
           'freeze-payouts',
           'the triage summary does not show frozen payouts',
           async () => {
-            const summary = await triageSummary(context);
+            const summary = await triageSummary(context, context.env);
             if (
               !summary.controls.payoutsFrozen ||
               !summary.attention.includes('controls: payouts are frozen')
@@ -310,7 +327,7 @@ export const compromisedAdminDrill: Drill = {
           return found[0];
         },
       );
-      if (!(await triageSummary(context)).controls.payoutsFrozen)
+      if (!(await triageSummary(context, context.env)).controls.payoutsFrozen)
         throw context.fail('payouts were unfrozen by a proposal alone');
       const bySuspended = await api(tokens.mallory, 'POST', `/v1/approvals/${release.id}/approve`, {
         payloadHash: release.payloadHash,
@@ -329,7 +346,7 @@ export const compromisedAdminDrill: Drill = {
         throw context.fail(
           `the second admin's approval answered ${approved.status}, state ${approved.body.state}`,
         );
-      if ((await triageSummary(context)).controls.payoutsFrozen)
+      if ((await triageSummary(context, context.env)).controls.payoutsFrozen)
         throw context.fail('payouts are still frozen after the second admin approved');
     });
     await context.step('the held payout settles after the unfreeze', () =>
@@ -351,7 +368,7 @@ export const compromisedAdminDrill: Drill = {
           );
         const victim = await balanceMinor(api, tokens.service, money.victim);
         const mule = await balanceMinor(api, tokens.service, money.mule);
-        const expected = xlm(fundedXlm) - xlm(payoutBeforeXlm) - xlm(payoutFrozenXlm);
+        const expected = xlmMinor(fundedXlm) - xlmMinor(payoutBeforeXlm) - xlmMinor(payoutFrozenXlm);
         if (victim !== expected || mule !== 0n)
           throw context.fail(
             `the customer holds ${victim} and the other account ${mule} stroops; expected ${expected} and 0`,
@@ -365,7 +382,7 @@ export const compromisedAdminDrill: Drill = {
             );
         }
         const received = (await nativeBalance(sandbox, money.destination)) - money.destinationBefore;
-        if (received !== xlm(payoutBeforeXlm) + xlm(payoutFrozenXlm))
+        if (received !== xlmMinor(payoutBeforeXlm) + xlmMinor(payoutFrozenXlm))
           throw context.fail(`the destination received ${received} stroops on chain`);
         context.note(
           `customer keeps ${victim} stroops, the other account 0; the destination received ${received} stroops in 2 payouts`,
@@ -379,42 +396,7 @@ function cellFailure(context: DrillContext, cell: string, detail: string): Drill
   return new DrillFailure(context.runbookPath, cell, detail);
 }
 
-async function call(
-  service: ServiceProcess,
-  token: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<Answer> {
-  const response = await fetch(`${service.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json', 'idempotency-key': randomUUID() }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(requestTimeoutMs),
-  });
-  const text = await response.text();
-  return {
-    status: response.status,
-    body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
-    requestId: response.headers.get('x-request-id') ?? '',
-  };
-}
-
 type Api = (token: string, method: string, path: string, body?: unknown) => Promise<Answer>;
-
-async function openAccount(
-  context: DrillContext,
-  api: Api,
-  token: string,
-  ownerRef: string,
-): Promise<string> {
-  const created = await api(token, 'POST', '/v1/accounts', { type: 'customer', asset: 'XLM', ownerRef });
-  if (created.status !== 201) throw context.fail(`POST /v1/accounts answered ${created.status}`);
-  return String(created.body.id);
-}
 
 async function pay(
   context: DrillContext,
@@ -446,13 +428,7 @@ async function waitSettled(context: DrillContext, api: Api, token: string, id: s
 }
 
 async function balanceMinor(api: Api, token: string, account: string): Promise<bigint> {
-  return xlm(String((await api(token, 'GET', `/v1/accounts/${account}`)).body.balance));
-}
-
-function xlm(amount: string): bigint {
-  const parsed = parseAmount(amount, { precision: 7, allowZero: true });
-  if (!parsed.ok) throw new Error(`not an XLM amount: ${amount}`);
-  return parsed.minor;
+  return xlmMinor(String((await api(token, 'GET', `/v1/accounts/${account}`)).body.balance));
 }
 
 async function feesAccount(sql: Sql): Promise<string> {
@@ -482,25 +458,5 @@ async function nativeBalance(sandbox: SandboxAddress, account: string): Promise<
   const body = (await response.json()) as { balances: { asset_type: string; balance: string }[] };
   const native = body.balances.find((balance) => balance.asset_type === 'native');
   if (native === undefined) throw new Error(`${account} has no native balance`);
-  return xlm(native.balance);
-}
-
-async function metricValue(service: ServiceProcess, series: string): Promise<number> {
-  const response = await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(requestTimeoutMs) });
-  const line = (await response.text()).split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
-
-type SummaryView = {
-  attention: string[];
-  controls: { payoutsFrozen: boolean };
-  approvalsPending: number;
-};
-
-/** `settledesk --json triage summary`, what on-call runs first. */
-async function triageSummary(context: DrillContext): Promise<SummaryView> {
-  const result = await context.cli(['--json', 'triage', 'summary'], context.env);
-  if (result.code !== 0)
-    throw context.fail(`settledesk triage summary exited ${result.code}: ${result.stderr}`);
-  return JSON.parse(result.stdout) as SummaryView;
+  return xlmMinor(native.balance);
 }

@@ -1,10 +1,9 @@
 import { join } from 'node:path';
 import { postJournal } from '../ledger/service.ts';
-import { connect } from '../platform/db/connect.ts';
 import type { Sql } from '../platform/db/types.ts';
-import { createLogger } from '../platform/logging.ts';
 import { type Drill, type DrillContext, messageOf, type ServiceProcess } from './harness.ts';
 import { findPostgresBinaries, type PostgresPair, startPostgresPair } from './postgres-pair.ts';
+import { issueToken, openSql } from './support.ts';
 import { TransferLoad } from './transfer-load.ts';
 
 const database = 'settledesk';
@@ -69,8 +68,8 @@ export const dbFailoverDrill: Drill = {
     const tokens = await context.step(
       'issue a service token for the load and an operator token for the cells',
       async () => ({
-        service: await issueToken(context, serviceEnv, 'drill-load', 'service'),
-        operator: await issueToken(context, serviceEnv, 'drill-operator', 'operator'),
+        service: (await issueToken(context, serviceEnv, 'drill-load', 'service')).token,
+        operator: (await issueToken(context, serviceEnv, 'drill-operator', 'operator')).token,
       }),
     );
     Object.assign(context.env, {
@@ -243,24 +242,6 @@ export const dbFailoverDrill: Drill = {
     );
   },
 };
-
-async function issueToken(
-  context: DrillContext,
-  env: Record<string, string>,
-  subject: string,
-  role: string,
-): Promise<string> {
-  const result = await context.cli(
-    ['--json', 'token', 'issue', '--sub', subject, '--role', role, '--ttl', '1h'],
-    env,
-  );
-  if (result.code !== 0) throw context.fail(`settledesk token issue exited ${result.code}: ${result.stderr}`);
-  return (JSON.parse(result.stdout) as { token: string }).token;
-}
-
-function openSql(url: string): Sql {
-  return connect({ url, poolMax: 2, logger: createLogger('silent'), applicationName: 'settledesk-drill' });
-}
 
 async function onReplica(pair: PostgresPair, work: (sql: Sql) => Promise<void>): Promise<void> {
   const sql = openSql(pair.replica.url(database));

@@ -12,18 +12,19 @@ import {
 import type { Sql } from '../platform/db/types.ts';
 import type { CellResult } from '../runbooks/cells.ts';
 import { findRunningSandbox, type SandboxAddress } from '../sandbox/ownership.ts';
+import type { Drill, DrillContext, ServiceProcess } from './harness.ts';
+import { startSandboxService } from './sandbox-service.ts';
 import {
   alertThreshold,
   api,
+  checkLedgerBalanced,
   cliOk,
-  fetchMetrics,
-  issueToken,
-  metricSum,
-  openDrillDatabase,
+  metricValue,
+  openAccount,
+  scrapeMetrics,
   triageSummary,
   xlmMinor,
-} from './deposit-webhook-mismatch.ts';
-import type { Drill, DrillContext, ServiceProcess } from './harness.ts';
+} from './support.ts';
 
 const gauge = 'deposit_watcher_last_ledger_age_seconds';
 /**
@@ -79,45 +80,26 @@ export const depositWatcherStallDrill: Drill = {
     'and triage see it, the runbook finds the stale Horizon, and once it is fixed every payment of ' +
     'the stall is credited exactly once',
   run: async (context) => {
-    const db = await context.step('open a database for the drill', () => openDrillDatabase(context));
-    const dataDir = join(context.dir, 'data');
-    const serviceEnv = {
-      DATABASE_URL: db.url,
-      SETTLEDESK_DATA_DIR: dataDir,
-      SANDBOX_PORT: '0',
-      SANDBOX_LEDGER_CLOSE_MS: String(ledgerCloseMs),
-      DEPOSIT_WATCHER_POLL_MS: String(watcherPollMs),
-      STATUS_PROBE_INTERVAL_MS: '1000',
-      LOG_LEVEL: 'info',
-    };
-    const service = await context.step('start settledesk serve with its sandbox network and watcher', () =>
-      context.startService(serviceEnv),
+    const drill = await startSandboxService(
+      context,
+      {
+        SANDBOX_LEDGER_CLOSE_MS: String(ledgerCloseMs),
+        DEPOSIT_WATCHER_POLL_MS: String(watcherPollMs),
+      },
+      { operator: 'drill-operator' },
     );
-    const network = await context.step('find the sandbox network; issue the drill tokens', async () => {
-      const address = await findRunningSandbox(join(dataDir, 'sandbox'));
-      if (address === undefined) throw context.fail(`no sandbox published in ${dataDir}/sandbox`);
-      return {
-        address,
-        tokens: {
-          service: await issueToken(context, serviceEnv, 'drill-wallets', 'service'),
-          operator: await issueToken(context, serviceEnv, 'drill-operator', 'operator'),
-        },
-      };
-    });
-    Object.assign(context.env, {
-      DATABASE_URL: db.url,
-      SETTLEDESK_URL: service.url,
-      SETTLEDESK_TOKEN: network.tokens.operator,
-      SETTLEDESK_DATA_DIR: dataDir,
-      SETTLEDESK_OPERATOR: 'drill-operator',
-      LOG_FILE: service.logFile,
-      LOG_LEVEL: undefined,
+    const { service, sql, tokens } = drill;
+    const network = await context.step('find the sandbox network', async () => {
+      const sandboxDir = join(drill.env.SETTLEDESK_DATA_DIR ?? '', 'sandbox');
+      const address = await findRunningSandbox(sandboxDir);
+      if (address === undefined) throw context.fail(`no sandbox published in ${sandboxDir}`);
+      return { address };
     });
     const customers = await context.step(
       'open two customer accounts with their deposit intents',
       async () => ({
-        alice: await openCustomer(context, service, network.tokens.service, 'drill-alice'),
-        bob: await openCustomer(context, service, network.tokens.service, 'drill-bob'),
+        alice: await openCustomer(context, service, tokens.service, 'drill-alice'),
+        bob: await openCustomer(context, service, tokens.service, 'drill-bob'),
       }),
     );
     await context.step(
@@ -131,7 +113,7 @@ export const depositWatcherStallDrill: Drill = {
           '--amount',
           fundedBeforeStall,
         ]);
-        const age = metricSum(await fetchMetrics(service), gauge);
+        const age = metricValue(await scrapeMetrics(service), gauge);
         if (age > healthyAgeSecondsMax)
           throw context.fail(
             `${gauge} is ${age} s with nothing wrong; expected at most ${healthyAgeSecondsMax} s`,
@@ -174,7 +156,7 @@ export const depositWatcherStallDrill: Drill = {
         context.note(
           `triage summary: watcher at ledger ${summary.deposits.watcher.lastLedger}, ${age} s old`,
         );
-        const credited = await chainCredits(db.sql, customers);
+        const credited = await chainCredits(sql, customers);
         if (credited.alice.count !== 1 || credited.bob.count !== 0)
           throw context.fail(`the watcher credited during the stall: ${JSON.stringify(credited)}`);
       },
@@ -186,7 +168,7 @@ export const depositWatcherStallDrill: Drill = {
       'mitigation: fix Horizon (runbook practice cell clears the fault)',
       async () => {
         // Still stalled right before the fix, so the recovery after it is the fix's doing.
-        const credited = await chainCredits(db.sql, customers);
+        const credited = await chainCredits(sql, customers);
         if (credited.alice.count + credited.bob.count !== 1)
           throw context.fail(
             `the stall ended before the fix: ${credited.alice.count + credited.bob.count} credits`,
@@ -200,7 +182,7 @@ export const depositWatcherStallDrill: Drill = {
         context.waitFor(
           'every payment of the stall to be credited',
           async () => {
-            const credited = await chainCredits(db.sql, customers);
+            const credited = await chainCredits(sql, customers);
             return credited.alice.count + credited.bob.count >= 1 + stallPayments.length
               ? credited
               : undefined;
@@ -216,7 +198,7 @@ export const depositWatcherStallDrill: Drill = {
         const state = watcherState(result);
         if (state.lagSeconds > healthyAgeSecondsMax)
           throw new Error(`watcher-state shows a lag of ${state.lagSeconds} s`);
-        const age = metricSum(await fetchMetrics(service), gauge);
+        const age = metricValue(await scrapeMetrics(service), gauge);
         if (age > healthyAgeSecondsMax) throw new Error(`${gauge} is still ${age} s`);
       });
     });
@@ -224,18 +206,12 @@ export const depositWatcherStallDrill: Drill = {
       'money: each payment credited exactly once, per account in count and sum',
       () =>
         context.expectAfter('practice-clear-faults', 'the stall payments are not credited exactly once', () =>
-          checkMoney(context, db.sql, customers),
+          checkMoney(context, sql, customers),
         ),
     );
-    await context.step('the ledger sums to zero (settledesk ledger check, triage ledger)', async () => {
-      await cliOk(context, context.env, ['ledger', 'check']);
-      const ledger = JSON.parse(
-        await cliOk(context, context.env, ['--json', 'triage', 'ledger', '--check']),
-      ) as {
-        balanced: boolean;
-      };
-      if (!ledger.balanced) throw context.fail('settledesk triage ledger reports an imbalance');
-    });
+    await context.step('the ledger sums to zero (settledesk ledger check, triage ledger)', () =>
+      checkLedgerBalanced(context, { triage: true }),
+    );
     context.figure('stallPayments', paid.length, `${paid.length} payments made on chain during the stall`);
     context.figure(
       'creditedAfterRecovery',
@@ -258,19 +234,13 @@ async function openCustomer(
   token: string,
   ownerRef: string,
 ): Promise<Customer> {
-  const account = await api(service, token, 'POST', '/v1/accounts', {
-    type: 'customer',
-    asset: 'XLM',
-    ownerRef,
-  });
-  if (account.status !== 201) throw context.fail(`POST /v1/accounts answered ${account.status}`);
-  const id = String(account.json.id);
+  const id = await openAccount(context, service, token, ownerRef);
   const intent = await api(service, token, 'POST', '/v1/deposits/intents', { accountId: id });
-  const stellar = intent.json.stellar as
+  const stellar = intent.body.stellar as
     | { address: string; memo: { value: string }; muxedAddress: string }
     | undefined;
   if (intent.status !== 201 || stellar === undefined)
-    throw context.fail(`POST /v1/deposits/intents answered ${intent.status} ${JSON.stringify(intent.json)}`);
+    throw context.fail(`POST /v1/deposits/intents answered ${intent.status} ${JSON.stringify(intent.body)}`);
   return { id, hotWallet: stellar.address, memo: stellar.memo.value, muxedAddress: stellar.muxedAddress };
 }
 
@@ -355,14 +325,14 @@ async function detectStall(
   const first = await context.waitFor(
     `${gauge} to pass ${stalledAgeSecondsDrill} s`,
     async () => {
-      const age = metricSum(await fetchMetrics(service), gauge);
+      const age = metricValue(await scrapeMetrics(service), gauge);
       return age > stalledAgeSecondsDrill ? age : undefined;
     },
     detectionMsMax,
   );
   const afterMs = Math.round(performance.now() - faultAt);
   await new Promise((resolve) => setTimeout(resolve, heldForMs));
-  const second = metricSum(await fetchMetrics(service), gauge);
+  const second = metricValue(await scrapeMetrics(service), gauge);
   if (!(second > first)) throw context.fail(`${gauge} went from ${first} s to ${second} s: it does not grow`);
   context.note(`${gauge} ${first.toFixed(1)} s, then ${second.toFixed(1)} s ${heldForMs} ms later`);
   return { afterMs, ageSeconds: second };

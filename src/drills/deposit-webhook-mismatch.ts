@@ -1,21 +1,26 @@
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { signatureHeader, signatureHeaderValue } from '../deposits/signature.ts';
-import { parseAmount } from '../money/money.ts';
-import { connect, withDatabase } from '../platform/db/connect.ts';
-import { startEmbeddedPostgres } from '../platform/db/embedded.ts';
+import type { Summary } from '../ops/triage.ts';
 import type { Sql } from '../platform/db/types.ts';
-import { createLogger } from '../platform/logging.ts';
-import { type CellResult, repositoryRoot } from '../runbooks/cells.ts';
+import type { CellResult } from '../runbooks/cells.ts';
 import type { Drill, DrillContext, ServiceProcess } from './harness.ts';
+import { startSandboxService } from './sandbox-service.ts';
+import {
+  alertThreshold,
+  api,
+  checkLedgerBalanced,
+  cliOk,
+  metricValue,
+  openAccount,
+  scrapeMetrics,
+  triageSummary,
+  xlmMinor,
+} from './support.ts';
 
 const provider = 'rampco';
 const secret = 'rampco-drill-secret-0001';
 const forgerySecret = 'someone-elses-secret-0001';
 const operator = 'drill-operator';
 const secondAdmin = 'drill-second-admin';
-const xlmPrecision = 7;
 const requestTimeoutMs = 10_000;
 
 /**
@@ -36,35 +41,19 @@ export const depositWebhookMismatchDrill: Drill = {
     'while payments are read_only, webhooks that are dead-lettered; the runbook investigates and ' +
     'replays them: one credit per deposit, the mismatch never credited, the ledger balanced',
   run: async (context) => {
-    const db = await context.step('open a database for the drill', () => openDrillDatabase(context));
-    const dataDir = join(context.dir, 'data');
-    const serviceEnv = {
-      DATABASE_URL: db.url,
-      SETTLEDESK_DATA_DIR: dataDir,
-      SANDBOX_PORT: '0',
-      SANDBOX_LEDGER_CLOSE_MS: '200',
-      [`DEPOSIT_WEBHOOK_SECRET_${provider.toUpperCase()}`]: secret,
-      LOG_LEVEL: 'info',
-    };
-    const service = await context.step(`start settledesk serve with ${provider}'s webhook secret`, () =>
-      context.startService(serviceEnv),
+    const {
+      service,
+      env: serviceEnv,
+      tokens,
+      sql,
+    } = await startSandboxService(
+      context,
+      { [`DEPOSIT_WEBHOOK_SECRET_${provider.toUpperCase()}`]: secret },
+      { operator },
     );
-    const tokens = await context.step(`register provider ${provider}; issue the drill's tokens`, async () => {
-      await cliOk(context, serviceEnv, ['providers', 'add', provider, '--as', operator]);
-      return {
-        service: await issueToken(context, serviceEnv, 'drill-provider-desk', 'service'),
-        operator: await issueToken(context, serviceEnv, operator, 'operator'),
-      };
-    });
-    Object.assign(context.env, {
-      DATABASE_URL: db.url,
-      SETTLEDESK_URL: service.url,
-      SETTLEDESK_TOKEN: tokens.operator,
-      SETTLEDESK_DATA_DIR: dataDir,
-      SETTLEDESK_OPERATOR: operator,
-      LOG_FILE: service.logFile,
-      LOG_LEVEL: undefined,
-    });
+    await context.step(`register provider ${provider}`, () =>
+      cliOk(context, serviceEnv, ['providers', 'add', provider, '--as', operator]),
+    );
     const deposits = await context.step(
       `open two customer accounts and quote each a ${provider} reference`,
       async () => {
@@ -90,8 +79,8 @@ export const depositWebhookMismatchDrill: Drill = {
     await context.step('another payload under the same reference is refused (409)', async () => {
       const text = body(mismatched);
       const answer = await sendWebhook(service, text, signatureHeaderValue(secret, nowSeconds(), text));
-      if (answer.status !== 409 || answer.json.type !== 'webhook/reference-mismatch')
-        throw context.fail(`the mismatched payload answered ${answer.status} ${JSON.stringify(answer.json)}`);
+      if (answer.status !== 409 || answer.body.type !== 'webhook/reference-mismatch')
+        throw context.fail(`the mismatched payload answered ${answer.status} ${JSON.stringify(answer.body)}`);
     });
     const spikeThreshold = alertThreshold(
       'WebhookSignatureFailuresSpike',
@@ -173,7 +162,7 @@ export const depositWebhookMismatchDrill: Drill = {
       async () => {
         await expectWebhook(context, service, body(deposits.parkedBob), 200, 'replay');
         await expectWebhook(context, service, body(deposits.afterwards), 201, 'credited');
-        const credited = metricSum(await fetchMetrics(service), 'deposit_webhooks_total', {
+        const credited = metricValue(await scrapeMetrics(service), 'deposit_webhooks_total', {
           provider,
           outcome: 'credited',
         });
@@ -183,18 +172,12 @@ export const depositWebhookMismatchDrill: Drill = {
     );
     const money = await context.step('money: one credit per accepted deposit, the mismatch never', () =>
       context.expectAfter('replay-provider-dead-letters', 'the deposits are not credited exactly once', () =>
-        checkMoney(context, db.sql, Object.values(deposits), mismatched),
+        checkMoney(context, sql, Object.values(deposits), mismatched),
       ),
     );
-    await context.step('the ledger sums to zero (settledesk ledger check, triage ledger)', async () => {
-      await cliOk(context, context.env, ['ledger', 'check']);
-      const ledger = JSON.parse(
-        await cliOk(context, context.env, ['--json', 'triage', 'ledger', '--check']),
-      ) as {
-        balanced: boolean;
-      };
-      if (!ledger.balanced) throw context.fail('settledesk triage ledger reports an imbalance');
-    });
+    await context.step('the ledger sums to zero (settledesk ledger check, triage ledger)', () =>
+      checkLedgerBalanced(context, { triage: true }),
+    );
     context.figure(
       'signatureFailures',
       forged,
@@ -224,7 +207,7 @@ function body(payload: Payload): string {
   return JSON.stringify(payload);
 }
 
-type Answer = { status: number; json: Record<string, unknown> };
+type Answer = { status: number; body: Record<string, unknown> };
 
 async function sendWebhook(service: ServiceProcess, text: string, signature?: string): Promise<Answer> {
   const response = await fetch(`${service.url}/v1/webhooks/deposits/${provider}`, {
@@ -236,7 +219,7 @@ async function sendWebhook(service: ServiceProcess, text: string, signature?: st
     body: text,
     signal: AbortSignal.timeout(requestTimeoutMs),
   });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
 /** Sends a signed webhook and expects its answer; returns the stored webhook's id. */
@@ -248,11 +231,11 @@ async function expectWebhook(
   outcome: string,
 ): Promise<string> {
   const answer = await sendWebhook(service, text, signatureHeaderValue(secret, nowSeconds(), text));
-  if (answer.status !== status || answer.json.outcome !== outcome)
+  if (answer.status !== status || answer.body.outcome !== outcome)
     throw context.fail(
-      `${text} answered ${answer.status} ${JSON.stringify(answer.json)}, not ${status} ${outcome}`,
+      `${text} answered ${answer.status} ${JSON.stringify(answer.body)}, not ${status} ${outcome}`,
     );
-  return String(answer.json.webhookId);
+  return String(answer.body.webhookId);
 }
 
 /**
@@ -273,8 +256,8 @@ async function sendForgeries(
           ? 't=not-a-time,v1=zz'
           : signatureHeaderValue(forgerySecret, nowSeconds(), text);
     const answer = await sendWebhook(service, text, signature);
-    if (answer.status !== 401 || answer.json.type !== 'webhook/bad-signature')
-      throw context.fail(`forgery ${index + 1} answered ${answer.status} ${JSON.stringify(answer.json)}`);
+    if (answer.status !== 401 || answer.body.type !== 'webhook/bad-signature')
+      throw context.fail(`forgery ${index + 1} answered ${answer.status} ${JSON.stringify(answer.body)}`);
   }
   return count;
 }
@@ -288,16 +271,16 @@ async function checkMetrics(
   service: ServiceProcess,
   sent: { forged: number; parked: number },
 ): Promise<void> {
-  const text = await fetchMetrics(service);
-  const outcome = (name: string) => metricSum(text, 'deposit_webhooks_total', { provider, outcome: name });
+  const text = await scrapeMetrics(service);
+  const outcome = (name: string) => metricValue(text, 'deposit_webhooks_total', { provider, outcome: name });
   const seen = {
     credited: outcome('credited'),
     replay: outcome('replay'),
     mismatch: outcome('mismatch'),
     rejected: outcome('rejected'),
     deadLetter: outcome('dead_letter'),
-    signatureFailures: metricSum(text, 'webhook_signature_failures_total', { provider }),
-    deadLettersGauge: metricSum(text, 'deposit_webhook_dead_letters'),
+    signatureFailures: metricValue(text, 'webhook_signature_failures_total', { provider }),
+    deadLettersGauge: metricValue(text, 'deposit_webhook_dead_letters'),
   };
   context.note(`GET /metrics: ${JSON.stringify(seen)}`);
   const expected = {
@@ -346,7 +329,7 @@ async function checkTriageDeadLetters(
     headers: { authorization: `Bearer ${token}` },
     signal: AbortSignal.timeout(requestTimeoutMs),
   });
-  const api = (await response.json()) as TriageSummary;
+  const api = (await response.json()) as Summary;
   if (response.status !== 200 || api.deposits.webhookDeadLetters !== count)
     throw context.fail(
       `GET /internal/incident/summary answered ${response.status} with ${api.deposits?.webhookDeadLetters} dead letters`,
@@ -442,8 +425,8 @@ async function restoreStandardMode(
     secondAdmin,
   ]);
   const controls = await api(service, token, 'GET', '/internal/modes');
-  if (controls.json.paymentsMode !== 'standard')
-    throw context.fail(`payments mode is ${controls.json.paymentsMode} after the approval`);
+  if (controls.body.paymentsMode !== 'standard')
+    throw context.fail(`payments mode is ${controls.body.paymentsMode} after the approval`);
 }
 
 async function checkMoney(
@@ -501,29 +484,8 @@ async function checkMoney(
 
 type MoneyFigures = { depositsCredited: number; creditsPerDepositMax: number; mismatchesCredited: number };
 
-export function xlmMinor(amount: string): bigint {
-  const parsed = parseAmount(amount, { precision: xlmPrecision });
-  if (!parsed.ok) throw new Error(`the drill's amount ${amount} does not parse`);
-  return parsed.minor;
-}
-
 function jsonBigint(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
-}
-
-async function openAccount(
-  context: DrillContext,
-  service: ServiceProcess,
-  token: string,
-  ownerRef: string,
-): Promise<string> {
-  const answer = await api(service, token, 'POST', '/v1/accounts', {
-    type: 'customer',
-    asset: 'XLM',
-    ownerRef,
-  });
-  if (answer.status !== 201) throw context.fail(`POST /v1/accounts answered ${answer.status}`);
-  return String(answer.json.id);
 }
 
 /** The reference rampco quotes the customer: an intent at the provider, as a deposit starts. */
@@ -534,160 +496,9 @@ async function quoteReference(
   accountId: string,
 ): Promise<string> {
   const answer = await api(service, token, 'POST', '/v1/deposits/intents', { accountId, provider });
-  if (answer.status !== 201 || typeof answer.json.reference !== 'string')
-    throw context.fail(`POST /v1/deposits/intents answered ${answer.status} ${JSON.stringify(answer.json)}`);
-  return answer.json.reference;
-}
-
-// Shared with the other deposit drill (src/drills/deposit-watcher-stall.ts).
-
-export type DrillDatabase = { url: string; sql: Sql };
-
-/**
- * A database of the drill's own: a new one on the server in DATABASE_URL (dropped afterwards),
- * or, without DATABASE_URL, an embedded PostgreSQL in the drill folder. `settledesk serve`
- * migrates it when it starts.
- */
-export async function openDrillDatabase(context: DrillContext): Promise<DrillDatabase> {
-  const serverUrl = process.env.DATABASE_URL;
-  let url: string;
-  if (serverUrl !== undefined && serverUrl !== '') {
-    const name = `settledesk_drill_${context.drill.replaceAll('-', '_')}_${randomBytes(4).toString('hex')}`;
-    await withPool(serverUrl, (admin) => admin.unsafe(`create database "${name}"`));
-    context.defer(`drop database ${name}`, () =>
-      withPool(serverUrl, (admin) => admin.unsafe(`drop database if exists "${name}" with (force)`)),
-    );
-    url = withDatabase(serverUrl, name);
-    context.note(`database ${name} on the server in DATABASE_URL`);
-  } else {
-    const embedded = await startEmbeddedPostgres({
-      dataDir: join(context.dir, 'postgres'),
-      logger: createLogger('warn', process.stderr),
-      // A throw-away cluster: durability only costs time.
-      settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
-    });
-    context.defer('stop the embedded PostgreSQL', () => embedded.stop());
-    url = embedded.url;
-    context.note(`embedded PostgreSQL on port ${embedded.port}`);
-  }
-  const sql = openSql(url);
-  context.defer('close the drill pool', () => sql.end({ timeout: 5 }));
-  return { url, sql };
-}
-
-function openSql(url: string): Sql {
-  return connect({ url, poolMax: 2, logger: createLogger('silent'), applicationName: 'settledesk-drill' });
-}
-
-async function withPool(url: string, work: (sql: Sql) => Promise<unknown>): Promise<void> {
-  const sql = openSql(url);
-  try {
-    await work(sql);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
-
-/** Runs the CLI and returns its stdout; a non-zero exit fails the current step. */
-export async function cliOk(
-  context: DrillContext,
-  env: Record<string, string | undefined>,
-  args: readonly string[],
-): Promise<string> {
-  const result = await context.cli(args, env);
-  if (result.code !== 0)
-    throw context.fail(`settledesk ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
-  return result.stdout;
-}
-
-export async function issueToken(
-  context: DrillContext,
-  env: Record<string, string | undefined>,
-  subject: string,
-  role: string,
-): Promise<string> {
-  const stdout = await cliOk(context, env, [
-    '--json',
-    'token',
-    'issue',
-    '--sub',
-    subject,
-    '--role',
-    role,
-    '--ttl',
-    '1h',
-  ]);
-  return (JSON.parse(stdout) as { token: string }).token;
-}
-
-export async function api(
-  service: ServiceProcess,
-  token: string,
-  method: string,
-  path: string,
-  payload?: unknown,
-): Promise<Answer> {
-  const response = await fetch(`${service.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: payload === undefined ? undefined : JSON.stringify(payload),
-    signal: AbortSignal.timeout(requestTimeoutMs),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
-
-export type TriageSummary = {
-  attention: string[];
-  deposits: {
-    webhookDeadLetters: number;
-    watcher: { cursor: string; lastLedger: number | null; lastLedgerAgeSeconds: number | null };
-  };
-};
-
-export async function triageSummary(
-  context: DrillContext,
-  env: Record<string, string | undefined>,
-): Promise<TriageSummary> {
-  return JSON.parse(await cliOk(context, env, ['--json', 'triage', 'summary'])) as TriageSummary;
-}
-
-export async function fetchMetrics(service: ServiceProcess): Promise<string> {
-  const response = await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(requestTimeoutMs) });
-  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
-  return response.text();
-}
-
-/** The sum of a metric's samples in Prometheus text format whose labels include `labels`. */
-export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$/.exec(line);
-    if (match?.[1] !== name) continue;
-    const found = new Map(
-      [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((pair) => [pair[1], pair[2]]),
-    );
-    if (Object.entries(labels).every(([key, value]) => found.get(key) === value)) sum += Number(match[3]);
-  }
-  return sum;
-}
-
-/**
- * The number an alert compares `metric` with (`metric … > N`), read from
- * ops/prometheus/alerts.yml, so a drill checks the threshold the alert really uses.
- */
-export function alertThreshold(alert: string, metric: string): number {
-  const rules = readFileSync(join(repositoryRoot, 'ops', 'prometheus', 'alerts.yml'), 'utf8');
-  const start = rules.indexOf(`- alert: ${alert}\n`);
-  if (start < 0) throw new Error(`no alert ${alert} in ops/prometheus/alerts.yml`);
-  const rule = rules.slice(start, rules.indexOf('runbook_url:', start));
-  const expression = rule.slice(rule.indexOf('expr:'), rule.indexOf('for:'));
-  const escaped = metric.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const match = new RegExp(`${escaped}[^\\n]*?\\)*\\s*>\\s*(\\d+(?:\\.\\d+)?)`).exec(expression);
-  if (!match) throw new Error(`alert ${alert} does not compare ${metric} with a threshold`);
-  return Number(match[1]);
+  if (answer.status !== 201 || typeof answer.body.reference !== 'string')
+    throw context.fail(`POST /v1/deposits/intents answered ${answer.status} ${JSON.stringify(answer.body)}`);
+  return answer.body.reference;
 }
 
 function expectOutput(result: CellResult | undefined, pattern: RegExp): void {

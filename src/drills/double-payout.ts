@@ -6,18 +6,25 @@ import type { StellarEndpoints } from '../stellar/endpoints.ts';
 import { loadWallet } from '../stellar/wallet.ts';
 import type { Drill, DrillContext } from './harness.ts';
 import {
-  alertExpression,
-  api,
-  idempotencyKey,
-  metricValue,
+  expectModes,
+  expectSnapshotWithFindings,
+  type Finding,
   openFundedCustomers,
   runScheduledTask,
   type SandboxService,
-  scrapeMetrics,
   startSandboxService,
 } from './sandbox-service.ts';
+import {
+  alertExpression,
+  api,
+  checkLedgerBalanced,
+  expectReadOnlyRefusal,
+  idempotencyKey,
+  metricValue,
+  scrapeMetrics,
+  stroopsPerXlm,
+} from './support.ts';
 
-const stroopsPerXlm = 10_000_000n;
 const fundingMinor = 100n * stroopsPerXlm;
 const payoutAmount = '25';
 const unknownAmount = '7';
@@ -32,7 +39,6 @@ const settleMsMax = 30_000;
 const detectionMsMax = 20_000;
 const rogueTimeoutSeconds = 30;
 
-type Finding = { id: string; kind: string; subject: string; evidence: Record<string, unknown> };
 type Payments = { pagingToken: string; transactionHash: string; attribution: string }[];
 
 /**
@@ -210,14 +216,7 @@ export const doublePayoutDrill: Drill = {
     await context.step('runbook: freeze payouts and hold every money movement', async () => {
       await context.cells(['freeze-payouts', 'enter-read-only'], { yes: true });
       await context.expectAfter('freeze-payouts', 'payouts are not frozen', async () => {
-        const modes = await api<{ payoutsFrozen: boolean }>(
-          drill.service,
-          drill.tokens.operator,
-          'GET',
-          '/internal/modes',
-        );
-        if (modes.body.payoutsFrozen !== true)
-          throw new Error(`GET /internal/modes: ${JSON.stringify(modes.body)}`);
+        await expectModes(drill, { payoutsFrozen: true });
       });
       await context.expectAfter('enter-read-only', 'a new payout is still accepted', async () => {
         const refused = await api<{ type?: string }>(
@@ -228,8 +227,7 @@ export const doublePayoutDrill: Drill = {
           { sourceAccountId: customer, destination: recipients.payee, asset: 'XLM', amount: '1' },
           { 'idempotency-key': idempotencyKey(context) },
         );
-        if (refused.status !== 503 || !String(refused.body.type).endsWith('payments/read-only'))
-          throw new Error(`POST /v1/payouts answered ${refused.status} ${JSON.stringify(refused.body)}`);
+        expectReadOnlyRefusal('POST /v1/payouts', refused);
       });
     });
     await context.step('runbook: see the findings, capture the evidence, confirm the freeze', async () => {
@@ -240,11 +238,7 @@ export const doublePayoutDrill: Drill = {
       });
       await context.cells(['take-snapshot'], { yes: true });
       await context.expectAfter('take-snapshot', 'no snapshot holds the findings', async () => {
-        const [snapshot] = await drill.sql<{ count: number }[]>`
-          select count(*)::int as count from incident_snapshots
-          where incident_ref = 'DRILL-double-payout'
-            and jsonb_array_length(content -> 'doublePayouts' -> 'findings') = 2`;
-        if (snapshot?.count !== 1) throw new Error(`${snapshot?.count ?? 0} snapshots with both findings`);
+        await expectSnapshotWithFindings(drill, 'DRILL-double-payout', 'doublePayouts', 2);
       });
       const [mode] = await context.cells(['check-mode']);
       await context.expectAfter('check-mode', 'it does not say payouts are frozen', async () => {
@@ -298,14 +292,7 @@ export const doublePayoutDrill: Drill = {
           if (!pending || !listed?.stdout.includes(pending.id)) throw new Error(listed?.stdout ?? '');
         });
       await context.expectAfter('propose-unfreeze', 'a kill switch was released by one person', async () => {
-        const modes = await api<{ paymentsMode: string; payoutsFrozen: boolean }>(
-          drill.service,
-          drill.tokens.operator,
-          'GET',
-          '/internal/modes',
-        );
-        if (modes.body.payoutsFrozen !== true || modes.body.paymentsMode !== 'read_only')
-          throw new Error(`GET /internal/modes: ${JSON.stringify(modes.body)}`);
+        await expectModes(drill, { payoutsFrozen: true, paymentsMode: 'read_only' });
       });
     });
     await context.step(
@@ -465,12 +452,7 @@ async function moneyIntact(
     recipients: { payee: string; stranger: string };
   },
 ): Promise<void> {
-  const ledger = await context.cli(['--json', 'ledger', 'check'], context.env);
-  if (ledger.code !== 0)
-    throw context.fail(`settledesk ledger check exited ${ledger.code}: ${ledger.stderr}`);
-  const triage = await context.cli(['--json', 'triage', 'ledger', '--check'], context.env);
-  if (triage.code !== 0)
-    throw context.fail(`settledesk triage ledger --check exited ${triage.code}: ${triage.stderr}`);
+  await checkLedgerBalanced(context, { triage: true });
 
   const [payout] = await drill.sql<
     { state: string; settledTransitions: number; succeededAttempts: number }[]

@@ -1,23 +1,22 @@
 import { selectControls } from '../controls/data.ts';
 import { type Drill, type DrillContext, sleep } from './harness.ts';
-import { alertExpression, metricValue, scrapeMetrics } from './sandbox-service.ts';
 import {
   activeFaultKinds,
   addFault,
-  type Customer,
-  checkMoneyIntact,
+  checkFlowMoney,
+  expectEveryPathDown,
   expectReachability,
   expectWaiting,
-  newDestinations,
-  openCustomers,
+  openPayoutFlow,
+  type Pay,
   type Payout,
   pathGauges,
-  postPayouts,
   type SandboxSettlement,
   startSandboxSettlement,
   waitForPathGauges,
   waitForState,
 } from './sandbox-settlement.ts';
+import { alertExpression, metricValue, scrapeMetrics } from './support.ts';
 
 const customerLumens = '500';
 const customersCount = 2;
@@ -34,8 +33,6 @@ const settleMsMax = 30_000;
 const frozenObservationMs = 2_000;
 const proposer = 'drill-admin-a';
 const approver = 'drill-admin-b';
-
-type Pay = (count: number) => Promise<Payout[]>;
 
 /**
  * docs/runbooks/horizon-outage.md against `settledesk serve` and its sandbox network, with payouts
@@ -55,22 +52,12 @@ export const horizonOutageDrill: Drill = {
     'freeze, recover, unfreeze under the two-person rule; every payout settles once on chain',
   run: async (context) => {
     const world = await startSandboxSettlement(context);
-    const { customers, destinations } = await context.step(
-      `open ${customersCount} funded customers and ${destinationsCount} destinations on the sandbox`,
-      async () => ({
-        customers: await openCustomers(context, world, customersCount, customerLumens),
-        destinations: await newDestinations(world, destinationsCount),
-      }),
-    );
-    const payouts: Payout[] = [];
-    let next = 1;
-    const pay: Pay = async (count) => {
-      const first = next;
-      next += count;
-      const made = await postPayouts(context, world, { customers, destinations, count, first });
-      payouts.push(...made);
-      return made;
-    };
+    const flow = await openPayoutFlow(context, world, {
+      customers: customersCount,
+      lumens: customerLumens,
+      destinations: destinationsCount,
+    });
+    const { pay } = flow;
     await context.step('runbook: every path answers before the fault', async () => {
       const [paths] = await context.cells(['check-stellar-paths', 'check-all-paths-answer']);
       await context.expectAfter('check-stellar-paths', 'it should show every path reachable', async () =>
@@ -88,7 +75,7 @@ export const horizonOutageDrill: Drill = {
     await context.step('runbook: nothing stuck, every path answers, the ledger sums to zero', () =>
       context.cells(['check-nothing-stuck', 'check-all-paths-answer', 'check-ledger']),
     );
-    await moneyIntact(context, world, payouts, customers);
+    await checkFlowMoney(context, world, flow);
   },
 };
 
@@ -244,28 +231,12 @@ async function hardDown(context: DrillContext, world: SandboxSettlement, pay: Pa
       );
     },
   );
-  await context.step('runbook: triage shows every path down, the logs say payouts wait', async () => {
-    const [paths, , logs] = await context.cells([
-      'check-stellar-paths',
-      'check-payouts-waiting',
-      'search-logs-no-path',
-    ]);
-    await context.expectAfter('check-stellar-paths', 'it should show every path unreachable', async () =>
-      expectReachability(paths?.stdout ?? '', { 'horizon-0': false, 'horizon-1': false, rpc: false }),
-    );
-    await context.expectAfter(
-      'search-logs-no-path',
-      'it should find the engine waiting for a path',
-      async () => {
-        if (!(logs?.stdout ?? '').includes('no Stellar path answered: payouts wait'))
-          throw new Error('no "no Stellar path answered: payouts wait" line');
-      },
-    );
-    await context.cellReports('check-all-paths-answer', 'no path answers');
+  await expectEveryPathDown(context, world, waiting, {
+    step: 'runbook: triage shows every path down, the logs say payouts wait',
+    cell: 'search-logs-no-path',
+    what: 'it should find the engine waiting for a path',
+    line: 'no Stellar path answered: payouts wait',
   });
-  await context.step('payouts wait: accepted or submitted, none failed or refunded', () =>
-    expectWaiting(world, waiting),
-  );
   // The runbook freezes before the Stellar configuration is changed and workers restarted; the
   // drill takes that branch so the freeze and the two-person unfreeze are practised too.
   await context.step('runbook: freeze payouts and take a snapshot', async () => {
@@ -353,21 +324,4 @@ async function unfreezeWithSecondAdmin(context: DrillContext, world: SandboxSett
 async function expectFrozen(world: SandboxSettlement, frozen: boolean): Promise<void> {
   const controls = await selectControls(world.sql);
   if (controls.payoutsFrozen !== frozen) throw new Error(`payoutsFrozen is ${controls.payoutsFrozen}`);
-}
-
-async function moneyIntact(
-  context: DrillContext,
-  world: SandboxSettlement,
-  payouts: readonly Payout[],
-  customers: readonly Customer[],
-): Promise<void> {
-  const { paymentsOnChain } = await context.step(
-    'money: every payout settled by one attempt, paid exactly once on chain; payout_clearing is empty',
-    () => checkMoneyIntact(world, payouts, customers),
-  );
-  context.figure(
-    'payouts',
-    payouts.length,
-    `${payouts.length} payouts settled; ${paymentsOnChain} payments on chain`,
-  );
 }

@@ -6,20 +6,11 @@ import { selectProposalPage } from '../approvals/data.ts';
 import { selectControls } from '../controls/data.ts';
 import { Keyring } from '../platform/auth/keyring.ts';
 import { type KeyState, selectAllKeys } from '../platform/auth/keyring-data.ts';
-import type { Role } from '../platform/auth/roles.ts';
 import { issueToken } from '../platform/auth/tokens.ts';
-import { connect, withDatabase } from '../platform/db/connect.ts';
-import { startEmbeddedPostgres } from '../platform/db/embedded.ts';
 import type { Sql } from '../platform/db/types.ts';
-import { createLogger } from '../platform/logging.ts';
 import { findRunningSandbox } from '../sandbox/ownership.ts';
-import {
-  assertTraversable,
-  type Drill,
-  type DrillContext,
-  DrillFailure,
-  type ServiceProcess,
-} from './harness.ts';
+import { type Drill, type DrillContext, DrillFailure, type ServiceProcess } from './harness.ts';
+import { drillDatabase, issueToken as issueCliToken, openSql } from './support.ts';
 
 /** Short enough to keep the drill fast, long enough that a pass does not hinge on it: NOTIFY wins. */
 const accessReloadMs = 1_000;
@@ -105,7 +96,7 @@ export const jwtKeyRotationDrill: Drill = {
     const original = await context.step('a client holds a token signed with the first key', async () => {
       const [key] = await keysIn(sql, 'current');
       if (key === undefined) throw context.fail('no current signing key after the first start');
-      const token = await issueCliToken(context, 'drill-client', 'viewer');
+      const token = await issueCliToken(context, context.env, 'drill-client', 'viewer');
       if (token.kid !== key)
         throw context.fail(`token issue signed with ${token.kid}, not the current ${key}`);
       await expectStatuses(instances, token.token, 200, 'a token signed with the first key');
@@ -133,7 +124,7 @@ export const jwtKeyRotationDrill: Drill = {
           'promote-new-key',
           'the added key is not current',
           async () => {
-            const issued = await issueCliToken(context, 'drill-client', 'viewer');
+            const issued = await issueCliToken(context, context.env, 'drill-client', 'viewer');
             const kid = decodeProtectedHeader(issued.token).kid;
             if (kid !== added || issued.kid !== added)
               throw new Error(`a new token carries kid ${kid}, not the promoted ${added}`);
@@ -401,57 +392,4 @@ async function stateOf(sql: Sql, kid: string): Promise<KeyState | undefined> {
 async function accountBalances(sql: Sql): Promise<{ id: string; balance: string }[]> {
   return sql<{ id: string; balance: string }[]>`
     select id, balance_minor::text as balance from accounts order by id`;
-}
-
-// Shared with src/drills/compromised-admin.ts.
-
-/**
- * A database of the drill's own: a fresh one on the server of DATABASE_URL when that is set
- * (dropped afterwards), else an embedded PostgreSQL cluster in the drill folder. `serve` migrates it.
- */
-export async function drillDatabase(context: DrillContext): Promise<string> {
-  const server = process.env.DATABASE_URL;
-  if (server === undefined || server === '') {
-    if (process.getuid?.() === 0) await assertTraversable(context.dir, 'PostgreSQL (as the postgres user)');
-    const embedded = await startEmbeddedPostgres({
-      dataDir: join(context.dir, 'postgres'),
-      logger: createLogger('warn', process.stderr),
-    });
-    context.defer('stop the embedded PostgreSQL', () => embedded.stop());
-    return embedded.url;
-  }
-  const name = `settledesk_drill_${randomBytes(6).toString('hex')}`;
-  await onServer(server, (admin) => admin.unsafe(`create database "${name}"`));
-  context.defer(`drop the drill database ${name}`, () =>
-    onServer(server, (admin) => admin.unsafe(`drop database if exists "${name}" with (force)`)),
-  );
-  context.note(`database ${name} on the DATABASE_URL server`);
-  return withDatabase(server, name);
-}
-
-async function onServer(url: string, work: (sql: Sql) => Promise<unknown>): Promise<void> {
-  const admin = openSql(url);
-  try {
-    await work(admin);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-}
-
-export function openSql(url: string): Sql {
-  return connect({ url, poolMax: 2, logger: createLogger('silent'), applicationName: 'settledesk-drill' });
-}
-
-/** `settledesk token issue` with the cells' environment: signed with the key current in the database. */
-export async function issueCliToken(
-  context: DrillContext,
-  subject: string,
-  role: Role,
-): Promise<{ token: string; kid: string }> {
-  const result = await context.cli(
-    ['--json', 'token', 'issue', '--sub', subject, '--role', role, '--ttl', '1h'],
-    context.env,
-  );
-  if (result.code !== 0) throw context.fail(`settledesk token issue exited ${result.code}: ${result.stderr}`);
-  return JSON.parse(result.stdout) as { token: string; kid: string };
 }

@@ -4,18 +4,26 @@ import { join } from 'node:path';
 import { formatAmount } from '../money/money.ts';
 import { type Drill, type DrillContext, DrillFailure, runProcess } from './harness.ts';
 import {
-  alertExpression,
-  api,
-  idempotencyKey,
-  metricValue,
+  controlModes,
+  expectModes,
+  expectSnapshotWithFindings,
+  type Finding,
   openFundedCustomers,
   runScheduledTask,
   type SandboxService,
-  scrapeMetrics,
   startSandboxService,
 } from './sandbox-service.ts';
+import {
+  alertExpression,
+  api,
+  checkLedgerBalanced,
+  expectReadOnlyRefusal,
+  idempotencyKey,
+  metricValue,
+  scrapeMetrics,
+  stroopsPerXlm,
+} from './support.ts';
 
-const stroopsPerXlm = 10_000_000n;
 const fundingMinor = 100n * stroopsPerXlm;
 /** What the hand-made transfer moved from the payer to the payee. */
 const movedMinor = 30n * stroopsPerXlm;
@@ -23,7 +31,6 @@ const detectionMsMax = 20_000;
 const repairTimeoutMs = 30_000;
 const secondAdmin = 'admin-bob';
 
-type Finding = { id: string; kind: string; subject: string; evidence: Record<string, unknown> };
 type LedgerReport = { balanced: boolean; findings: Finding[] };
 type Proposal = { id: string; action: string; payloadHash: string; state: string };
 
@@ -156,24 +163,13 @@ export const ledgerImbalanceDrill: Drill = {
           { sourceAccountId: payee, destinationAccountId: payer, amount: '1' },
           { 'idempotency-key': idempotencyKey(context) },
         );
-        if (refused.status !== 503 || !String(refused.body.type).endsWith('payments/read-only'))
-          throw new Error(`POST /v1/transfers answered ${refused.status} ${JSON.stringify(refused.body)}`);
+        expectReadOnlyRefusal('POST /v1/transfers', refused);
       });
       await context.expectAfter('freeze-payouts', 'payouts are not frozen', async () => {
-        const modes = await api<{ payoutsFrozen: boolean }>(
-          drill.service,
-          drill.tokens.operator,
-          'GET',
-          '/internal/modes',
-        );
-        if (modes.body.payoutsFrozen !== true) throw new Error(JSON.stringify(modes.body));
+        await expectModes(drill, { payoutsFrozen: true });
       });
       await context.expectAfter('take-snapshot', 'no snapshot holds the ledger findings', async () => {
-        const [snapshot] = await drill.sql<{ count: number }[]>`
-          select count(*)::int as count from incident_snapshots
-          where incident_ref = 'DRILL-ledger-imbalance'
-            and jsonb_array_length(content -> 'ledger' -> 'findings') = 2`;
-        if (snapshot?.count !== 1) throw new Error(`${snapshot?.count ?? 0} snapshots with both findings`);
+        await expectSnapshotWithFindings(drill, 'DRILL-ledger-imbalance', 'ledger', 2);
       });
     });
     await context.step('runbook: find the journal, the triggers, the account and who did it', async () => {
@@ -232,23 +228,13 @@ export const ledgerImbalanceDrill: Drill = {
           journalId,
           finding: findings.imbalance,
         });
-        if (refused.status !== 503 || !String(refused.body.type).endsWith('payments/read-only'))
-          throw context.fail(
-            `in read_only, POST /v1/adjustments answered ${refused.status}: ${JSON.stringify(refused.body)}`,
-          );
+        expectReadOnlyRefusal('in read_only, POST /v1/adjustments', refused);
         await context.cells(['propose-leave-kill-switches'], { yes: true });
         await context.expectAfter(
           'propose-leave-kill-switches',
           'one person released a kill switch',
           async () => {
-            const modes = await api<{ paymentsMode: string; payoutsFrozen: boolean }>(
-              drill.service,
-              drill.tokens.operator,
-              'GET',
-              '/internal/modes',
-            );
-            if (modes.body.paymentsMode !== 'read_only' || !modes.body.payoutsFrozen)
-              throw new Error(`GET /internal/modes: ${JSON.stringify(modes.body)}`);
+            await expectModes(drill, { paymentsMode: 'read_only', payoutsFrozen: true });
           },
         );
         const [listed] = await context.cells(['list-pending-proposals']);
@@ -279,14 +265,9 @@ export const ledgerImbalanceDrill: Drill = {
           'no pending unfreeze proposal',
         );
       await approve(context, unfreeze, secondAdmin);
-      const modes = await api<{ paymentsMode: string; payoutsFrozen: boolean }>(
-        drill.service,
-        drill.tokens.operator,
-        'GET',
-        '/internal/modes',
-      );
-      if (modes.body.paymentsMode !== 'standard' || modes.body.payoutsFrozen)
-        throw context.fail(`after both approvals: ${JSON.stringify(modes.body)}`);
+      const modes = await controlModes(drill);
+      if (modes.paymentsMode !== 'standard' || modes.payoutsFrozen)
+        throw context.fail(`after both approvals: ${JSON.stringify(modes)}`);
     });
 
     await context.step('recovery: the scheduled tasks report the ledger balanced on /metrics', async () => {
@@ -446,9 +427,7 @@ async function reverseByAdjustment(
 
 /** Every account's balance equals its entries; the two customers hold their funding again. */
 async function moneyIntact(context: DrillContext, drill: SandboxService, customers: readonly string[]) {
-  const ledger = await context.cli(['--json', 'ledger', 'check'], context.env);
-  if (ledger.code !== 0)
-    throw context.fail(`settledesk ledger check exited ${ledger.code}: ${ledger.stderr}`);
+  await checkLedgerBalanced(context);
   const rows = await drill.sql<{ id: string; balanceMinor: bigint; entriesMinor: bigint }[]>`
     select a.id, a.balance_minor as "balanceMinor", coalesce(sum(e.amount_minor), 0)::int8 as "entriesMinor"
     from accounts a left join entries e on e.account_id = a.id group by a.id`;

@@ -1,24 +1,18 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { postJournal } from '../ledger/service.ts';
-import { connect, withDatabase } from '../platform/db/connect.ts';
-import { startEmbeddedPostgres } from '../platform/db/embedded.ts';
 import type { Sql } from '../platform/db/types.ts';
-import { createLogger } from '../platform/logging.ts';
-import { repositoryRoot } from '../runbooks/cells.ts';
-import { assertTraversable, type DrillContext, type ServiceProcess } from './harness.ts';
+import type { DrillContext, ServiceProcess } from './harness.ts';
+import { api, drillDatabase, issueToken, openAccount, openSql } from './support.ts';
 
 /**
- * What the money drills share: a database of their own, `settledesk serve` with its job worker
- * and its in-process sandbox network, tokens, accounts funded the way db-failover funds them, a
- * scheduled task run now by the service's own worker, and the service's /metrics read back.
+ * What the drills on one `settledesk serve` share (built on support.ts): the service on a database
+ * of its own with its job worker and its in-process sandbox network, tokens, accounts funded the
+ * way db-failover funds them, and a scheduled task run now by the service's own worker.
  */
 
 /** Sandbox ledgers close this often in a drill: a payout settles within a second or two. */
 const ledgerCloseMs = 200;
 const taskJobMsMax = 30_000;
-const metricsTimeoutMs = 5_000;
 
 export type SandboxService = {
   service: ServiceProcess;
@@ -30,47 +24,13 @@ export type SandboxService = {
   tokens: { service: string; operator: string; admin: string };
 };
 
-/**
- * A database only this drill uses: a fresh one on the server of DATABASE_URL when it is set (its
- * role must be allowed to create databases; the drills need a superuser anyway), otherwise an
- * embedded PostgreSQL in the drill folder. Dropped or stopped when the drill ends.
- */
-async function drillDatabase(context: DrillContext): Promise<string> {
-  const adminUrl = process.env.DATABASE_URL;
-  if (adminUrl !== undefined && adminUrl !== '') {
-    const name = `settledesk_drill_${context.drill.replaceAll('-', '_')}_${randomBytes(4).toString('hex')}`;
-    const admin = openSql(adminUrl, 1);
-    try {
-      await admin.unsafe(`create database "${name}"`);
-    } finally {
-      await admin.end();
-    }
-    context.defer(`drop database ${name}`, async () => {
-      const dropper = openSql(adminUrl, 1);
-      try {
-        await dropper.unsafe(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await dropper.end();
-      }
-    });
-    context.note(`database ${name} on the server of DATABASE_URL`);
-    return withDatabase(adminUrl, name);
-  }
-  await assertTraversable(context.dir, 'PostgreSQL (run as the postgres user)');
-  const embedded = await startEmbeddedPostgres({
-    dataDir: join(context.dir, 'db'),
-    logger: createLogger('silent'),
-    // A throw-away cluster: durability would only slow the drill down.
-    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
-  });
-  context.defer('stop the embedded PostgreSQL', () => embedded.stop());
-  context.note(`embedded PostgreSQL on 127.0.0.1:${embedded.port}`);
-  return embedded.url;
-}
-
-export function openSql(url: string, poolMax = 2): Sql {
-  return connect({ url, poolMax, logger: createLogger('silent'), applicationName: 'settledesk-drill' });
-}
+export type SandboxServiceOptions = {
+  /**
+   * Who the cells act as (SETTLEDESK_OPERATOR) and the operator token's subject, for a drill
+   * whose runbook output names them; by default the token is `drill-oncall`'s, the cells `oncall-olga`.
+   */
+  operator?: string;
+};
 
 /**
  * `settledesk serve` (API, job worker, settlement engine, the sandbox in-process) on a database of
@@ -80,6 +40,7 @@ export function openSql(url: string, poolMax = 2): Sql {
 export async function startSandboxService(
   context: DrillContext,
   extraEnv: Record<string, string> = {},
+  options: SandboxServiceOptions = {},
 ): Promise<SandboxService> {
   const databaseUrl = await context.step('a database for the drill', () => drillDatabase(context));
   const env: Record<string, string> = {
@@ -102,15 +63,15 @@ export async function startSandboxService(
   const tokens = await context.step('issue service, operator and admin tokens', async () => {
     const [serviceToken, operator, admin] = await Promise.all([
       issueToken(context, env, 'drill-merchant-app', 'service'),
-      issueToken(context, env, 'drill-oncall', 'operator'),
+      issueToken(context, env, options.operator ?? 'drill-oncall', 'operator'),
       issueToken(context, env, 'admin-alice', 'admin'),
     ]);
-    return { service: serviceToken, operator, admin };
+    return { service: serviceToken.token, operator: operator.token, admin: admin.token };
   });
   Object.assign(context.env, env, {
     SETTLEDESK_URL: service.url,
     SETTLEDESK_TOKEN: tokens.operator,
-    SETTLEDESK_OPERATOR: 'oncall-olga',
+    SETTLEDESK_OPERATOR: options.operator ?? 'oncall-olga',
     LOG_FILE: service.logFile,
     // The cells' own settledesk commands log to stderr at the default level, not the service's.
     LOG_LEVEL: undefined,
@@ -118,41 +79,35 @@ export async function startSandboxService(
   return { service, env, sql, databaseUrl, tokens };
 }
 
-async function issueToken(
-  context: DrillContext,
-  env: Record<string, string>,
-  subject: string,
-  role: string,
-): Promise<string> {
-  const result = await context.cli(
-    ['--json', 'token', 'issue', '--sub', subject, '--role', role, '--ttl', '1h'],
-    env,
-  );
-  if (result.code !== 0) throw context.fail(`settledesk token issue exited ${result.code}: ${result.stderr}`);
-  return (JSON.parse(result.stdout) as { token: string }).token;
+/** A reconciliation finding as the triage routes answer it. */
+export type Finding = { id: string; kind: string; subject: string; evidence: Record<string, unknown> };
+
+export type Modes = { paymentsMode: string; payoutsFrozen: boolean };
+
+/** The kill switches, as GET /internal/modes answers them to the operator. */
+export async function controlModes(drill: SandboxService): Promise<Modes> {
+  return (await api<Modes>(drill.service, drill.tokens.operator, 'GET', '/internal/modes')).body;
 }
 
-/** A call to the service's API; answers the status and the parsed JSON body. */
-export async function api<T = Record<string, unknown>>(
-  service: ServiceProcess,
-  token: string,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${service.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...headers,
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(metricsTimeoutMs),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as T };
+/** Fails unless the kill switches are as `expected` says; the error shows what they are. */
+export async function expectModes(drill: SandboxService, expected: Partial<Modes>): Promise<void> {
+  const modes = await controlModes(drill);
+  if (Object.entries(expected).some(([key, value]) => modes[key as keyof Modes] !== value))
+    throw new Error(`GET /internal/modes: ${JSON.stringify(modes)}`);
+}
+
+/** Fails unless exactly one incident snapshot under `incidentRef` holds `findingsCount` findings in `section`. */
+export async function expectSnapshotWithFindings(
+  drill: SandboxService,
+  incidentRef: string,
+  section: string,
+  findingsCount: number,
+): Promise<void> {
+  const [row] = await drill.sql<{ count: number }[]>`
+    select count(*)::int as count from incident_snapshots
+    where incident_ref = ${incidentRef}::text
+      and jsonb_array_length(content -> ${section}::text -> 'findings') = ${findingsCount}::int`;
+  if (row?.count !== 1) throw new Error(`${row?.count ?? 0} snapshots with ${findingsCount} findings`);
 }
 
 /** Customer accounts through the API; their money straight from the `fees` system account. */
@@ -162,15 +117,8 @@ export async function openFundedCustomers(
   fundingMinor: readonly bigint[],
 ): Promise<string[]> {
   const ids: string[] = [];
-  for (const [index] of fundingMinor.entries()) {
-    const created = await api<{ id: string }>(drill.service, drill.tokens.service, 'POST', '/v1/accounts', {
-      type: 'customer',
-      asset: 'XLM',
-      ownerRef: `${context.drill}-${index}`,
-    });
-    if (created.status !== 201) throw context.fail(`POST /v1/accounts answered ${created.status}`);
-    ids.push(created.body.id);
-  }
+  for (const [index] of fundingMinor.entries())
+    ids.push(await openAccount(context, drill.service, drill.tokens.service, `${context.drill}-${index}`));
   const [fees] = await drill.sql<{ id: string }[]>`
     select id from accounts where type = 'fees' and asset = 'XLM'`;
   if (!fees) throw context.fail('no XLM fees account after migration');
@@ -208,49 +156,4 @@ export async function runScheduledTask(drill: SandboxService, task: string): Pro
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`task ${task} did not finish in the service's worker within ${taskJobMsMax} ms`);
-}
-
-/** The service's GET /metrics, as text. */
-export async function scrapeMetrics(service: ServiceProcess): Promise<string> {
-  const response = await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(metricsTimeoutMs) });
-  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
-  return response.text();
-}
-
-/**
- * The sum of the samples of `name` whose labels include `labels` (a series not exported yet
- * counts as 0, as Prometheus' `increase` and `> 0` see it).
- */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const found = new Map(
-      [...(match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((label) => [
-        label[1],
-        label[2],
-      ]),
-    );
-    if (Object.entries(labels).every(([key, wanted]) => found.get(key) === wanted)) sum += Number(match[3]);
-  }
-  return sum;
-}
-
-/**
- * The `expr` of an alert in ops/prometheus/alerts.yml, whitespace collapsed: the drill checks the
- * alert is still built on the metric it watches, so a changed alert cannot pass unnoticed.
- */
-export function alertExpression(alert: string): string {
-  const rules = readFileSync(join(repositoryRoot, 'ops', 'prometheus', 'alerts.yml'), 'utf8');
-  const start = rules.indexOf(`- alert: ${alert}\n`);
-  if (start < 0) throw new Error(`ops/prometheus/alerts.yml has no alert ${alert}`);
-  const block = rules.slice(start).split(/\n\s*- alert: /)[0] ?? '';
-  const expr = /\n\s+expr:\s*\|?\s*\n?([\s\S]*?)\n\s+for:/.exec(block)?.[1];
-  if (expr === undefined) throw new Error(`alert ${alert} has no expr`);
-  return expr.replace(/\s+/g, ' ').trim();
-}
-
-export function idempotencyKey(context: DrillContext): string {
-  return `${context.drill}-${randomUUID()}`;
 }

@@ -1,19 +1,12 @@
 import { Keypair } from '@stellar/stellar-sdk';
-import { parseAmount } from '../money/money.ts';
 import { loadConfig } from '../platform/config.ts';
 import type { FaultSpec } from '../sandbox/faults.ts';
 import { findStellar } from '../stellar/connect.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
 import { loadWallet } from '../stellar/wallet.ts';
 import type { DrillContext } from './harness.ts';
-import {
-  api,
-  idempotencyKey,
-  openFundedCustomers,
-  type SandboxService,
-  scrapeMetrics,
-  startSandboxService,
-} from './sandbox-service.ts';
+import { openFundedCustomers, type SandboxService, startSandboxService } from './sandbox-service.ts';
+import { api, idempotencyKey, scrapeMetrics, xlmMinor } from './support.ts';
 
 /**
  * What the Stellar path drills (horizon-outage, stellar-rpc-outage, stuck-transaction) add to
@@ -68,13 +61,101 @@ export async function openCustomers(
   count: number,
   lumens: string,
 ): Promise<Customer[]> {
-  const fundedMinor = lumensMinor(lumens);
+  const fundedMinor = xlmMinor(lumens);
   const ids = await openFundedCustomers(
     context,
     world,
     Array.from({ length: count }, () => fundedMinor),
   );
   return ids.map((id) => ({ id, fundedMinor }));
+}
+
+export type Pay = (count: number) => Promise<Payout[]>;
+
+export type PayoutFlow = {
+  customers: Customer[];
+  destinations: string[];
+  /** Posts `count` payouts (postPayouts), numbered on from the last, and keeps them in `payouts`. */
+  pay: Pay;
+  /** Every payout `pay` posted, for the money check that ends the drill. */
+  payouts: Payout[];
+};
+
+/** The step that opens funded customers and sandbox destinations, and what pays from them. */
+export async function openPayoutFlow(
+  context: DrillContext,
+  world: SandboxSettlement,
+  plan: { customers: number; lumens: string; destinations: number },
+): Promise<PayoutFlow> {
+  const customersText = plan.customers === 1 ? 'a funded customer' : `${plan.customers} funded customers`;
+  const destinationsText = plan.destinations === 1 ? 'a destination' : `${plan.destinations} destinations`;
+  const { customers, destinations } = await context.step(
+    `open ${customersText} and ${destinationsText} on the sandbox`,
+    async () => ({
+      customers: await openCustomers(context, world, plan.customers, plan.lumens),
+      destinations: await newDestinations(world, plan.destinations),
+    }),
+  );
+  const payouts: Payout[] = [];
+  // Numbered when called, not when answered: payouts posted concurrently keep distinct amounts.
+  let next = 1;
+  const pay: Pay = async (count) => {
+    const first = next;
+    next += count;
+    const made = await postPayouts(context, world, { customers, destinations, count, first });
+    payouts.push(...made);
+    return made;
+  };
+  return { customers, destinations, pay, payouts };
+}
+
+/** What a Stellar path drill's runbook searches its logs for while no path answers. */
+export type NoPathLogSearch = { step: string; cell: string; what: string; line: string };
+
+/**
+ * While no path answers: the runbook's triage shows every path unreachable, its log search finds
+ * the engine's line, `check-all-paths-answer` reports it, and the payouts wait, none failed.
+ */
+export async function expectEveryPathDown(
+  context: DrillContext,
+  world: SandboxSettlement,
+  waiting: readonly Payout[],
+  search: NoPathLogSearch,
+): Promise<void> {
+  await context.step(search.step, async () => {
+    const [paths, , logs] = await context.cells([
+      'check-stellar-paths',
+      'check-payouts-waiting',
+      search.cell,
+    ]);
+    await context.expectAfter('check-stellar-paths', 'it should show every path unreachable', async () =>
+      expectReachability(paths?.stdout ?? '', { 'horizon-0': false, 'horizon-1': false, rpc: false }),
+    );
+    await context.expectAfter(search.cell, search.what, async () => {
+      if (!(logs?.stdout ?? '').includes(search.line)) throw new Error(`no "${search.line}" line`);
+    });
+    await context.cellReports('check-all-paths-answer', 'no path answers');
+  });
+  await context.step('payouts wait: accepted or submitted, none failed or refunded', () =>
+    expectWaiting(world, waiting),
+  );
+}
+
+/** The money check (checkMoneyIntact) of every payout of the flow, as a step, and their figure. */
+export async function checkFlowMoney(
+  context: DrillContext,
+  world: SandboxSettlement,
+  flow: PayoutFlow,
+): Promise<void> {
+  const { paymentsOnChain } = await context.step(
+    'money: every payout settled by one attempt, paid exactly once on chain; payout_clearing is empty',
+    () => checkMoneyIntact(world, flow.payouts, flow.customers),
+  );
+  context.figure(
+    'payouts',
+    flow.payouts.length,
+    `${flow.payouts.length} payouts settled; ${paymentsOnChain} payments on chain`,
+  );
 }
 
 /** Fresh accounts on the sandbox network for payouts to land in (friendbot creates them). */
@@ -120,15 +201,9 @@ export async function postPayouts(
     );
     if (posted.status !== 201 || posted.body.state !== 'accepted')
       throw context.fail(`POST /v1/payouts answered ${posted.status}: ${JSON.stringify(posted.body)}`);
-    payouts.push({ ...input, id: posted.body.id, amountMinor: lumensMinor(input.amount) });
+    payouts.push({ ...input, id: posted.body.id, amountMinor: xlmMinor(input.amount) });
   }
   return payouts;
-}
-
-function lumensMinor(text: string): bigint {
-  const parsed = parseAmount(text, { precision: xlmPrecision });
-  if (!parsed.ok) throw new Error(`not an XLM amount: ${text}`);
-  return parsed.minor;
 }
 
 async function payoutStates(
@@ -308,7 +383,7 @@ async function hotWalletPayments(
         continue;
       found.push({
         to: record.to ?? '',
-        amountMinor: lumensMinor(record.amount ?? ''),
+        amountMinor: xlmMinor(record.amount ?? ''),
         hash: record.transaction_hash,
       });
     }

@@ -1,21 +1,20 @@
 import type { Drill, DrillContext } from './harness.ts';
-import { alertExpression, metricValue, scrapeMetrics } from './sandbox-service.ts';
 import {
   activeFaultKinds,
   addFault,
-  checkMoneyIntact,
+  checkFlowMoney,
   clearFaults,
+  expectEveryPathDown,
   expectReachability,
-  expectWaiting,
-  newDestinations,
-  openCustomers,
+  openPayoutFlow,
+  type Pay,
   type Payout,
-  postPayouts,
   type SandboxSettlement,
   startSandboxSettlement,
   waitForPathGauges,
   waitForState,
 } from './sandbox-settlement.ts';
+import { alertExpression, checkLedgerBalanced, metricValue, scrapeMetrics } from './support.ts';
 
 const customerLumens = '200';
 const customersCount = 2;
@@ -27,8 +26,6 @@ const afterRecoveryPayouts = 2;
 const detectionMsMax = 10_000;
 /** RPC's breaker half-opens 5 s after it opened; a submission through RPC polls for up to 30 s. */
 const settleMsMax = 40_000;
-
-type Pay = (count: number) => Promise<Payout[]>;
 
 /**
  * docs/runbooks/stellar-rpc-outage.md against `settledesk serve` and its sandbox network. RPC goes
@@ -48,22 +45,12 @@ export const stellarRpcOutageDrill: Drill = {
     'RPC alone settles them when it returns; every payout settles once on chain',
   run: async (context) => {
     const world = await startSandboxSettlement(context);
-    const { customers, destinations } = await context.step(
-      `open ${customersCount} funded customers and ${destinationsCount} destinations on the sandbox`,
-      async () => ({
-        customers: await openCustomers(context, world, customersCount, customerLumens),
-        destinations: await newDestinations(world, destinationsCount),
-      }),
-    );
-    const payouts: Payout[] = [];
-    let next = 1;
-    const pay: Pay = async (count) => {
-      const first = next;
-      next += count;
-      const made = await postPayouts(context, world, { customers, destinations, count, first });
-      payouts.push(...made);
-      return made;
-    };
+    const flow = await openPayoutFlow(context, world, {
+      customers: customersCount,
+      lumens: customerLumens,
+      destinations: destinationsCount,
+    });
+    const { pay } = flow;
     await context.step('runbook: RPC and every Horizon answer before the fault', async () => {
       const [paths, readiness] = await context.cells([
         'check-stellar-paths',
@@ -89,20 +76,8 @@ export const stellarRpcOutageDrill: Drill = {
     const waiting = await horizonDownToo(context, world, pay);
     await recover(context, world, waiting, pay);
 
-    await context.step('the ledger sums to zero', async () => {
-      const checked = await context.cli(['ledger', 'check'], world.env);
-      if (checked.code !== 0)
-        throw context.fail(`settledesk ledger check exited ${checked.code}: ${checked.stderr}`);
-    });
-    const { paymentsOnChain } = await context.step(
-      'money: every payout settled by one attempt, paid exactly once on chain; payout_clearing is empty',
-      () => checkMoneyIntact(world, payouts, customers),
-    );
-    context.figure(
-      'payouts',
-      payouts.length,
-      `${payouts.length} payouts settled; ${paymentsOnChain} payments on chain`,
-    );
+    await context.step('the ledger sums to zero', () => checkLedgerBalanced(context));
+    await checkFlowMoney(context, world, flow);
   },
 };
 
@@ -197,28 +172,12 @@ async function horizonDownToo(context: DrillContext, world: SandboxSettlement, p
       );
     },
   );
-  await context.step('runbook: triage shows no path, the logs name RPC among the failed paths', async () => {
-    const [paths, , logs] = await context.cells([
-      'check-stellar-paths',
-      'check-payouts-waiting',
-      'search-logs-rpc',
-    ]);
-    await context.expectAfter('check-stellar-paths', 'it should show every path unreachable', async () =>
-      expectReachability(paths?.stdout ?? '', { 'horizon-0': false, 'horizon-1': false, rpc: false }),
-    );
-    await context.expectAfter(
-      'search-logs-rpc',
-      'it should find the engine failing through RPC',
-      async () => {
-        if (!(logs?.stdout ?? '').includes('no Stellar path answered'))
-          throw new Error('no "no Stellar path answered" line');
-      },
-    );
-    await context.cellReports('check-all-paths-answer', 'no path answers');
+  await expectEveryPathDown(context, world, waiting, {
+    step: 'runbook: triage shows no path, the logs name RPC among the failed paths',
+    cell: 'search-logs-rpc',
+    what: 'it should find the engine failing through RPC',
+    line: 'no Stellar path answered',
   });
-  await context.step('payouts wait: accepted or submitted, none failed or refunded', () =>
-    expectWaiting(world, waiting),
-  );
   return waiting;
 }
 

@@ -1,16 +1,15 @@
 import type { Drill, DrillContext } from './harness.ts';
-import { alertExpression, metricValue, runScheduledTask, scrapeMetrics } from './sandbox-service.ts';
+import { runScheduledTask } from './sandbox-service.ts';
 import {
   activeFaultKinds,
   checkMoneyIntact,
-  newDestinations,
-  openCustomers,
+  openPayoutFlow,
   type Payout,
-  postPayouts,
   type SandboxSettlement,
   startSandboxSettlement,
   waitForState,
 } from './sandbox-settlement.ts';
+import { alertExpression, checkLedgerBalanced, metricValue, scrapeMetrics } from './support.ts';
 
 /**
  * The stuck threshold: RECONCILIATION_STUCK_AFTER_SECONDS, short for the drill (production's is
@@ -57,16 +56,13 @@ export const stuckTransactionDrill: Drill = {
       RECONCILIATION_STUCK_AFTER_SECONDS: String(stuckAfterSeconds),
     });
     context.env.OLDER_THAN = `${stuckAfterSeconds}s`;
-    const { customers, destinations } = await context.step(
-      'open a funded customer and a destination on the sandbox',
-      async () => ({
-        customers: await openCustomers(context, world, 1, customerLumens),
-        destinations: await newDestinations(world, 1),
-      }),
-    );
-    const plan = { customers, destinations, count: 1 };
+    const flow = await openPayoutFlow(context, world, {
+      customers: 1,
+      lumens: customerLumens,
+      destinations: 1,
+    });
     const baseline = await context.step('before the fault: a payout settles, nothing is stuck', async () => {
-      const payouts = await postPayouts(context, world, { ...plan, first: 1 });
+      const payouts = await flow.pay(1);
       await waitForState(context, world, payouts, 'settled', settleMsMax);
       await context.cellReports('pick-stuck-payout', `no payout has been stuck for ${stuckAfterSeconds}s`);
       return payouts;
@@ -79,7 +75,7 @@ export const stuckTransactionDrill: Drill = {
       });
     });
     const stuck = await context.step('a payout is accepted, and its transaction submitted', async () => {
-      const [payout] = await postPayouts(context, world, { ...plan, first: 2 });
+      const [payout] = await flow.pay(1);
       if (payout === undefined) throw context.fail('no payout');
       await waitForState(context, world, [payout], 'submitted', settleMsMax);
       const [attempt] = await attemptsOf(world, payout);
@@ -131,13 +127,9 @@ export const stuckTransactionDrill: Drill = {
         );
       },
     );
-    await context.step('the ledger sums to zero', async () => {
-      const checked = await context.cli(['ledger', 'check'], world.env);
-      if (checked.code !== 0)
-        throw context.fail(`settledesk ledger check exited ${checked.code}: ${checked.stderr}`);
-    });
+    await context.step('the ledger sums to zero', () => checkLedgerBalanced(context));
     await context.step('money: both payouts settled once, each paid exactly once on chain', () =>
-      checkMoneyIntact(world, [...baseline, stuck.payout], customers),
+      checkMoneyIntact(world, [...baseline, stuck.payout], flow.customers),
     );
   },
 };

@@ -23,6 +23,22 @@ describe('promqlMetricNames', () => {
     ]);
   });
 
+  it('finds the names in an expression and nothing else', () => {
+    expect(
+      promqlMetricNames(
+        'sum by (le, path) (rate(http_request_duration_seconds_bucket{job="settledesk", path!~"/health/.*"}[$__rate_interval]))' +
+          ' / ignoring(path) group_left sum without (instance) (up offset 5m) > bool 0.95 and on (worker)' +
+          ' label_replace(time() - reconciliation_last_success_timestamp_seconds < 3600, "worker", "reconcile_$1", "detector", "(.+)")' +
+          ' or vector(1e3) unless max_over_time(payouts_stuck[1h:5m])',
+      ).sort(),
+    ).toEqual([
+      'http_request_duration_seconds_bucket',
+      'payouts_stuck',
+      'reconciliation_last_success_timestamp_seconds',
+      'up',
+    ]);
+  });
+
   it('keeps recording-rule names with colons', () => {
     expect(promqlMetricNames('job:payouts_stuck:max > 0')).toEqual(['job:payouts_stuck:max']);
   });

@@ -1,21 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { dbFailoverDrill } from '../../src/drills/db-failover.ts';
-import { drillTimeoutMsDefault, runDrill } from '../../src/drills/harness.ts';
+import { drillTest } from '../support/drill.ts';
 
-// The drill bounds itself (drillTimeoutMsDefault) and cleans up after itself; the test allows
-// for the cleanup on top.
-const cleanupMs = 30_000;
-
-describe('drill db-failover (docs/runbooks/db-failover.md)', () => {
-  it(
-    'promotes the synchronous replica with the runbook after the primary is killed under load, and loses no acknowledged transfer',
-    async () => {
-      const report = await runDrill(dbFailoverDrill, { print: (line) => process.stdout.write(`${line}\n`) });
-      expect(report.steps.every((step) => step.ok)).toBe(true);
-      expect(report.figures.acknowledgedBeforeKill).toBeGreaterThan(0);
-      expect(report.figures.acknowledgedLost).toBe(0);
-      expect(report.figures.firstSuccessAfterKillMs).toBeGreaterThan(0);
-    },
-    drillTimeoutMsDefault + cleanupMs,
-  );
+drillTest(dbFailoverDrill, {
+  does: 'promotes the synchronous replica with the runbook after the primary is killed under load, and loses no acknowledged transfer',
+  onRunServer: false,
+  figures: (figures) => {
+    expect(figures.acknowledgedBeforeKill).toBeGreaterThan(0);
+    expect(figures.acknowledgedLost).toBe(0);
+    expect(figures.firstSuccessAfterKillMs).toBeGreaterThan(0);
+  },
 });
