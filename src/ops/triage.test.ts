@@ -4,8 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fundFromFees } from '../../test/support/ledger.ts';
 import { endpointsOf, type PayoutHarness, startPayoutHarness } from '../../test/support/payouts.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
+import { postJournal } from '../ledger/service.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { registry } from '../platform/metrics.ts';
+import { runDetector } from '../reconciliation/runner.ts';
+import { testDeps } from '../reconciliation/test-support.ts';
 import { Triage } from './triage.ts';
 
 /**
@@ -284,5 +287,42 @@ describe('summary', () => {
     expect(summary.dependencies.checks.postgresql.status).toBe('ok');
     expect(summary.stellar.paths).toHaveLength(3);
     expect(summary.controls).toMatchObject({ paymentsMode: 'standard', payoutsFrozen: false });
+  });
+});
+
+describe('escrow leaks and findings', () => {
+  it('reports escrow money no hold explains, from the account and from the detector, in the summary too', async () => {
+    const sql = service.db.sql;
+    const [fees] = await sql<{ id: string }[]>`select id from accounts where type = 'fees' and asset = 'XLM'`;
+    const [escrow] = await sql<
+      { id: string }[]
+    >`select id from accounts where type = 'escrow' and asset = 'XLM'`;
+    const clean = (await get('/internal/incident/escrow-leaks')).json();
+    expect(clean).toMatchObject({ leaking: false, findings: [] });
+
+    await sql.begin((tx) =>
+      postJournal(tx, {
+        kind: 'test_escrow',
+        entries: [
+          { accountId: fees?.id ?? '', amountMinor: -25_000_000n },
+          { accountId: escrow?.id ?? '', amountMinor: 25_000_000n },
+        ],
+      }),
+    );
+    const live = (await get('/internal/incident/escrow-leaks')).json();
+    expect(live.leaking).toBe(true);
+    expect(live.accounts).toContainEqual({
+      asset: 'XLM',
+      balance: '2.5000000',
+      openHolds: '0.0000000',
+      difference: '2.5000000',
+    });
+
+    await runDetector(testDeps(sql), 'escrow');
+    const report = (await get('/internal/incident/escrow-leaks')).json();
+    expect(report.findings).toEqual([expect.objectContaining({ kind: 'escrow_leak', subject: 'XLM' })]);
+    const summary = (await get('/internal/incident/summary')).json();
+    expect(summary.findings).toContainEqual({ kind: 'escrow_leak', count: 1 });
+    expect(summary.attention).toContain('finding: 1 open escrow_leak');
   });
 });
