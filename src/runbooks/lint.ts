@@ -44,8 +44,8 @@ export const templateSections = [
   'Post-incident actions',
 ] as const;
 
-/** The index and the on-call overview are not incident runbooks; everything else follows the template. */
-export const templateExempt: ReadonlySet<string> = new Set(['README.md', 'oncall.md']);
+/** The index is not a runbook; everything else, the on-call overview included, follows the template. */
+export const templateExempt: ReadonlySet<string> = new Set(['README.md']);
 export const indexFile = 'README.md';
 
 export function lintRunbookDirectory(directory: string, context: LintContext): Finding[] {
