@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
 import { appendFile, chown, mkdir, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import postgres from 'postgres';
-import { freePort } from '../platform/db/embedded.ts';
+import { acceptsConnections, freePort } from '../platform/db/embedded.ts';
 import { assertTraversable, messageOf, runProcess, signalGroup, sleep } from './harness.ts';
 
 /**
@@ -251,7 +251,7 @@ async function startNode(
     kill: () => signalGroup(pid, 'SIGKILL'),
   };
   const deadline = performance.now() + startWaitMs;
-  while (!(await answers(url('postgres')))) {
+  while (!(await acceptsConnections(url('postgres')))) {
     if (exited || performance.now() > deadline) {
       signalGroup(pid, 'SIGKILL');
       throw new Error(`the ${name} PostgreSQL did not start on port ${port}; its log is ${logFile}`);
@@ -259,18 +259,6 @@ async function startNode(
     await sleep(100);
   }
   return node;
-}
-
-async function answers(url: string): Promise<boolean> {
-  const probe = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
-  try {
-    await probe`select 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
 }
 
 async function waitForSyncStandby(primaryUrl: string): Promise<void> {

@@ -21,7 +21,7 @@ export type Config = {
   accessReloadMs: number;
   /** How often `serve` probes Stellar and every readiness check (gauges, triage summary). */
   statusProbeIntervalMs: number;
-  /** Where `settledesk worker` serves `/metrics` (0: any free port). */
+  /** Where `settledesk worker` serves `/metrics` (0: a free port chosen at start). */
   workerMetricsPort: number;
   tokenTtlSecondsDefault: number;
   tokenTtlSecondsMax: number;

@@ -172,7 +172,8 @@ function postgresUserIds(): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-async function acceptsConnections(url: string): Promise<boolean> {
+/** Whether a server at `url` answers a query now (bounded: 2 s to connect). */
+export async function acceptsConnections(url: string): Promise<boolean> {
   const probe = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
   try {
     await probe`select 1`;
