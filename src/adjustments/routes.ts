@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { Approvals } from '../approvals/engine.ts';
 import { proposalJson } from '../approvals/routes.ts';
 import { ReasonSchema } from '../approvals/schemas.ts';
-import { sendIdempotent } from '../idempotency/http.ts';
+import { IdempotencyHeaders, sendIdempotent } from '../idempotency/http.ts';
 import { adminRoles } from '../platform/auth/roles.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
@@ -18,9 +18,7 @@ export function adjustmentRoutes(sql: Sql, approvals: Approvals) {
           tags: ['ledger'],
           description:
             'Proposes a balanced manual correction; a second admin must approve it in /v1/approvals.',
-          headers: Type.Object({
-            'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-          }),
+          headers: IdempotencyHeaders,
           body: Type.Object(
             {
               entries: Type.Array(

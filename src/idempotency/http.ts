@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { assert } from '../platform/assert.ts';
 import type { Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { problemContentType } from '../platform/http/problems.ts';
@@ -19,7 +20,8 @@ export const IdempotencyHeaders = Type.Object({
 /**
  * Wraps a money-moving POST in the idempotency protocol and sends what it returns (or replays),
  * with problem+json for stored refusals. The key is scoped to the caller (the token's subject)
- * and the fingerprint covers the method, the route template and the canonical body.
+ * and the fingerprint covers the method, the concrete path (template and parameters) and the
+ * canonical body: the same key on another resource is a reuse, never a replay.
  */
 export async function sendIdempotent(
   sql: Sql,
@@ -34,10 +36,13 @@ export async function sendIdempotent(
       'send an Idempotency-Key header with every money-moving request',
     );
   }
+  const route = request.routeOptions.url;
+  assert(route !== undefined, 'sendIdempotent runs inside a matched route');
+  const params = (request.params ?? {}) as Readonly<Record<string, string>>;
   const scope = {
     caller: request.principal?.subject ?? '',
     key,
-    fingerprint: fingerprint(request.method, request.routeOptions.url ?? request.url, request.body),
+    fingerprint: fingerprint(request.method, route, params, request.body),
   };
   const result = await runIdempotent(sql, scope, work, (error) =>
     problemBody(error, request.url, request.id),

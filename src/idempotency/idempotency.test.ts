@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/db.ts';
+import { canonicalJson } from '../approvals/canonical.ts';
 import { DomainError } from '../platform/errors.ts';
 import { registry } from '../platform/metrics.ts';
 import {
+  concretePath,
   fingerprint,
   idempotencyEvents,
   inFlightLeaseSeconds,
@@ -25,7 +28,7 @@ afterAll(async () => {
 const scope = (key: string, body: object = { a: 1 }): KeyScope => ({
   caller: 'svc',
   key,
-  fingerprint: fingerprint('POST', '/x', body),
+  fingerprint: fingerprint('POST', '/x', {}, body),
 });
 const refusal = (error: DomainError) => ({ type: error.type });
 const effect = async () => {
@@ -45,9 +48,21 @@ async function effects(): Promise<number> {
 
 describe('idempotency keys', () => {
   it('fingerprints the canonical body: key order does not matter, values do', () => {
-    expect(fingerprint('POST', '/x', { a: 1, b: 2 })).toBe(fingerprint('POST', '/x', { b: 2, a: 1 }));
-    expect(fingerprint('POST', '/x', { a: 1 })).not.toBe(fingerprint('POST', '/x', { a: 2 }));
-    expect(fingerprint('POST', '/x', { a: 1 })).not.toBe(fingerprint('POST', '/y', { a: 1 }));
+    expect(fingerprint('POST', '/x', {}, { a: 1, b: 2 })).toBe(fingerprint('POST', '/x', {}, { b: 2, a: 1 }));
+    expect(fingerprint('POST', '/x', {}, { a: 1 })).not.toBe(fingerprint('POST', '/x', {}, { a: 2 }));
+    expect(fingerprint('POST', '/x', {}, { a: 1 })).not.toBe(fingerprint('POST', '/y', {}, { a: 1 }));
+  });
+
+  it('fingerprints a route without parameters exactly as before, so stored keys still replay', () => {
+    const body = { amount: '1', to: 'b' };
+    const stored = createHash('sha256')
+      .update(`POST /v1/transfers ${canonicalJson(body)}`)
+      .digest('hex');
+    expect(fingerprint('POST', '/v1/transfers', {}, body)).toBe(stored);
+    expect(concretePath('/v1/payouts/:id/resolve', { id: 'b' })).toBe('/v1/payouts/b/resolve');
+    expect(fingerprint('POST', '/v1/payouts/:id/resolve', { id: 'a' }, {})).not.toBe(
+      fingerprint('POST', '/v1/payouts/:id/resolve', { id: 'b' }, {}),
+    );
   });
 
   it('takes over a reservation abandoned by a request that died before committing', async () => {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
 import { canonicalJson } from '../approvals/canonical.ts';
+import { assert } from '../platform/assert.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql, Tx } from '../platform/db/types.ts';
 import { DomainError, problemFor } from '../platform/errors.ts';
@@ -34,10 +35,30 @@ export type StoredResponse = { status: number; body: unknown };
 export type SentResponse = { status: number; body: string };
 export type KeyScope = { caller: string; key: string; fingerprint: string };
 
-export function fingerprint(method: string, route: string, body: unknown): string {
+/**
+ * What a key is bound to: the method, the concrete path and the canonical body. The path is the
+ * route template with its decoded parameters put back, so `/v1/payouts/A/resolve` and
+ * `/v1/payouts/B/resolve` differ while two spellings of one id do not; a route without parameters
+ * keeps the fingerprint it always had, so keys stored before this change still replay.
+ */
+export function fingerprint(
+  method: string,
+  route: string,
+  params: Readonly<Record<string, string>>,
+  body: unknown,
+): string {
   return createHash('sha256')
-    .update(`${method} ${route} ${canonicalJson(body)}`)
+    .update(`${method} ${concretePath(route, params)} ${canonicalJson(body)}`)
     .digest('hex');
+}
+
+/** `/v1/payouts/:id/resolve` with `{ id: 'B' }` is `/v1/payouts/B/resolve`; `*` takes `params['*']`. */
+export function concretePath(route: string, params: Readonly<Record<string, string>>): string {
+  return route.replace(/:([A-Za-z0-9_]+)|\*/g, (segment, name: string | undefined) => {
+    const value = params[name ?? '*'];
+    assert(value !== undefined, `route ${route} has no value for ${segment}`);
+    return encodeURIComponent(value);
+  });
 }
 
 type KeyRow = {

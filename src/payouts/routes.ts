@@ -189,9 +189,7 @@ export function payoutRoutes(sql: Sql, approvals: Approvals) {
           description:
             'Proposes the resolution of a payout in manual review; a second admin approves it in /v1/approvals.',
           params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
-          headers: Type.Object({
-            'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-          }),
+          headers: IdempotencyHeaders,
           body: Type.Object(
             { decision: literals(['confirm_sent', 'refund_failed'] as const), reason: ReasonSchema },
             { additionalProperties: false },
