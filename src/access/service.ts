@@ -11,6 +11,7 @@ import {
   updateRetireKey,
 } from '../platform/auth/keyring-data.ts';
 import { selectUser, updateReinstate, upsertSuspension } from '../platform/auth/users-data.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 
@@ -29,7 +30,7 @@ export async function listKeys(db: Executor): Promise<KeySummary[]> {
 
 export async function addKey(sql: Sql, keyring: Keyring, actor: Actor): Promise<string> {
   const kid = newKeyId();
-  await sql.begin(async (tx) => {
+  await withTransaction(sql, async (tx) => {
     await insertVerifyOnlyKey(tx, kid, keyring.sealSecret(newSigningSecret()));
     await audit(tx, actor, 'keys.added', kid, undefined, { state: 'verify_only' });
     await notifyAccessChanged(tx);
@@ -38,7 +39,7 @@ export async function addKey(sql: Sql, keyring: Keyring, actor: Actor): Promise<
 }
 
 export async function promoteKey(sql: Sql, kid: string, actor: Actor): Promise<void> {
-  await sql.begin(async (tx) => {
+  await withTransaction(sql, async (tx) => {
     const key = await existingKey(tx, kid);
     if (key.state === 'current') return;
     if (key.state === 'retired')
@@ -50,7 +51,7 @@ export async function promoteKey(sql: Sql, kid: string, actor: Actor): Promise<v
 }
 
 export async function retireKey(sql: Sql, kid: string, actor: Actor): Promise<void> {
-  await sql.begin(async (tx) => {
+  await withTransaction(sql, async (tx) => {
     const key = await existingKey(tx, kid);
     if (key.state === 'retired') return;
     if (key.state === 'current') {
@@ -70,7 +71,7 @@ async function existingKey(db: Executor, kid: string): Promise<SigningKeyRow> {
 
 /** A suspended user's tokens are refused on every instance as soon as the NOTIFY arrives. */
 export async function suspendUser(sql: Sql, name: string, actor: Actor, reason: string): Promise<void> {
-  await sql.begin(async (tx) => {
+  await withTransaction(sql, async (tx) => {
     const before = await selectUser(tx, name);
     if (before?.suspendedAt) return;
     await upsertSuspension(tx, name, actor.name, reason);
@@ -88,7 +89,7 @@ export async function suspendUser(sql: Sql, name: string, actor: Actor, reason: 
 }
 
 export async function reinstateUser(sql: Sql, name: string, actor: Actor, reason: string): Promise<void> {
-  await sql.begin(async (tx) => {
+  await withTransaction(sql, async (tx) => {
     if ((await updateReinstate(tx, name)) === 0) return;
     await appendAudit(tx, {
       actor: actor.name,

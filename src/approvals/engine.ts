@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../audit/audit.ts';
 import { assert } from '../platform/assert.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { payloadHash } from './canonical.ts';
@@ -188,7 +189,7 @@ export class Approvals {
 
   /** Marks pending proposals past their expiry as expired; returns how many. */
   async expireDue(sql: Sql): Promise<number> {
-    return sql.begin(async (tx) => {
+    return withTransaction(sql, async (tx) => {
       const ids = await selectExpiredPendingIds(tx, expireBatchMax);
       for (const id of ids) await this.#expire(tx, id);
       return ids.length;
@@ -223,7 +224,7 @@ export class Approvals {
     id: string,
     work: (tx: Tx, proposal: ProposalRow) => Promise<void>,
   ): Promise<ProposalView> {
-    const reviewed = await sql.begin(async (tx): Promise<Reviewed> => {
+    const reviewed = await withTransaction(sql, async (tx): Promise<Reviewed> => {
       const proposal = await selectProposalForUpdate(tx, id);
       if (!proposal) throw new DomainError('approvals/not-found', `no proposal ${id}`);
       if (proposal.state === 'pending' && proposal.expiresAt.getTime() <= Date.now()) {

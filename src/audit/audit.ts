@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
 import {
   type AuditEntry,
@@ -42,7 +43,7 @@ export function chainHash(prevHash: string, digestInput: string): string {
 export async function sealAuditLog(sql: Sql): Promise<number> {
   let sealed = 0;
   while (true) {
-    const batch = await sql.begin(async (tx) => {
+    const batch = await withTransaction(sql, async (tx) => {
       if (!(await tryLockSealer(tx))) return 0;
       const rows = await selectSealable(tx, sealBatchMax);
       if (rows.length === 0) return 0;

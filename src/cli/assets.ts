@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { appendAudit } from '../audit/audit.ts';
 import { ensureSystemAccounts, insertAsset, selectAssets } from '../ledger/data.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import { CliError, type Output, operatorName, print, withRuntime } from './context.ts';
 
 const assetPattern = /^(XLM|[A-Za-z0-9]{1,12}:G[A-Z2-7]{55})$/;
@@ -27,7 +28,7 @@ export function registerAssetCommands(program: Command, output: () => Output): v
       if (!Number.isInteger(precision) || precision < 0 || precision > 18)
         throw new CliError('--precision must be 0..18');
       const added = await withRuntime({ migrate: false }, (runtime) =>
-        runtime.sql.begin(async (tx) => {
+        withTransaction(runtime.sql, async (tx) => {
           const inserted = await insertAsset(tx, code, precision);
           await ensureSystemAccounts(tx);
           if (inserted) {

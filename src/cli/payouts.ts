@@ -9,6 +9,7 @@ import {
   type ResolveDecision,
 } from '../payouts/service.ts';
 import { type PayoutState, payoutStates } from '../payouts/states.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import { type AccountReport, ensureChannels, problemsOf, viewChannels } from '../stellar/channels.ts';
 import { findStellar } from '../stellar/connect.ts';
 import { loadWallet } from '../stellar/wallet.ts';
@@ -104,7 +105,7 @@ export function registerPayoutCommands(program: Command, output: () => Output): 
       const decision: ResolveDecision = options.decision;
       const proposer = operatorName(options.as);
       const proposal = await withRuntime({ migrate: false }, (runtime) =>
-        runtime.sql.begin((tx) =>
+        withTransaction(runtime.sql, (tx) =>
           proposeResolve(tx, approvalsFor(runtime), {
             payoutId: id,
             decision,

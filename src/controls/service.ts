@@ -1,5 +1,6 @@
 import type { Approvals, ProposalAction, ProposalView } from '../approvals/engine.ts';
 import { appendAudit } from '../audit/audit.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { type Controls, selectControls, updatePaymentsMode, updatePayoutsFrozen } from './data.ts';
@@ -35,7 +36,7 @@ export async function readControls(db: Executor): Promise<Controls> {
 
 /** Emergency brakes: one operator may pull them; each change is audited. */
 export async function enterReadOnly(sql: Sql, actor: Actor, reason: string): Promise<Controls> {
-  return sql.begin(async (tx) => {
+  return withTransaction(sql, async (tx) => {
     const before = await selectControls(tx);
     if ((await updatePaymentsMode(tx, 'read_only', actor.name, reason)) === 1) {
       await audit(tx, actor, 'controls.read_only', before, reason);
@@ -45,7 +46,7 @@ export async function enterReadOnly(sql: Sql, actor: Actor, reason: string): Pro
 }
 
 export async function freezePayouts(sql: Sql, actor: Actor, reason: string): Promise<Controls> {
-  return sql.begin(async (tx) => {
+  return withTransaction(sql, async (tx) => {
     const before = await selectControls(tx);
     if ((await updatePayoutsFrozen(tx, true, actor.name, reason)) === 1) {
       await audit(tx, actor, 'controls.freeze_payouts', before, reason);
@@ -130,7 +131,7 @@ export async function proposeRelease(
   actor: Actor,
   reason: string,
 ): Promise<ProposalView> {
-  return sql.begin((tx) =>
+  return withTransaction(sql, (tx) =>
     approvals.propose(tx, { action, payload: {}, proposer: actor.name, reason, requestId: actor.requestId }),
   );
 }

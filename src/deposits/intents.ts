@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Account, MuxedAccount } from '@stellar/stellar-sdk';
 import { appendAudit } from '../audit/audit.ts';
 import { getAccount } from '../ledger/service.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { type ProviderRow, selectProvider } from './data.ts';
@@ -115,7 +116,7 @@ export async function setRouting(
     routing.cohortPercent === 0 || routing.cohortProvider === null
       ? { defaultProvider: routing.defaultProvider, cohortProvider: null, cohortPercent: 0 }
       : routing;
-  return sql.begin(async (tx) => {
+  return withTransaction(sql, async (tx) => {
     for (const name of [normalised.defaultProvider, normalised.cohortProvider]) {
       if (name !== null && !(await selectProvider(tx, name)))
         throw new DomainError('webhook/unknown-provider', `no deposit provider ${name}`);

@@ -9,6 +9,7 @@ import {
 import { Counter } from 'prom-client';
 import { selectAccount } from '../ledger/data.ts';
 import { parseAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { registry } from '../platform/metrics.ts';
@@ -152,7 +153,7 @@ export async function verifyProof(
     suspiciousProofs.inc({ verdict: 'suspicious', reason: checked.reason });
     return { id, verdict: 'suspicious', reason: checked.reason, depositId: null };
   }
-  return sql.begin(async (tx) => {
+  return withTransaction(sql, async (tx) => {
     const credit = await creditDeposit(tx, {
       provider: stellarProvider,
       reference: checked.reference,

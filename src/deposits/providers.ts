@@ -1,4 +1,5 @@
 import { appendAudit } from '../audit/audit.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import {
@@ -20,7 +21,7 @@ export async function addProvider(sql: Sql, name: string, actor: string): Promis
       'a provider name is 1-40 characters of a-z, 0-9 and _, starting with a letter',
     );
   }
-  return sql.begin(async (tx) => {
+  return withTransaction(sql, async (tx) => {
     const row = await insertProvider(tx, name, actor);
     if (!row) {
       const existing = await selectProvider(tx, name);
@@ -42,7 +43,7 @@ export async function setProviderMode(
   sql: Sql,
   input: { name: string; mode: ProviderMode; actor: string; reason: string },
 ): Promise<ProviderRow> {
-  return sql.begin(async (tx) => {
+  return withTransaction(sql, async (tx) => {
     const before = await selectProvider(tx, input.name);
     if (!before) throw new DomainError('webhook/unknown-provider', `no deposit provider ${input.name}`);
     const after = await updateProviderMode(tx, input.name, input.mode, input.actor);

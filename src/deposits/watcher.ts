@@ -2,6 +2,7 @@ import { Counter, Gauge } from 'prom-client';
 import { readControls } from '../controls/service.ts';
 import { selectAssetPrecision } from '../ledger/data.ts';
 import { parseAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import type { Logger } from '../platform/logging.ts';
@@ -84,7 +85,7 @@ export class DepositWatcher {
     const token = BigInt(record.paging_token);
     let outcome: Handled;
     try {
-      outcome = await this.#sql.begin(async (tx) => {
+      outcome = await withTransaction(this.#sql, async (tx) => {
         const handled = await this.#credit(tx, record);
         await advanceCursor(tx, token);
         return handled;
@@ -93,7 +94,7 @@ export class DepositWatcher {
       const readOnly = error instanceof DomainError && error.type === 'payments/read-only';
       if (readOnly || !(error instanceof Unreadable || error instanceof DomainError)) throw error;
       // Set aside and move on: a person looks at deposit_watcher_rejects.
-      await this.#sql.begin(async (tx) => {
+      await withTransaction(this.#sql, async (tx) => {
         await insertReject(tx, token, error.message, record);
         await advanceCursor(tx, token);
       });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../platform/config.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import type { Logger } from '../platform/logging.ts';
@@ -114,7 +115,7 @@ export async function receiveProviderWebhook(
   const payload = parsePayload(input.body);
   const webhookId = randomUUID();
   try {
-    const outcome = await sql.begin(async (tx) => {
+    const outcome = await withTransaction(sql, async (tx) => {
       const credit = await creditDeposit(
         tx,
         { ...payload, provider: input.provider, source: 'webhook' },
@@ -158,24 +159,22 @@ export async function receiveProviderWebhook(
 
 /** Processes a dead letter again (its signature was verified when it arrived): at most one credit. */
 export async function replayDeadLetter(sql: Sql, id: string, actor: string): Promise<InboundWebhookRow> {
-  const replayed = await sql
-    .begin(async (tx) => {
-      const webhook = await claimDeadLetter(tx, id);
-      if (!webhook)
-        throw new DomainError('webhook/not-dead-lettered', `webhook ${id} is not in the dead-letter queue`);
-      const payload = parsePayload(webhook.body);
-      const credit = await creditDeposit(tx, { ...payload, provider: webhook.provider, source: 'webhook' });
-      const outcome = `${credit.kind} by ${actor}`;
-      await updateInboundWebhook(tx, id, { state: 'replayed', outcome, error: null });
-      return { ...webhook, state: 'replayed' as const, outcome, error: null, attempts: webhook.attempts + 1 };
-    })
-    .catch(async (error: unknown) => {
-      if (error instanceof DomainError && error.type === 'webhook/not-dead-lettered') throw error;
-      // Still failing: it stays a dead letter, with the new error.
-      const message = error instanceof Error ? error.message : String(error);
-      await recordReplayFailure(sql, id, message);
-      throw error;
-    });
+  const replayed = await withTransaction(sql, async (tx) => {
+    const webhook = await claimDeadLetter(tx, id);
+    if (!webhook)
+      throw new DomainError('webhook/not-dead-lettered', `webhook ${id} is not in the dead-letter queue`);
+    const payload = parsePayload(webhook.body);
+    const credit = await creditDeposit(tx, { ...payload, provider: webhook.provider, source: 'webhook' });
+    const outcome = `${credit.kind} by ${actor}`;
+    await updateInboundWebhook(tx, id, { state: 'replayed', outcome, error: null });
+    return { ...webhook, state: 'replayed' as const, outcome, error: null, attempts: webhook.attempts + 1 };
+  }).catch(async (error: unknown) => {
+    if (error instanceof DomainError && error.type === 'webhook/not-dead-lettered') throw error;
+    // Still failing: it stays a dead letter, with the new error.
+    const message = error instanceof Error ? error.message : String(error);
+    await recordReplayFailure(sql, id, message);
+    throw error;
+  });
   depositWebhooks.inc({ provider: replayed.provider, outcome: 'replayed' });
   webhookDeadLetters.set(await countDeadLetters(sql));
   return replayed;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { postJournal } from '../ledger/service.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { type Drill, type DrillContext, messageOf, type ServiceProcess } from './harness.ts';
 import { findPostgresBinaries, type PostgresPair, startPostgresPair } from './postgres-pair.ts';
@@ -273,7 +274,7 @@ async function openFundedAccounts(
   try {
     const [fees] = await sql<{ id: string }[]>`select id from accounts where type = 'fees' and asset = 'XLM'`;
     if (!fees) throw context.fail('no XLM fees account after migration');
-    await sql.begin((tx) =>
+    await withTransaction(sql, (tx) =>
       postJournal(tx, {
         kind: 'drill_funding',
         entries: [

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import { type Drill, type DrillContext, DrillFailure, runProcess } from './harness.ts';
 import {
   controlModes,
@@ -76,7 +77,7 @@ export const ledgerImbalanceDrill: Drill = {
       'fault: a superuser books a transfer with the triggers off, without its counter-entry',
       async () => {
         const id = randomUUID();
-        await drill.sql.begin(async (tx) => {
+        await withTransaction(drill.sql, async (tx) => {
           await tx`set local session_replication_role = replica`;
           await tx`insert into journal_transactions (id, kind, reference)
                    values (${id}::uuid, 'manual_transfer', 'ops-ticket-4711')`;

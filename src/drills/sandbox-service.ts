@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { postJournal } from '../ledger/service.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { DrillContext, ServiceProcess } from './harness.ts';
 import { api, drillDatabase, issueToken, openAccount, openSql } from './support.ts';
@@ -123,7 +124,7 @@ export async function openFundedCustomers(
     select id from accounts where type = 'fees' and asset = 'XLM'`;
   if (!fees) throw context.fail('no XLM fees account after migration');
   const total = fundingMinor.reduce((sum, amount) => sum + amount, 0n);
-  await drill.sql.begin((tx) =>
+  await withTransaction(drill.sql, (tx) =>
     postJournal(tx, {
       kind: 'drill_funding',
       entries: [

@@ -7,6 +7,7 @@ import { selectWatcher } from '../deposits/watcher-data.ts';
 import { selectAssets } from '../ledger/data.ts';
 import { formatAmount } from '../money/money.ts';
 import { getPayoutDetail, type PayoutDetail } from '../payouts/service.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { HealthRegistry } from '../platform/health.ts';
 import { countOpenFindingsByKind, selectOpenFindings } from '../reconciliation/data.ts';
@@ -372,7 +373,7 @@ export class Triage {
     ]);
     const content = { summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies };
     const id = randomUUID();
-    const takenAt = await this.#deps.sql.begin(async (tx) => {
+    const takenAt = await withTransaction(this.#deps.sql, async (tx) => {
       const at = await insertSnapshot(tx, { id, incidentRef, takenBy, content });
       await appendAudit(tx, {
         actor: takenBy,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Keypair } from '@stellar/stellar-sdk';
 import { isPayoutSubmissionFrozen } from '../controls/service.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql, Tx } from '../platform/db/types.ts';
 import type { Logger } from '../platform/logging.ts';
 import {
@@ -245,7 +246,7 @@ export class SettlementEngine {
     attempt: AttemptRow,
     outcome: Extract<LookupOutcome, { kind: 'success' | 'failed' }>,
   ): Promise<boolean> {
-    const won = await this.#sql.begin(async (tx) => {
+    const won = await withTransaction(this.#sql, async (tx) => {
       const resolved = await resolveAttempt(tx, attempt.id, {
         state: outcome.kind === 'success' ? 'succeeded' : 'failed',
         reason: outcome.kind === 'success' ? 'applied' : `applied and failed: ${outcome.codes.transaction}`,
@@ -324,7 +325,7 @@ export class SettlementEngine {
   }
 
   async #finishRejected(attempt: AttemptRow, codes: ResultCodes): Promise<boolean> {
-    return this.#sql.begin(async (tx) => {
+    return withTransaction(this.#sql, async (tx) => {
       const resolved = await resolveAttempt(tx, attempt.id, {
         state: 'failed',
         reason: `refused at admission: ${codes.transaction}`,
@@ -344,7 +345,7 @@ export class SettlementEngine {
   }
 
   async #expire(attempt: AttemptRow, latest: ChainLedger): Promise<boolean> {
-    const won = await this.#sql.begin(async (tx) => {
+    const won = await withTransaction(this.#sql, async (tx) => {
       const reason = `not found after ledger ${latest.sequence} closed past the window`;
       if (!(await resolveAttempt(tx, attempt.id, { state: 'expired', reason }))) return false;
       // The sequence number may have been refused as stale: ask the network next time.
@@ -358,7 +359,7 @@ export class SettlementEngine {
 
   /** The outcome cannot be determined in bounded time: people decide, under the two-person rule. */
   async #abandon(attempt: AttemptRow, latest: ChainLedger): Promise<boolean> {
-    const moved = await this.#sql.begin(async (tx) => {
+    const moved = await withTransaction(this.#sql, async (tx) => {
       const reason = `not found, and no path proves the window closed (latest ledger ${latest.sequence})`;
       if (!(await resolveAttempt(tx, attempt.id, { state: 'abandoned', reason }))) return [];
       await releaseChannel(tx, attempt.channelAccountId, attempt.id, null);
@@ -421,7 +422,7 @@ export class SettlementEngine {
   }
 
   async #build(latest: ChainLedger, feePerOperation: bigint): Promise<AttemptRow | undefined> {
-    return this.#sql.begin(async (tx) => {
+    return withTransaction(this.#sql, async (tx) => {
       const channelRow = await claimChannel(tx, [...this.#channels.keys()]);
       const channel = channelRow && this.#channels.get(channelRow.accountId);
       if (!channelRow || !channel) return undefined;

@@ -1,4 +1,5 @@
 import { formatAmount, parseAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import { fetchHorizonJson, HorizonNotFound, onAnyHorizon } from '../stellar/horizon-read.ts';
 import { stellarDecimals, toStroops } from './chain-units.ts';
 import {
@@ -81,11 +82,15 @@ type Comparison = { asset: string; beyond: boolean; evidence: Record<string, unk
 
 async function compare(context: DetectorContext, state: ChainState, now: Date): Promise<Comparison[]> {
   const chain = requireChain(context);
-  const snapshot = await context.sql.begin('isolation level repeatable read', async (tx) => ({
-    settlement: await selectSystemBalances(tx, 'settlement'),
-    inFlight: await selectInFlightPayoutSums(tx),
-    outgoing: await selectCheckpointState(tx, 'outgoing_payments'),
-  }));
+  const snapshot = await withTransaction(
+    context.sql,
+    async (tx) => ({
+      settlement: await selectSystemBalances(tx, 'settlement'),
+      inFlight: await selectInFlightPayoutSums(tx),
+      outgoing: await selectCheckpointState(tx, 'outgoing_payments'),
+    }),
+    { isolation: 'repeatable read' },
+  );
   const onChain = await chainBalances(chain);
   const unbooked = unbookedStroopsOf(snapshot.outgoing);
   const tolerance = context.settings.chainDriftToleranceStroops;
@@ -153,7 +158,7 @@ export const chainBalanceDetector: Detector = {
         });
       }
     }
-    const change = await context.sql.begin(async (tx) => {
+    const change = await withTransaction(context.sql, async (tx) => {
       const recorded = await recordFindings(tx, observations);
       const beyond = comparisons
         .filter((comparison) => comparison.beyond)

@@ -1,4 +1,5 @@
 import { appendAudit } from '../audit/audit.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { closeFinding, type FindingRow } from './data.ts';
@@ -21,7 +22,7 @@ export async function closeFindingByOperator(
   if (input.reason.trim().length === 0 || input.reason.length > closeReasonLengthMax) {
     throw new DomainError('request/validation', `the reason must be 1-${closeReasonLengthMax} characters`);
   }
-  const closed = await sql.begin(async (tx) => {
+  const closed = await withTransaction(sql, async (tx) => {
     const row = await closeFinding(tx, input.id, { closedBy: input.actor, closeReason: input.reason });
     if (!row) throw new DomainError('reconciliation/finding-not-open', `no open finding ${input.id}`);
     await appendAudit(tx, {

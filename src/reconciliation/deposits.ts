@@ -1,5 +1,6 @@
 import { type ProviderPayload, parsePayload } from '../deposits/webhooks.ts';
 import { formatAmount, parseAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor } from '../platform/db/types.ts';
 import { readPaymentsPage } from '../stellar/horizon-read.ts';
 import { assetCodeOf, ledgerOfToken, parseStroops, toStroops } from './chain-units.ts';
@@ -190,7 +191,7 @@ async function scanDeposits(context: DetectorContext, state: DepositState): Prom
       handled.push(deposit);
     }
     if (handled.length > 0) {
-      const change = await context.sql.begin(async (tx) => {
+      const change = await withTransaction(context.sql, async (tx) => {
         await insertSeen(
           tx,
           'deposits',
@@ -218,7 +219,7 @@ async function scanEvents(context: DetectorContext, state: DepositState): Promis
   while (scanned < perRunMax) {
     const batch = await selectUnseenProviderEvents(context.sql, since, depositBatchMax);
     if (batch.length === 0) return { scanned, complete: true, latest };
-    const change = await context.sql.begin(async (tx) => {
+    const change = await withTransaction(context.sql, async (tx) => {
       const observations: Observation[] = [];
       for (const event of batch) {
         const observed = await checkEvent(tx, event);
@@ -259,7 +260,7 @@ export const depositsDetector: Detector = {
     const oldest = [state.depositsSince, state.eventsSince]
       .filter((at): at is string => typeof at === 'string')
       .sort()[0];
-    await context.sql.begin(async (tx) => {
+    await withTransaction(context.sql, async (tx) => {
       if (oldest !== undefined) {
         const windowSeconds = context.settings.lateCommitSecondsMax;
         await purgeSeen(tx, 'deposits', new Date(new Date(oldest).getTime() - windowSeconds * 1_000));

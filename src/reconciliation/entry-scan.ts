@@ -1,3 +1,4 @@
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Tx } from '../platform/db/types.ts';
 import { type DetectorContext, type DetectorOutcome, loadCheckpoint, storeCheckpoint } from './context.ts';
 import {
@@ -79,7 +80,7 @@ export async function runEntryScan(
 ): Promise<DetectorOutcome> {
   const { sql, logger } = context;
   if (context.full) {
-    await sql.begin(async (tx) => {
+    await withTransaction(sql, async (tx) => {
       const { state } = await loadCheckpoint(tx, context);
       await target.deleteTotals(tx);
       await deleteEntryGaps(tx, target.detector);
@@ -91,11 +92,15 @@ export async function runEntryScan(
   let start: bigint | undefined;
   for (let index = 0; index < passesMax; index += 1) {
     let judged = noChange();
-    const report = await sql.begin('isolation level repeatable read', async (tx) => {
-      const done = await pass(tx, context, target);
-      if (done.caughtUp) judged = await target.judge(tx, context);
-      return done;
-    });
+    const report = await withTransaction(
+      sql,
+      async (tx) => {
+        const done = await pass(tx, context, target);
+        if (done.caughtUp) judged = await target.judge(tx, context);
+        return done;
+      },
+      { isolation: 'repeatable read' },
+    );
     context.findings.add(judged);
     scanned += report.scanned + report.recovered;
     start ??= report.cursor;

@@ -1,4 +1,5 @@
 import { formatAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import { type Detector, noOpenHolds } from './context.ts';
 import { selectSystemBalances } from './data.ts';
 import { recordFindings } from './findings.ts';
@@ -14,29 +15,33 @@ export const escrowDetector: Detector = {
   needsChain: false,
   run: async (context) => {
     const openHolds = context.openHolds ?? noOpenHolds;
-    const [scanned, change] = await context.sql.begin('isolation level repeatable read', async (tx) => {
-      const [balances, holds] = [await selectSystemBalances(tx, 'escrow'), await openHolds(tx)];
-      const leaks = balances.filter((row) => row.balanceMinor !== (holds.get(row.asset) ?? 0n));
-      const recorded = await recordFindings(
-        tx,
-        leaks.map((row) => {
-          const held = holds.get(row.asset) ?? 0n;
-          return {
-            kind: 'escrow_leak',
-            subject: row.asset,
-            evidence: {
-              asset: row.asset,
-              escrowAccountId: row.accountId,
-              escrowBalance: formatAmount(row.balanceMinor, row.precision),
-              openHolds: formatAmount(held, row.precision),
-              difference: formatAmount(row.balanceMinor - held, row.precision),
-            },
-          };
-        }),
-        { resolveKind: 'escrow_leak' },
-      );
-      return [balances.length, recorded] as const;
-    });
+    const [scanned, change] = await withTransaction(
+      context.sql,
+      async (tx) => {
+        const [balances, holds] = [await selectSystemBalances(tx, 'escrow'), await openHolds(tx)];
+        const leaks = balances.filter((row) => row.balanceMinor !== (holds.get(row.asset) ?? 0n));
+        const recorded = await recordFindings(
+          tx,
+          leaks.map((row) => {
+            const held = holds.get(row.asset) ?? 0n;
+            return {
+              kind: 'escrow_leak',
+              subject: row.asset,
+              evidence: {
+                asset: row.asset,
+                escrowAccountId: row.accountId,
+                escrowBalance: formatAmount(row.balanceMinor, row.precision),
+                openHolds: formatAmount(held, row.precision),
+                difference: formatAmount(row.balanceMinor - held, row.precision),
+              },
+            };
+          }),
+          { resolveKind: 'escrow_leak' },
+        );
+        return [balances.length, recorded] as const;
+      },
+      { isolation: 'repeatable read' },
+    );
     context.findings.add(change);
     return { complete: true, scanned };
   },

@@ -1,5 +1,6 @@
 import { selectAssetPrecision } from '../ledger/data.ts';
 import { formatAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { type HorizonPayment, horizonPageLimitMax, readPaymentsPage } from '../stellar/horizon-read.ts';
 import {
@@ -262,7 +263,7 @@ async function succeededTwice(context: DetectorContext, state: OutgoingState): P
   if (latest === null) return;
   const since = state.succeededSince ? new Date(state.succeededSince) : new Date(0);
   const lookback = new Date(since.getTime() - context.settings.lateCommitSecondsMax * 1_000);
-  const change = await context.sql.begin(async (tx) => {
+  const change = await withTransaction(context.sql, async (tx) => {
     const twice = await selectPayoutsSucceededTwice(tx, context.full ? new Date(0) : lookback);
     return recordFindings(
       tx,
@@ -305,7 +306,7 @@ export const outgoingPaymentsDetector: Detector = {
         complete = true;
         break;
       }
-      const change = await context.sql.begin(async (tx) => {
+      const change = await withTransaction(context.sql, async (tx) => {
         const examined = await examinePage(tx, records, chain, state, channels);
         if (examined.attributed.length > 0) await insertPayoutPayments(tx, examined.attributed);
         const doubles = await doublePayouts(

@@ -1,4 +1,5 @@
 import { formatAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Detector } from './context.ts';
 import { countStuckPayouts, resolveUnstuckFindings, selectStuckPayouts } from './data.ts';
 import { recordFindings } from './findings.ts';
@@ -19,30 +20,34 @@ export const stuckSettlementsDetector: Detector = {
   needsChain: false,
   run: async (context) => {
     const olderThan = context.settings.stuckAfterSeconds;
-    const [counts, change] = await context.sql.begin('isolation level repeatable read', async (tx) => {
-      const byState = await countStuckPayouts(tx, olderThan, stuckStates);
-      const stuck = await selectStuckPayouts(tx, olderThan, stuckStates, stuckFindingsMax);
-      const recorded = await recordFindings(
-        tx,
-        stuck.map((payout) => ({
-          kind: 'stuck_settlement',
-          subject: payout.id,
-          evidence: {
-            payoutId: payout.id,
-            state: payout.state,
-            stateReason: payout.stateReason,
-            asset: payout.asset,
-            amount: formatAmount(payout.amountMinor, payout.precision),
-            destination: payout.destination,
-            acceptedAt: payout.createdAt.toISOString(),
-            updatedAt: payout.updatedAt.toISOString(),
-            thresholdSeconds: olderThan,
-          },
-        })),
-      );
-      recorded.resolved += await resolveUnstuckFindings(tx, olderThan, stuckStates);
-      return [byState, recorded] as const;
-    });
+    const [counts, change] = await withTransaction(
+      context.sql,
+      async (tx) => {
+        const byState = await countStuckPayouts(tx, olderThan, stuckStates);
+        const stuck = await selectStuckPayouts(tx, olderThan, stuckStates, stuckFindingsMax);
+        const recorded = await recordFindings(
+          tx,
+          stuck.map((payout) => ({
+            kind: 'stuck_settlement',
+            subject: payout.id,
+            evidence: {
+              payoutId: payout.id,
+              state: payout.state,
+              stateReason: payout.stateReason,
+              asset: payout.asset,
+              amount: formatAmount(payout.amountMinor, payout.precision),
+              destination: payout.destination,
+              acceptedAt: payout.createdAt.toISOString(),
+              updatedAt: payout.updatedAt.toISOString(),
+              thresholdSeconds: olderThan,
+            },
+          })),
+        );
+        recorded.resolved += await resolveUnstuckFindings(tx, olderThan, stuckStates);
+        return [byState, recorded] as const;
+      },
+      { isolation: 'repeatable read' },
+    );
     context.findings.add(change);
     const countOf = new Map(counts.map((row) => [row.state, row.count]));
     for (const state of stuckStates) payoutsStuck.set({ state }, countOf.get(state) ?? 0);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../audit/audit.ts';
 import type { MerchantWebhookConfig } from '../platform/config.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { enqueueJob } from '../platform/jobs.ts';
 import type { Logger } from '../platform/logging.ts';
@@ -194,7 +195,7 @@ async function finish(
 ): Promise<DeliveryRun> {
   const { sql, options } = deps;
   const used = claim.attempt - claim.budgetFrom;
-  const outcome = await sql.begin(async (tx): Promise<DeliveryOutcome | 'lease_lost'> => {
+  const outcome = await withTransaction(sql, async (tx): Promise<DeliveryOutcome | 'lease_lost'> => {
     if (result) {
       await insertAttempt(tx, {
         deliveryId: claim.id,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../audit/audit.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { enqueueJob } from '../platform/jobs.ts';
@@ -119,7 +120,7 @@ export async function createEndpoint(
   const eventTypes = checkEventTypes(input.eventTypes);
   const secret = newEndpointSecret();
   const secretSealed = (await deps.secrets()).seal(secret);
-  const row = await sql.begin(async (tx) => {
+  const row = await withTransaction(sql, async (tx) => {
     await lockEndpointSet(tx, endpointSetLockKey);
     await assertRoomForEndpoint(tx);
     const inserted = await insertEndpoint(tx, {
@@ -173,7 +174,7 @@ export async function setEndpointEnabled(
   input: { id: string; enabled: boolean; reason: string },
   actor: Actor,
 ): Promise<EndpointView> {
-  return sql.begin(async (tx) => {
+  return withTransaction(sql, async (tx) => {
     await lockEndpointSet(tx, endpointSetLockKey);
     const current = await selectEndpoint(tx, input.id);
     if (!current) throw new DomainError('merchant-webhook/endpoint-not-found', `no endpoint ${input.id}`);
@@ -251,7 +252,7 @@ export async function getDeliveryDetail(
  * merchant that did receive it after all can drop the duplicate.
  */
 export async function replayDelivery(sql: Sql, id: string, actor: Actor): Promise<DeliveryView> {
-  return sql.begin(async (tx) => {
+  return withTransaction(sql, async (tx) => {
     const before = await selectDelivery(tx, id);
     if (!before) throw new DomainError('merchant-webhook/delivery-not-found', `no delivery ${id}`);
     const endpoint = await selectEndpoint(tx, before.endpointId);

@@ -20,6 +20,19 @@ async function retries(sqlstate: string): Promise<number> {
 }
 
 describe('withTransaction', () => {
+  it('runs at read committed unless asked for another isolation level', async () => {
+    const isolationOf = (options?: { isolation: 'repeatable read' | 'serializable' }) =>
+      withTransaction(
+        db.sql,
+        async (tx) =>
+          (await tx<{ level: string }[]>`select current_setting('transaction_isolation') as level`)[0]?.level,
+        options,
+      );
+    expect(await isolationOf()).toBe('read committed');
+    expect(await isolationOf({ isolation: 'repeatable read' })).toBe('repeatable read');
+    expect(await isolationOf({ isolation: 'serializable' })).toBe('serializable');
+  });
+
   it('runs both transactions of a real deadlock to completion: the victim is retried and counted', async () => {
     const before = await retries('40P01');
     let arrived = 0;

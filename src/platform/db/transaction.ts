@@ -26,12 +26,18 @@ function retryableCode(error: unknown): RetryableCode | undefined {
   return retryableCodes.find((code) => code === error.code);
 }
 
-export type TransactionOptions = { retriesMax?: number };
+/**
+ * `repeatable read` gives a detector one consistent snapshot across several reads; everything else
+ * runs at PostgreSQL's default, read committed, and relies on row locks taken in a fixed order.
+ */
+export type IsolationLevel = 'repeatable read' | 'serializable';
+export type TransactionOptions = { retriesMax?: number; isolation?: IsolationLevel };
 
 /**
  * Runs `work` in a transaction, retrying at most `retriesMax` times, with capped exponential
  * backoff and full jitter, when PostgreSQL aborts it as a serialization failure or deadlock. Any
  * other error propagates at once. `work` must be safe to run again (it only touches the database).
+ * This is the only place a transaction is opened: a tidy test refuses `.begin(` anywhere else.
  */
 export async function withTransaction<T>(
   sql: Sql,
@@ -41,7 +47,10 @@ export async function withTransaction<T>(
   const retriesMax = options.retriesMax ?? transactionRetriesMax;
   for (let attempt = 0; ; attempt += 1) {
     try {
-      return (await sql.begin(work)) as T;
+      const isolation = options.isolation;
+      const result =
+        isolation === undefined ? sql.begin(work) : sql.begin(`isolation level ${isolation}`, work);
+      return (await result) as T;
     } catch (error) {
       const code = retryableCode(error);
       if (code === undefined || attempt >= retriesMax) throw error;
