@@ -1,4 +1,5 @@
 import { Keypair } from '@stellar/stellar-sdk';
+import { engineStates } from '../payouts/states.ts';
 import { loadConfig } from '../platform/config.ts';
 import type { FaultSpec } from '../sandbox/faults.ts';
 import { findStellar } from '../stellar/connect.ts';
@@ -245,7 +246,8 @@ export async function waitForState(
 /** Fails unless every payout still waits: accepted or submitted, never failed or refunded. */
 export async function expectWaiting(world: SandboxSettlement, payouts: readonly Payout[]): Promise<void> {
   const states = await payoutStates(world, payouts);
-  const moved = payouts.filter((payout) => !['accepted', 'submitted'].includes(states.get(payout.id) ?? ''));
+  const waiting: readonly string[] = engineStates;
+  const moved = payouts.filter((payout) => !waiting.includes(states.get(payout.id) ?? ''));
   if (moved.length > 0)
     throw new Error(
       `payouts should wait, but ${moved.map((payout) => `${payout.id} is ${states.get(payout.id)}`).join(', ')}`,

@@ -1,3 +1,4 @@
+import { openStates } from '../payouts/states.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 
 /** Read-only SQL behind the triage library (plus the one snapshot insert). */
@@ -8,7 +9,7 @@ export type PayoutStateCount = { state: string; count: number; oldestCreatedAt: 
 export async function selectOpenPayoutCounts(db: Executor): Promise<PayoutStateCount[]> {
   return db<PayoutStateCount[]>`
     select state, count(*)::int as count, min(created_at) as "oldestCreatedAt"
-    from payouts where state in ('accepted', 'submitted', 'manual_review')
+    from payouts where state = any(${openStates}::text[])
     group by state order by state`;
 }
 
@@ -37,7 +38,7 @@ export async function selectStuckPayouts(
            (select a.hash from settlement_attempt_payouts ap join settlement_attempts a on a.id = ap.attempt_id
              where ap.payout_id = p.id and ap.live) as "liveHash"
     from payouts p
-    where p.state in ('accepted', 'submitted', 'manual_review')
+    where p.state = any(${openStates}::text[])
       and p.created_at < now() - make_interval(secs => ${olderThanSeconds}::int)
     order by p.created_at, p.id
     limit ${limit}::int`;
@@ -46,7 +47,7 @@ export async function selectStuckPayouts(
 export async function countStuckPayouts(db: Executor, olderThanSeconds: number): Promise<number> {
   const [row] = await db<{ count: number }[]>`
     select count(*)::int as count from payouts
-    where state in ('accepted', 'submitted', 'manual_review')
+    where state = any(${openStates}::text[])
       and created_at < now() - make_interval(secs => ${olderThanSeconds}::int)`;
   return row?.count ?? 0;
 }

@@ -8,6 +8,16 @@ export const payoutStates = ['accepted', 'submitted', 'settled', 'failed', 'manu
 export type PayoutState = (typeof payoutStates)[number];
 
 export const terminalStates: readonly PayoutState[] = ['settled', 'failed'];
+/** Not yet settled or failed: the money sits in `payout_clearing`. Triage and detectors watch these. */
+export const openStates = [
+  'accepted',
+  'submitted',
+  'manual_review',
+] as const satisfies readonly PayoutState[];
+/** The engine still owns it: a payout waiting for the network stays in one of these. */
+export const engineStates = ['accepted', 'submitted'] as const satisfies readonly PayoutState[];
+/** A transaction paying it may have applied on chain before the ledger booked the outcome. */
+export const maybeOnChainStates = ['submitted', 'manual_review'] as const satisfies readonly PayoutState[];
 
 export const transitions = {
   attempt_built: {

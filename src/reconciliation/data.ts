@@ -1,3 +1,4 @@
+import { maybeOnChainStates } from '../payouts/states.ts';
 import type { Executor } from '../platform/db/types.ts';
 import type { DetectorName, FindingKind, Observation } from './findings.ts';
 
@@ -426,7 +427,7 @@ export async function selectInFlightPayoutSums(
 ): Promise<{ asset: string; amountMinor: bigint; count: number }[]> {
   const rows = await db<{ asset: string; amountMinor: string; count: number }[]>`
     select asset, sum(amount_minor)::text as "amountMinor", count(*)::int as count from payouts
-    where state in ('submitted', 'manual_review') group by asset order by asset`;
+    where state = any(${maybeOnChainStates}::text[]) group by asset order by asset`;
   return rows.map((row) => ({ ...row, amountMinor: BigInt(row.amountMinor) }));
 }
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
+import { openStates } from '../payouts/states.ts';
 import type { Executor } from '../platform/db/types.ts';
 import { registry } from '../platform/metrics.ts';
 import { countOpenFindingsByKind, selectLastSuccesses } from './data.ts';
@@ -38,7 +39,7 @@ export const lastSuccess = new Gauge({
   registers: [registry],
 });
 
-export const stuckStates = ['accepted', 'submitted', 'manual_review'] as const;
+export const stuckStates = openStates;
 
 for (const kind of findingKinds) {
   findingsCreated.inc({ kind }, 0);

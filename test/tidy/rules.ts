@@ -26,6 +26,17 @@ export const tidyRules: readonly TidyRule[] = [
       'open transactions with withTransaction (src/platform/db/transaction.ts): it retries 40001/40P01 with jittered backoff and counts them',
     allowed: [{ path: 'src/platform/db/', reason: 'withTransaction itself opens the transaction' }],
   },
+  {
+    name: 'payout-state-groups',
+    // Two different payout states side by side: a list of states written out again.
+    pattern:
+      /'(accepted|submitted|settled|failed|manual_review)'\s*[,|]\s*'(?!\1')(accepted|submitted|settled|failed|manual_review)'/,
+    message:
+      'name a group of payout states through src/payouts/states.ts (openStates, engineStates, …), not a second list',
+    allowed: [
+      { path: 'src/payouts/states.ts', reason: 'the state machine defines every group of its states' },
+    ],
+  },
 ];
 
 const sourceFilesMax = 2_000;

@@ -10,6 +10,10 @@ const planted: Record<string, { file: string; line: string }> = {
     file: 'src/payouts/service.ts',
     line: '  return sql.begin(async (tx) => work(tx));',
   },
+  'payout-state-groups': {
+    file: 'src/ops/data.ts',
+    line: "    from payouts where state in ('accepted', 'submitted', 'manual_review')",
+  },
 };
 
 describe('tidy', () => {
