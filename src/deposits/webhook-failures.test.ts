@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/db.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
@@ -180,6 +181,34 @@ describe('deposit webhooks that cannot be processed now', () => {
         String(error),
       ).toBe(true);
     }
+  });
+
+  it('keeps a dead letter as it was when its replay fails in the database, and the next replay credits once', async () => {
+    const accountId = randomUUID();
+    const parked = await send(deposit('ref-replay-locked', accountId));
+    const webhookId = String(parked.body.webhookId);
+    await service.db
+      .sql`insert into accounts (id, type, asset) values (${accountId}::uuid, 'customer', 'XLM')`;
+    const token = await service.token('operator');
+    const replay = () =>
+      service.app.inject({
+        method: 'POST',
+        url: `/v1/webhooks/dead-letters/${webhookId}/replay`,
+        headers: { authorization: `Bearer ${token}`, 'idempotency-key': randomUUID() },
+      });
+    let failed: { statusCode: number; body: string } | undefined;
+    await service.db.sql.begin(async (tx) => {
+      await tx`select 1 from accounts where id = ${accountId}::uuid for update`;
+      failed = await replay();
+    });
+    expect([500, 503]).toContain(failed?.statusCode);
+    expect(failed?.body).not.toContain('lock timeout');
+    const [row] = await service.db.sql<{ state: string; error: string | null }[]>`
+      select state, error from inbound_webhooks where id = ${webhookId}::uuid`;
+    expect(row).toEqual({ state: 'dead_letter', error: `ledger/account-not-found: no account ${accountId}` });
+
+    expect((await replay()).statusCode).toBe(200);
+    expect(await credits('ref-replay-locked')).toBe(1);
   });
 
   it("logs this domain's refusals and failures by problem type and ids, never the payload's text", async () => {
