@@ -92,9 +92,11 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
 
 function replayOrMismatch(existing: DepositRow, hash: string): CreditOutcome {
   if (existing.payloadHash !== hash) {
+    // The deposit id lets an operator find the reference without a log line quoting it.
     throw new DomainError(
       'webhook/reference-mismatch',
       `reference ${existing.reference} was received with another payload`,
+      { depositId: existing.id },
     );
   }
   return { kind: 'replay', deposit: existing };

@@ -3,7 +3,7 @@ import { registry } from '../platform/metrics.ts';
 
 export const depositWebhooks = new Counter({
   name: 'deposit_webhooks_total',
-  help: 'Provider deposit webhooks by provider and outcome (credited, replay, mismatch, rejected, dead_letter, replayed).',
+  help: 'Provider deposit webhooks by provider and outcome (credited, replay, mismatch, rejected, dead_letter, unavailable, replayed).',
   labelNames: ['provider', 'outcome'] as const,
   registers: [registry],
 });

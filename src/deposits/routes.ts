@@ -3,6 +3,8 @@ import { operatorRoles } from '../platform/auth/roles.ts';
 import type { Config } from '../platform/config.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
+import { problemResponse } from '../platform/http/problem-schema.ts';
+import { sendProblem } from '../platform/http/problems.ts';
 import type { Logger } from '../platform/logging.ts';
 import { findStellar } from '../stellar/connect.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
@@ -24,6 +26,29 @@ const WebhookView = Type.Object({
   attempts: Type.Integer(),
   receivedAt: Type.String({ format: 'date-time' }),
 });
+
+const WebhookOutcome = Type.Object({
+  outcome: Type.Union([Type.Literal('credited'), Type.Literal('replay')]),
+  depositId: Type.String({ format: 'uuid' }),
+  webhookId: Type.String({ format: 'uuid' }),
+});
+
+/** Every status the provider webhook answers; a 4xx refusal of the content is also dead-lettered (`webhookId`). */
+const webhookResponses = {
+  201: { ...WebhookOutcome, description: 'credited now' },
+  200: { ...WebhookOutcome, description: 'the same payload was credited before: a replay' },
+  400: problemResponse('malformed JSON, a missing or unstorable field, or an amount we do not accept'),
+  401: problemResponse('the signature is missing or does not verify, or its timestamp is stale'),
+  403: problemResponse('the provider is disabled'),
+  404: problemResponse('no such provider, or no such account (dead-lettered)'),
+  409: problemResponse('the reference was received before with another payload; nothing is kept'),
+  413: problemResponse('the body is too large'),
+  415: problemResponse('the body is not application/json'),
+  422: problemResponse('the account holds another asset (dead-lettered)'),
+  503: problemResponse('not processed now and nothing kept (payments read_only, a database failure): retry', {
+    'retry-after': { type: 'integer', minimum: 1, description: 'seconds to wait before sending it again' },
+  }),
+};
 
 function webhookJson(row: {
   id: string;
@@ -58,6 +83,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
               maxLength: 65_536,
               description: 'JSON {reference, accountId, asset, amount}',
             }),
+            response: webhookResponses,
           },
         },
         async (request, reply) => {
@@ -68,6 +94,10 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
             nowSeconds: Math.floor(Date.now() / 1_000),
             requestId: request.id,
           });
+          if (result.status === 503) {
+            reply.header('retry-after', String(result.retryAfterSeconds));
+            return sendProblem(reply, result.problem);
+          }
           return reply.code(result.status).send(result.body);
         },
       );

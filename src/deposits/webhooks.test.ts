@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../../test/support/service.ts';
-import { updatePaymentsMode } from '../controls/data.ts';
 import { registry } from '../platform/metrics.ts';
 import { signatureHeaderValue } from './signature.ts';
 
@@ -142,21 +141,26 @@ describe('provider deposit webhooks', () => {
     expect(await metric('webhook_signature_failures_total', { provider: 'rampco' })).toBe(failuresBefore + 4);
   });
 
-  it('keeps a webhook that fails processing as a dead letter and replays it to exactly one credit', async () => {
+  it('dead-letters a refusal with its problem and replays it to exactly one credit once the cause is fixed', async () => {
     const sql = service.db.sql;
-    await updatePaymentsMode(sql, 'read_only', 'test', 'incident');
-    const before = await balance();
-    const parked = await send(deposit('ref-dlq', '7'));
-    expect(parked.statusCode).toBe(202);
-    expect(parked.body.outcome).toBe('dead_letter');
-    expect(await balance()).toBe(before);
+    const missing = randomUUID();
+    const body = JSON.stringify({ reference: 'ref-dlq', accountId: missing, asset: 'XLM', amount: '7' });
+    const parked = await send(body);
+    expect(parked.statusCode).toBe(404);
+    expect(parked.contentType).toContain('application/problem+json');
+    expect(parked.body).toMatchObject({ type: 'ledger/account-not-found', webhookId: expect.any(String) });
     const token = await service.token('operator');
     const listed = await service.app.inject({
       method: 'GET',
       url: '/v1/webhooks/dead-letters',
       headers: { authorization: `Bearer ${token}` },
     });
-    expect(listed.json().items.map((item: { id: string }) => item.id)).toContain(parked.body.webhookId);
+    expect(listed.json().items).toContainEqual(
+      expect.objectContaining({
+        id: parked.body.webhookId,
+        error: `ledger/account-not-found: no account ${missing}`,
+      }),
+    );
 
     const replay = () =>
       service.app.inject({
@@ -164,21 +168,32 @@ describe('provider deposit webhooks', () => {
         url: `/v1/webhooks/dead-letters/${parked.body.webhookId}/replay`,
         headers: { authorization: `Bearer ${token}`, 'idempotency-key': randomUUID() },
       });
-    expect((await replay()).statusCode).toBe(503);
-    await updatePaymentsMode(sql, 'standard', 'test', 'over');
+    expect((await replay()).statusCode).toBe(404);
+    await sql`insert into accounts (id, type, asset) values (${missing}::uuid, 'customer', 'XLM')`;
     const replayed = await replay();
     expect(replayed.statusCode).toBe(200);
     expect(replayed.json()).toMatchObject({ state: 'replayed', outcome: 'credited by operator-user' });
     const [row] = await sql<
-      { state: string }[]
-    >`select state from inbound_webhooks where id = ${String(parked.body.webhookId)}::uuid`;
-    expect(row?.state).toBe('replayed');
+      { state: string; attempts: number }[]
+    >`select state, attempts from inbound_webhooks where id = ${String(parked.body.webhookId)}::uuid`;
+    expect(row).toEqual({ state: 'replayed', attempts: 3 });
     expect(await credits('ref-dlq')).toBe(1);
-    expect((await balance()) - before).toBe(70_000_000n);
     const twice = await replay();
     expect(twice.statusCode).toBe(409);
     expect(twice.json().type).toContain('webhook/not-dead-lettered');
-    expect((await send(deposit('ref-dlq', '7'))).statusCode).toBe(200);
+    expect((await send(body)).statusCode).toBe(200);
     expect(await credits('ref-dlq')).toBe(1);
+  });
+
+  it('documents in OpenAPI every status the route answers, the problems as problem+json and Retry-After on 503', async () => {
+    const spec = (await service.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const responses = spec.paths['/v1/webhooks/deposits/{provider}'].post.responses;
+    expect(Object.keys(responses).sort()).toEqual(
+      ['200', '201', '400', '401', '403', '404', '409', '413', '415', '422', '503'].sort(),
+    );
+    for (const status of ['400', '401', '403', '404', '409', '413', '415', '422', '503']) {
+      expect(Object.keys(responses[status].content), status).toEqual(['application/problem+json']);
+    }
+    expect(responses['503'].headers['retry-after'].schema.type).toBe('integer');
   });
 });

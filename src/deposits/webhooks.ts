@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../platform/config.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
-import { DomainError } from '../platform/errors.ts';
+import { DomainError, type Problem, problemFor } from '../platform/errors.ts';
 import type { Logger } from '../platform/logging.ts';
 import { type CreditOutcome, creditDeposit } from './credit.ts';
 import {
@@ -20,18 +20,17 @@ import { verifySignature } from './signature.ts';
 
 /**
  * `POST /v1/webhooks/deposits/{provider}`: authenticate (signature), parse, then credit in one
- * transaction with the webhook's record. A webhook that verifies but cannot be processed is kept
- * as a dead letter (answered 202, so the provider stops retrying) until an operator replays it.
+ * transaction with the webhook's record. A webhook whose content is refused is answered with its
+ * 4xx problem and kept as a dead letter until an operator replays it; one that cannot be processed
+ * now (the kill switch, the database, a bug) is answered 503 with `Retry-After` and not kept, so
+ * the provider's retry delivers it.
  */
 
 export const referenceLengthMax = 200;
+const controlCharacter = /\p{Cc}/u;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type ProviderPayload = { reference: string; accountId: string; asset: string; amount: string };
-
-export type WebhookResult =
-  | { status: 200 | 201; body: { outcome: CreditOutcome['kind']; depositId: string; webhookId: string } }
-  | { status: 202; body: { outcome: 'dead_letter'; webhookId: string; error: string } };
 
 export function parsePayload(body: string): ProviderPayload {
   let parsed: unknown;
@@ -47,6 +46,17 @@ export function parsePayload(body: string): ProviderPayload {
   if (missing.length > 0)
     throw new DomainError('request/validation', `missing or not a string: ${missing.join(', ')}`);
   const payload = candidate as ProviderPayload;
+  // The text is stored and compared in PostgreSQL, which refuses NUL; a refusal here is final,
+  // where the database's error would be answered as a failure to retry.
+  const unstorable = (['reference', 'accountId', 'asset', 'amount'] as const).filter(
+    (field) => controlCharacter.test(payload[field]) || !payload[field].isWellFormed(),
+  );
+  if (unstorable.length > 0) {
+    throw new DomainError(
+      'request/validation',
+      `control characters or lone surrogates in: ${unstorable.join(', ')}`,
+    );
+  }
   if (payload.reference.length > referenceLengthMax) {
     throw new DomainError('request/validation', `reference is longer than ${referenceLengthMax} characters`);
   }
@@ -60,11 +70,12 @@ export function parsePayload(body: string): ProviderPayload {
   };
 }
 
+/** Returns the provider's name once it is known, enabled, and the signature verifies. */
 async function authenticate(
   sql: Sql,
   config: Config,
   input: { provider: string; body: string; signature: string | undefined; nowSeconds: number },
-): Promise<void> {
+): Promise<string> {
   const provider = await selectProvider(sql, input.provider);
   if (provider?.kind !== 'external') {
     depositWebhooks.inc({ provider: 'unknown', outcome: 'rejected' });
@@ -81,7 +92,7 @@ async function authenticate(
     nowSeconds: input.nowSeconds,
     toleranceSeconds: config.deposits.webhookToleranceSeconds,
   });
-  if (check.ok) return;
+  if (check.ok) return provider.name;
   webhookSignatureFailures.inc({ provider: provider.name, reason: check.reason });
   depositWebhooks.inc({ provider: provider.name, outcome: 'rejected' });
   await insertSecurityEvent(sql, {
@@ -94,36 +105,100 @@ async function authenticate(
   throw new DomainError('webhook/bad-signature', 'the webhook signature does not verify');
 }
 
-/** Domain refusals a person must look at: the webhook goes to the dead-letter queue, not back to the provider. */
-function isDeadLetter(error: unknown): boolean {
-  return !(error instanceof DomainError && error.type === 'webhook/reference-mismatch');
+/**
+ * Seconds a provider is asked to wait before sending a webhook we could not take again. Short:
+ * the usual causes (a lock held a little too long, a dropped connection, a failover) pass within
+ * seconds, and the provider's own backoff lengthens the wait if they do not.
+ */
+const webhookRetryAfterSeconds = 30;
+/** Stack frames a log line keeps of a failure: enough to find where it was thrown. */
+const stackFramesMax = 5;
+
+/**
+ * A refusal of the webhook's content (a 4xx domain error) is final for these bytes: the provider
+ * must not resend them. Anything else (the kill switch, the database, a bug of ours) may pass, so
+ * the provider is asked to retry and nothing is kept.
+ */
+function isRefusal(error: unknown): error is DomainError {
+  return error instanceof DomainError && error.status < 500;
 }
 
+/**
+ * Refusals a person must look at go to the dead-letter queue, kept with their body as the record
+ * and replayable once the cause is fixed. A reference mismatch is not one: a replay can only be
+ * refused again, and the correction is an adjustment.
+ */
+function isDeadLetter(error: DomainError): boolean {
+  return error.type !== 'webhook/reference-mismatch';
+}
+
+/** What a dead letter keeps of its refusal: the problem type and its detail, both safe to show. */
+function deadLetterError(error: DomainError): string {
+  return `${error.type}: ${error.message}`;
+}
+
+/**
+ * What a log line may keep of an unexpected failure: its class, SQLSTATE and where it was thrown.
+ * Never its message, which for a database error can quote the request.
+ */
+function failureSummary(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { name: typeof error };
+  const code = 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+  const frames = (error.stack ?? '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('at '))
+    .slice(0, stackFramesMax);
+  return { name: error.name, code, frames };
+}
+
+export type WebhookResult =
+  | { status: 200 | 201; body: { outcome: CreditOutcome['kind']; depositId: string; webhookId: string } }
+  | { status: 503; problem: Problem; retryAfterSeconds: number };
+
+type ReceiveInput = {
+  provider: string;
+  body: string;
+  signature: string | undefined;
+  nowSeconds: number;
+  requestId: string;
+};
+
+/**
+ * Answers a refusal with its own problem (thrown, to the error handler) and anything else with a
+ * 503 the provider retries: a lock timeout or a lost connection must not cost a manual replay.
+ */
 export async function receiveProviderWebhook(
   sql: Sql,
   config: Config,
   logger: Logger,
-  input: {
-    provider: string;
-    body: string;
-    signature: string | undefined;
-    nowSeconds: number;
-    requestId: string;
-  },
+  input: ReceiveInput,
 ): Promise<WebhookResult> {
-  await authenticate(sql, config, input);
+  // The metric label is a provider's name only once it is known to exist: URLs are unbounded.
+  let provider = 'unknown';
+  try {
+    provider = await authenticate(sql, config, input);
+    return await processWebhook(sql, logger, provider, input);
+  } catch (error) {
+    if (isRefusal(error)) throw error;
+    return retryLater(logger, provider, input.requestId, error);
+  }
+}
+
+async function processWebhook(
+  sql: Sql,
+  logger: Logger,
+  provider: string,
+  input: ReceiveInput,
+): Promise<WebhookResult> {
   const payload = parsePayload(input.body);
   const webhookId = randomUUID();
   try {
     const outcome = await withTransaction(sql, async (tx) => {
-      const credit = await creditDeposit(
-        tx,
-        { ...payload, provider: input.provider, source: 'webhook' },
-        input.requestId,
-      );
+      const credit = await creditDeposit(tx, { ...payload, provider, source: 'webhook' }, input.requestId);
       await insertInboundWebhook(tx, {
         id: webhookId,
-        provider: input.provider,
+        provider,
         body: input.body,
         state: 'processed',
         outcome: credit.kind,
@@ -131,50 +206,99 @@ export async function receiveProviderWebhook(
       });
       return credit;
     });
-    depositWebhooks.inc({ provider: input.provider, outcome: outcome.kind });
+    depositWebhooks.inc({ provider, outcome: outcome.kind });
     return {
       status: outcome.kind === 'credited' ? 201 : 200,
       body: { outcome: outcome.kind, depositId: outcome.deposit.id, webhookId },
     };
   } catch (error) {
+    if (!isRefusal(error)) throw error;
     if (!isDeadLetter(error)) {
-      depositWebhooks.inc({ provider: input.provider, outcome: 'mismatch' });
+      depositWebhooks.inc({ provider, outcome: 'mismatch' });
+      logger.warn(
+        { provider, requestId: input.requestId, problem: error.type, depositId: error.extensions.depositId },
+        'deposit webhook refused',
+      );
       throw error;
     }
-    const message = error instanceof Error ? error.message : String(error);
     await insertInboundWebhook(sql, {
       id: webhookId,
-      provider: input.provider,
+      provider,
       body: input.body,
       state: 'dead_letter',
       outcome: null,
-      error: message,
+      error: deadLetterError(error),
     });
-    depositWebhooks.inc({ provider: input.provider, outcome: 'dead_letter' });
+    depositWebhooks.inc({ provider, outcome: 'dead_letter' });
+    logger.warn(
+      { webhookId, provider, requestId: input.requestId, problem: error.type },
+      'deposit webhook dead-lettered',
+    );
+    await refreshDeadLetterGauge(sql, logger);
+    throw new DomainError(error.type, error.message, { ...error.extensions, webhookId });
+  }
+}
+
+/** Nothing was kept: the provider's retry is the only copy, so it is asked for one. */
+function retryLater(logger: Logger, provider: string, requestId: string, error: unknown): WebhookResult {
+  depositWebhooks.inc({ provider, outcome: 'unavailable' });
+  if (error instanceof DomainError) {
+    // The kill switch or another deliberate stop: expected, and its detail is safe to send.
+    logger.info(
+      { provider, requestId, problem: error.type },
+      'deposit webhook deferred: the provider retries',
+    );
+    return {
+      status: 503,
+      problem: problemFor(error.type, error.message, { ...error.extensions }),
+      retryAfterSeconds: webhookRetryAfterSeconds,
+    };
+  }
+  logger.error(
+    { provider, requestId, problem: 'service/unavailable', failure: failureSummary(error) },
+    'deposit webhook deferred: the provider retries',
+  );
+  return {
+    status: 503,
+    problem: problemFor(
+      'service/unavailable',
+      'the deposit could not be processed now and nothing was kept: send the same webhook again after Retry-After',
+    ),
+    retryAfterSeconds: webhookRetryAfterSeconds,
+  };
+}
+
+/** The gauge is a convenience: failing to count must not turn a kept dead letter into a retry. */
+async function refreshDeadLetterGauge(sql: Sql, logger: Logger): Promise<void> {
+  try {
     webhookDeadLetters.set(await countDeadLetters(sql));
-    logger.error({ webhookId, provider: input.provider, err: error }, 'deposit webhook dead-lettered');
-    return { status: 202, body: { outcome: 'dead_letter', webhookId, error: message } };
+  } catch (error) {
+    logger.warn({ failure: failureSummary(error) }, 'deposit webhook dead letters not counted');
   }
 }
 
 /** Processes a dead letter again (its signature was verified when it arrived): at most one credit. */
 export async function replayDeadLetter(sql: Sql, id: string, actor: string): Promise<InboundWebhookRow> {
-  const replayed = await withTransaction(sql, async (tx) => {
-    const webhook = await claimDeadLetter(tx, id);
-    if (!webhook)
-      throw new DomainError('webhook/not-dead-lettered', `webhook ${id} is not in the dead-letter queue`);
-    const payload = parsePayload(webhook.body);
-    const credit = await creditDeposit(tx, { ...payload, provider: webhook.provider, source: 'webhook' });
-    const outcome = `${credit.kind} by ${actor}`;
-    await updateInboundWebhook(tx, id, { state: 'replayed', outcome, error: null });
-    return { ...webhook, state: 'replayed' as const, outcome, error: null, attempts: webhook.attempts + 1 };
-  }).catch(async (error: unknown) => {
-    if (error instanceof DomainError && error.type === 'webhook/not-dead-lettered') throw error;
-    // Still failing: it stays a dead letter, with the new error.
-    const message = error instanceof Error ? error.message : String(error);
-    await recordReplayFailure(sql, id, message);
+  let replayed: InboundWebhookRow;
+  try {
+    replayed = await withTransaction(sql, async (tx) => {
+      const webhook = await claimDeadLetter(tx, id);
+      if (!webhook)
+        throw new DomainError('webhook/not-dead-lettered', `webhook ${id} is not in the dead-letter queue`);
+      const payload = parsePayload(webhook.body);
+      const credit = await creditDeposit(tx, { ...payload, provider: webhook.provider, source: 'webhook' });
+      const outcome = `${credit.kind} by ${actor}`;
+      await updateInboundWebhook(tx, id, { state: 'replayed', outcome, error: null });
+      return { ...webhook, state: 'replayed' as const, outcome, error: null, attempts: webhook.attempts + 1 };
+    });
+  } catch (error) {
+    // Refused again: it stays a dead letter, with the new reason. Anything else changed nothing
+    // and is the error handler's (a 500 with the request id); its message is never stored.
+    if (error instanceof DomainError && error.type !== 'webhook/not-dead-lettered') {
+      await recordReplayFailure(sql, id, deadLetterError(error));
+    }
     throw error;
-  });
+  }
   depositWebhooks.inc({ provider: replayed.provider, outcome: 'replayed' });
   webhookDeadLetters.set(await countDeadLetters(sql));
   return replayed;

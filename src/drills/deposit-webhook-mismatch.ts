@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { signatureHeader, signatureHeaderValue } from '../deposits/signature.ts';
 import type { Summary } from '../ops/triage.ts';
 import type { Sql } from '../platform/db/types.ts';
@@ -27,19 +28,21 @@ const requestTimeoutMs = 10_000;
  * docs/runbooks/deposit-webhook-failures.md against `settledesk serve`: provider rampco sends a
  * signed deposit (credited once, its resend a replay), the same reference with another payload
  * (409, nothing credited), forged webhooks (401, security events, one past the alert's threshold),
- * and, while payments are `read_only`, two verified webhooks that are dead-lettered. Detection
- * is the metrics the alerts are built on and triage's count of dead letters; the runbook's cells
- * investigate, the mode goes back to `standard` under the two-person rule, the runbook's cells
- * replay the queue, and then: one credit per accepted deposit, the mismatched payload never
- * credited, balances equal to the accepted deposits, the ledger balanced.
+ * a deposit naming an account we do not have (404, dead-lettered), and, while payments are
+ * `read_only`, two verified webhooks answered 503 with `Retry-After` and not kept. Detection is
+ * the metrics the alerts are built on and triage's count of dead letters; the runbook's cells
+ * investigate, the mode goes back to `standard` under the two-person rule, the provider's retries
+ * and its corrected resend are credited, and then: one credit per accepted deposit, the
+ * mismatched payload never credited, balances equal to the accepted deposits, the ledger balanced.
  */
 export const depositWebhookMismatchDrill: Drill = {
   name: 'deposit-webhook-mismatch',
   runbook: 'deposit-webhook-failures.md',
   description:
-    'a provider sends a deposit, a mismatched payload under its reference, forged signatures and, ' +
-    'while payments are read_only, webhooks that are dead-lettered; the runbook investigates and ' +
-    'replays them: one credit per deposit, the mismatch never credited, the ledger balanced',
+    'a provider sends a deposit, a mismatched payload under its reference, forged signatures, a ' +
+    'deposit to an unknown account (dead-lettered) and, while payments are read_only, webhooks ' +
+    'answered 503 that it retries; the runbook investigates: one credit per deposit, the mismatch ' +
+    'never credited, the ledger balanced',
   run: async (context) => {
     const {
       service,
@@ -64,34 +67,49 @@ export const depositWebhookMismatchDrill: Drill = {
         const reference = (account: string) => quoteReference(context, service, tokens.service, account);
         return {
           first: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '12.5' },
-          parkedBob: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '7.25' },
-          parkedAlice: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '3' },
+          deferredBob: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '7.25' },
+          deferredAlice: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '3' },
+          corrected: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '4.5' },
           afterwards: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '1.75' },
         };
       },
     );
     const mismatched = { ...deposits.first, amount: '125' };
+    // The provider's mistake: an account id we never issued, under a reference it was quoted.
+    const wrongAccount = { ...deposits.corrected, accountId: randomUUID() };
 
     await context.step('a signed deposit is credited once; its resend is a replay', async () => {
       await expectWebhook(context, service, body(deposits.first), 201, 'credited');
       await expectWebhook(context, service, body(deposits.first), 200, 'replay');
     });
-    await context.step('another payload under the same reference is refused (409)', async () => {
-      const text = body(mismatched);
-      const answer = await sendWebhook(service, text, signatureHeaderValue(secret, nowSeconds(), text));
-      if (answer.status !== 409 || answer.body.type !== 'webhook/reference-mismatch')
-        throw context.fail(`the mismatched payload answered ${answer.status} ${JSON.stringify(answer.body)}`);
-    });
+    const mismatch = await context.step('another payload under the same reference is refused (409)', () =>
+      expectProblem(context, service, body(mismatched), 409, 'webhook/reference-mismatch'),
+    );
     const spikeThreshold = alertThreshold(
       'WebhookSignatureFailuresSpike',
       'webhook_signature_failures_total',
     );
     const forged = await context.step(
       `forged webhooks: ${spikeThreshold + 1} bad signatures, one past the alert's threshold, are refused (401)`,
-      () => sendForgeries(context, service, body(deposits.parkedBob), spikeThreshold + 1),
+      () => sendForgeries(context, service, body(deposits.deferredBob), spikeThreshold + 1),
     );
-    const parked = await context.step(
-      'fault: payments go read_only, and two verified webhooks are dead-lettered (202)',
+    const deadLetter = await context.step(
+      'a deposit naming an account we do not have is refused (404) and dead-lettered',
+      async () => {
+        const answer = await expectProblem(
+          context,
+          service,
+          body(wrongAccount),
+          404,
+          'ledger/account-not-found',
+        );
+        if (typeof answer.webhookId !== 'string') throw context.fail('the refusal names no dead letter');
+        return answer.webhookId;
+      },
+    );
+    const deferred = [deposits.deferredBob, deposits.deferredAlice];
+    await context.step(
+      'fault: payments go read_only; two verified webhooks are answered 503 with Retry-After and not kept',
       async () => {
         await cliOk(context, serviceEnv, [
           'mode',
@@ -101,79 +119,65 @@ export const depositWebhookMismatchDrill: Drill = {
           '--as',
           operator,
         ]);
-        return [
-          await expectWebhook(context, service, body(deposits.parkedBob), 202, 'dead_letter'),
-          await expectWebhook(context, service, body(deposits.parkedAlice), 202, 'dead_letter'),
-        ];
+        for (const payload of deferred) {
+          await expectProblem(context, service, body(payload), 503, 'payments/read-only');
+        }
+        const [kept] = await sql<{ count: number }[]>`
+          select count(*)::int as count from inbound_webhooks
+          where body::jsonb ->> 'reference' = any(${deferred.map((payload) => payload.reference)}::text[])`;
+        if (kept?.count !== 0) throw context.fail(`${kept?.count} deferred webhooks were stored`);
       },
     );
 
     await context.step('detection: the metrics the alerts are built on cross their thresholds', () =>
-      checkMetrics(context, service, { forged, parked: parked.length }),
+      checkMetrics(context, service, { forged, deadLetters: 1, deferred: deferred.length }),
     );
-    await context.step('detection: triage counts the dead letters', () =>
-      checkTriageDeadLetters(context, serviceEnv, service, tokens.operator, parked.length),
+    await context.step('detection: triage counts the dead letter', () =>
+      checkTriageDeadLetters(context, serviceEnv, service, tokens.operator, 1),
     );
-    const queued = await context.step('runbook: find which failures these are', () =>
-      investigate(context, parked, forged, deposits.first.reference),
+    await context.step('runbook: find which failures these are', () =>
+      investigate(context, {
+        deadLetter,
+        deferred: deferred.length,
+        forged,
+        mismatchDeposit: mismatch.depositId,
+      }),
     );
     await context.step('runbook: what was credited and stored under the mismatched reference', () =>
-      referenceHistory(context, deposits.first, mismatched),
+      referenceHistory(context, String(mismatch.depositId), deposits.first, mismatched),
     );
     await context.step('fix the cause: back to standard mode, approved by a second admin', () =>
       restoreStandardMode(context, serviceEnv, service, tokens.operator),
     );
-    await context.step('runbook: replay one dead letter; it credits once', async () => {
-      const [webhookId] = queued;
-      if (webhookId === undefined) throw context.fail('dlq-list listed no dead letter');
-      context.env.WEBHOOK_ID = webhookId;
-      const [result] = await context.cells(['replay-dead-letter'], { yes: true });
-      await context.expectAfter('replay-dead-letter', 'the replay did not credit the deposit', async () => {
-        expectOutput(result, new RegExp(`${webhookId}: credited by ${operator}`));
-        const again = await context.cli(['webhooks', 'dlq', 'replay', webhookId], context.env);
-        if (again.code === 0 || !again.stderr.includes('not in the dead-letter queue'))
-          throw new Error(`replaying ${webhookId} a second time exited ${again.code}: ${again.stderr}`);
-      });
+    await context.step("the provider's retries after Retry-After are credited once each", async () => {
+      for (const payload of deferred) await expectWebhook(context, service, body(payload), 201, 'credited');
     });
-    await context.step(`runbook: replay the rest of ${provider}'s dead letters`, async () => {
-      context.env.PROVIDER = provider;
-      const [result] = await context.cells(['replay-provider-dead-letters'], { yes: true });
-      await context.expectAfter(
-        'replay-provider-dead-letters',
-        'not every dead letter was replayed',
-        async () => expectOutput(result, new RegExp(`replayed ${parked.length - 1}, still failing 0`)),
-      );
-    });
-    await context.step('runbook: the dead-letter queue is empty; triage agrees', async () => {
-      const [result] = await context.cells(['dlq-list']);
-      await context.expectAfter(
-        'replay-provider-dead-letters',
-        'the queue is not empty after the replays',
-        async () => {
-          expectOutput(result, /the dead-letter queue is empty/);
-          const summary = await triageSummary(context, serviceEnv);
-          if (summary.deposits.webhookDeadLetters !== 0)
-            throw new Error(`triage counts ${summary.deposits.webhookDeadLetters} dead letters`);
-        },
-      );
-    });
+    await context.step(
+      'the provider resends the refused deposit with the right account under the same reference: credited',
+      async () => {
+        await expectWebhook(context, service, body(deposits.corrected), 201, 'credited');
+        const [result] = await context.cells(['dlq-list']);
+        await context.expectAfter('dlq-list', 'the refused webhook is no longer on record', async () =>
+          expectOutput(result, new RegExp(`${deadLetter} {2}rampco .*ledger/account-not-found`)),
+        );
+      },
+    );
     await context.step(
       "afterwards: the provider's own retry is a harmless replay, and new deposits are credited again",
       async () => {
-        await expectWebhook(context, service, body(deposits.parkedBob), 200, 'replay');
+        await expectWebhook(context, service, body(deposits.deferredBob), 200, 'replay');
         await expectWebhook(context, service, body(deposits.afterwards), 201, 'credited');
         const credited = metricValue(await scrapeMetrics(service), 'deposit_webhooks_total', {
           provider,
           outcome: 'credited',
         });
-        if (credited !== 2)
-          throw context.fail(`deposit_webhooks_total{outcome="credited"} is ${credited}, not 2`);
+        const expected = Object.keys(deposits).length;
+        if (credited !== expected)
+          throw context.fail(`deposit_webhooks_total{outcome="credited"} is ${credited}, not ${expected}`);
       },
     );
     const money = await context.step('money: one credit per accepted deposit, the mismatch never', () =>
-      context.expectAfter('replay-provider-dead-letters', 'the deposits are not credited exactly once', () =>
-        checkMoney(context, sql, Object.values(deposits), mismatched),
-      ),
+      checkMoney(context, sql, Object.values(deposits), mismatched),
     );
     await context.step('the ledger sums to zero (settledesk ledger check, triage ledger)', () =>
       checkLedgerBalanced(context, { triage: true }),
@@ -183,10 +187,11 @@ export const depositWebhookMismatchDrill: Drill = {
       forged,
       `${forged} forged webhooks refused and counted as security events`,
     );
+    context.figure('deadLetters', 1, 'one refused webhook dead-lettered and kept as the record');
     context.figure(
-      'deadLetters',
-      parked.length,
-      `${parked.length} webhooks dead-lettered, replayed once each`,
+      'deferredRetried',
+      deferred.length,
+      `${deferred.length} webhooks answered 503 in read_only, credited once each by the provider's retry`,
     );
     context.figure(
       'creditsPerDepositMax',
@@ -207,7 +212,7 @@ function body(payload: Payload): string {
   return JSON.stringify(payload);
 }
 
-type Answer = { status: number; body: Record<string, unknown> };
+type Answer = { status: number; body: Record<string, unknown>; retryAfter: string | null };
 
 async function sendWebhook(service: ServiceProcess, text: string, signature?: string): Promise<Answer> {
   const response = await fetch(`${service.url}/v1/webhooks/deposits/${provider}`, {
@@ -219,7 +224,11 @@ async function sendWebhook(service: ServiceProcess, text: string, signature?: st
     body: text,
     signal: AbortSignal.timeout(requestTimeoutMs),
   });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    body: (await response.json()) as Record<string, unknown>,
+    retryAfter: response.headers.get('retry-after'),
+  };
 }
 
 /** Sends a signed webhook and expects its answer; returns the stored webhook's id. */
@@ -236,6 +245,24 @@ async function expectWebhook(
       `${text} answered ${answer.status} ${JSON.stringify(answer.body)}, not ${status} ${outcome}`,
     );
   return String(answer.body.webhookId);
+}
+
+/** Sends a signed webhook and expects a problem+json refusal of this status and type; returns it. */
+async function expectProblem(
+  context: DrillContext,
+  service: ServiceProcess,
+  text: string,
+  status: number,
+  type: string,
+): Promise<Record<string, unknown>> {
+  const answer = await sendWebhook(service, text, signatureHeaderValue(secret, nowSeconds(), text));
+  if (answer.status !== status || answer.body.type !== type)
+    throw context.fail(
+      `${text} answered ${answer.status} ${JSON.stringify(answer.body)}, not ${status} ${type}`,
+    );
+  if (status === 503 && !/^[1-9][0-9]*$/.test(answer.retryAfter ?? ''))
+    throw context.fail(`a 503 came with Retry-After ${answer.retryAfter}`);
+  return answer.body;
 }
 
 /**
@@ -269,7 +296,7 @@ function nowSeconds(): number {
 async function checkMetrics(
   context: DrillContext,
   service: ServiceProcess,
-  sent: { forged: number; parked: number },
+  sent: { forged: number; deadLetters: number; deferred: number },
 ): Promise<void> {
   const text = await scrapeMetrics(service);
   const outcome = (name: string) => metricValue(text, 'deposit_webhooks_total', { provider, outcome: name });
@@ -279,6 +306,7 @@ async function checkMetrics(
     mismatch: outcome('mismatch'),
     rejected: outcome('rejected'),
     deadLetter: outcome('dead_letter'),
+    unavailable: outcome('unavailable'),
     signatureFailures: metricValue(text, 'webhook_signature_failures_total', { provider }),
     deadLettersGauge: metricValue(text, 'deposit_webhook_dead_letters'),
   };
@@ -288,9 +316,10 @@ async function checkMetrics(
     replay: 1,
     mismatch: 1,
     rejected: sent.forged,
-    deadLetter: sent.parked,
+    deadLetter: sent.deadLetters,
+    unavailable: sent.deferred,
     signatureFailures: sent.forged,
-    deadLettersGauge: sent.parked,
+    deadLettersGauge: sent.deadLetters,
   };
   const wrong = Object.entries(expected).filter(([key, value]) => seen[key as keyof typeof seen] !== value);
   if (wrong.length > 0)
@@ -337,13 +366,11 @@ async function checkTriageDeadLetters(
   context.note(`triage: ${count} dead letters; attention: ${summary.attention.join('; ')}`);
 }
 
-/** The runbook's Indicators and its first mitigation step: which of the three failures is it. */
+/** The runbook's Indicators and its first mitigation step: which of the four failures is it. */
 async function investigate(
   context: DrillContext,
-  parked: readonly string[],
-  forged: number,
-  reference: string,
-): Promise<string[]> {
+  seen: { deadLetter: string; deferred: number; forged: number; mismatchDeposit: unknown },
+): Promise<void> {
   const cells = ['search-logs-webhooks', 'dlq-list', 'dlq-by-error', 'signature-failures', 'modes'];
   const results = new Map((await context.cells(cells)).map((result) => [result.name, result]));
   const output = (name: string): CellResult => {
@@ -352,21 +379,23 @@ async function investigate(
     return result;
   };
   await context.expectAfter('search-logs-webhooks', 'the log search misses what happened', async () => {
-    expectOutput(output('search-logs-webhooks'), new RegExp(`webhook/reference-mismatch.*${reference}`));
-    for (const id of parked) expectOutput(output('search-logs-webhooks'), new RegExp(`${id}.*read_only`));
+    const logs = output('search-logs-webhooks');
+    expectOutput(logs, new RegExp(`webhook/reference-mismatch.*${seen.mismatchDeposit}`));
+    expectOutput(logs, new RegExp(`ledger/account-not-found.*${seen.deadLetter}`));
+    const deferred = logs.stdout.match(/deposit webhook deferred[^\n]*payments\/read-only/g) ?? [];
+    if (deferred.length !== seen.deferred)
+      throw new Error(`the log shows ${deferred.length} deferred webhooks; ${seen.deferred} were sent`);
   });
-  const queued = await context.expectAfter('dlq-list', 'the queue listing misses a dead letter', async () => {
-    const ids = [...output('dlq-list').stdout.matchAll(/^([0-9a-f-]{36}) {2}rampco .*read_only/gm)].map(
-      (match) => match[1] ?? '',
-    );
-    if (ids.length !== parked.length || parked.some((id) => !ids.includes(id)))
-      throw new Error(`listed ${ids.join(', ') || 'none'}; dead-lettered ${parked.join(', ')}`);
-    return ids;
-  });
-  await context.expectAfter('dlq-by-error', 'the grouping misses the read_only dead letters', async () =>
+  await context.expectAfter('dlq-list', 'the queue listing misses the dead letter', async () =>
+    expectOutput(
+      output('dlq-list'),
+      new RegExp(`^${seen.deadLetter} {2}rampco .*ledger/account-not-found`, 'm'),
+    ),
+  );
+  await context.expectAfter('dlq-by-error', 'the grouping misses the dead letter', async () =>
     expectOutput(
       output('dlq-by-error'),
-      new RegExp(`rampco\\s*\\|[^\\n]*read_only[^\\n]*\\|\\s*${parked.length}\\s*\\|`),
+      /rampco\s*\|\s*ledger\/account-not-found: no account [^|]*\|\s*1\s*\|/,
     ),
   );
   await context.expectAfter('signature-failures', 'the security events are not all there', async () => {
@@ -376,17 +405,20 @@ async function investigate(
       ),
     ];
     const total = rows.reduce((sum, row) => sum + Number(row[2]), 0);
-    if (total !== forged) throw new Error(`the cell counts ${total} refusals; ${forged} were sent`);
+    if (total !== seen.forged) throw new Error(`the cell counts ${total} refusals; ${seen.forged} were sent`);
   });
   await context.expectAfter('modes', 'the cell does not show the read_only mode', async () =>
     expectOutput(output('modes'), /payments mode:\s+read_only/),
   );
-  return queued;
 }
 
-async function referenceHistory(context: DrillContext, credited: Payload, refused: Payload): Promise<void> {
-  context.env.PROVIDER = provider;
-  context.env.REFERENCE = credited.reference;
+async function referenceHistory(
+  context: DrillContext,
+  depositId: string,
+  credited: Payload,
+  refused: Payload,
+): Promise<void> {
+  context.env.DEPOSIT_ID = depositId;
   const [result] = await context.cells(['reference-history']);
   await context.expectAfter('reference-history', 'the history of the reference is incomplete', async () => {
     const text = result?.stdout ?? '';
