@@ -176,6 +176,8 @@ function commonHeaders(label: string): Record<string, string> {
     referer: `https://portal.example/${marker(`${label} referer`)}`,
     'x-api-key': marker(`${label} x-api-key`),
     'x-forwarded-for': marker(`${label} x-forwarded-for`),
+    host: `${marker(`${label} host`)}.example`,
+    'accept-version': marker(`${label} accept-version`),
   };
 }
 
