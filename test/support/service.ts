@@ -6,7 +6,7 @@ import type { DestinationStream } from 'pino';
 import { createDomains, type Domains } from '../../src/domains.ts';
 import type { Role } from '../../src/platform/auth/roles.ts';
 import { issueToken } from '../../src/platform/auth/tokens.ts';
-import { loadConfig } from '../../src/platform/config.ts';
+import { type LogLevel, loadConfig } from '../../src/platform/config.ts';
 import type { App } from '../../src/platform/http/app.ts';
 import { createLogger } from '../../src/platform/logging.ts';
 import { openRuntime, type Runtime } from '../../src/platform/runtime.ts';
@@ -54,13 +54,18 @@ export async function startTestService(
   options: {
     env?: Record<string, string>;
     logDestination?: DestinationStream;
+    /** The level the captured log is written at (default `info`, the service's default). */
+    logLevel?: LogLevel;
     db?: TestDatabase;
     stellar?: StellarEndpoints;
   } = {},
 ): Promise<TestService> {
   const db = options.db ?? (await createTestDatabase());
   const config = loadConfig(await testEnv(db, options.env));
-  const logger = createLogger(options.logDestination ? 'info' : 'silent', options.logDestination);
+  const logger = createLogger(
+    options.logDestination ? (options.logLevel ?? 'info') : 'silent',
+    options.logDestination,
+  );
   const runtime = await openRuntime(config, logger, { migrate: false, applicationName: 'settledesk-test' });
   const domains = createDomains(runtime, options.stellar);
   const app = await buildApp(runtime, domains);

@@ -41,6 +41,19 @@ function testRoutes(app: App): void {
       return { id: request.params.id, amount: request.body.amount };
     },
   );
+  app.get(
+    '/v1/test/search',
+    {
+      config: { access: 'public' },
+      schema: {
+        querystring: Type.Object({
+          limit: Type.Optional(Type.Integer()),
+          cursor: Type.Optional(Type.String()),
+        }),
+      },
+    },
+    async () => ({ items: [] }),
+  );
   app.get('/v1/test/boom', { config: { access: 'public' } }, async () => {
     throw new Error('insert into secret_table values (1) -- at Object.<anonymous> (/srv/app.ts:1:1)');
   });
@@ -242,6 +255,41 @@ describe('logging', () => {
     expect(logged).not.toContain(email);
     expect(logged).not.toContain(secret);
     expect(logged).not.toContain('+15550100');
+  });
+
+  it('logs a URL as its route template and the names of the query parameters the route declares', async () => {
+    logLines.length = 0;
+    const requests = {
+      'url-query': '/v1/test/search?limit=5&cursor=planted-cursor&api_key=planted-key&phone=%2B15550199',
+      'url-no-route': '/v1/nowhere/planted-path?q=planted-query',
+      'url-path': '/v1/test/echo/planted-id',
+    };
+    for (const [requestId, url] of Object.entries(requests)) {
+      const method = url.startsWith('/v1/test/echo') ? 'POST' : 'GET';
+      await app.inject({ method, url, headers: { 'x-request-id': requestId }, payload: { amount: '1' } });
+    }
+    const incoming = logLines
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.msg === 'incoming request');
+    expect(Object.fromEntries(incoming.map((line) => [line.requestId, line.req.url]))).toEqual({
+      'url-query': '/v1/test/search?limit&cursor&(2 undeclared)',
+      'url-no-route': '(no route)',
+      'url-path': '/v1/test/echo/:id',
+    });
+    expect(logLines.join('\n')).not.toMatch(/planted|15550199/);
+  });
+
+  it('logs a refusal by its problem type and status, not by the detail that quotes the request', async () => {
+    logLines.length = 0;
+    await app.inject({
+      method: 'GET',
+      url: '/v1/nowhere/planted-route',
+      headers: { 'x-request-id': 'refused' },
+    });
+    const refused = logLines.map((line) => JSON.parse(line)).find((line) => line.msg === 'request refused');
+    expect(refused).toMatchObject({ requestId: 'refused', problem: 'request/not-found', status: 404 });
+    expect(refused).not.toHaveProperty('detail');
+    expect(logLines.join('\n')).not.toContain('planted-route');
   });
 
   it('puts the request id in every log line of a request', async () => {

@@ -2,18 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  LogController,
-  type RawServerDefault,
-} from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { assert } from '../assert.ts';
 import type { Access, Principal } from '../auth/roles.ts';
 import type { Logger } from '../logging.ts';
 import { type Authenticator, registerAuth } from './auth.ts';
 import { registerRequestMetrics } from './metrics.ts';
 import { handleError, handleNotFound } from './problems.ts';
+import { logRefusal, RequestLogController, requestLogFields } from './request-log.ts';
 import { validatorCompiler } from './validation.ts';
 
 declare module 'fastify' {
@@ -63,10 +59,10 @@ function requestId(request: IncomingMessage): string {
  */
 export async function createApp(options: AppOptions): Promise<App> {
   const app = Fastify({
-    loggerInstance: options.logger,
+    loggerInstance: options.logger.child({}, { serializers: { req: requestLogFields } }),
     genReqId: requestId,
     requestIdHeader: false,
-    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    logController: new RequestLogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: options.bodyBytesMax,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -91,6 +87,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  app.addHook('onSend', logRefusal);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
   registerRequestMetrics(app);

@@ -21,12 +21,12 @@ const fastifyCodeToProblem: Readonly<Record<string, ProblemType>> = {
 
 /**
  * Every error leaves as RFC 9457 problem+json. Domain errors and request errors carry their
- * catalogue type; anything else is a programmer or infrastructure failure: it is logged in full
+ * catalogue type (the refusal is logged by type, not detail: see request-log.ts); anything else
+ * is a programmer or infrastructure failure: it is logged with its error (see `serializeError`)
  * and the caller gets a generic 500 with the request id, never a stack or SQL.
  */
 export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof DomainError) {
-    request.log.info({ problem: error.type, detail: error.message }, 'request refused');
     return sendProblem(reply, problemFor(error.type, error.message, { ...error.extensions }));
   }
   if (error.validation) {
