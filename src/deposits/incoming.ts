@@ -77,6 +77,6 @@ export function incomingOf(record: HorizonPayment, receiving: string): Incoming 
       // Listed for the receiving account by someone else (a Soroban transfer, a type newer than
       // this code): it may have brought money, so it is set aside for a person, never skipped.
       if (record.source_account === receiving) return undefined;
-      throw new Unreadable(`a ${record.type} record into the receiving account is not understood`);
+      throw new Unreadable(`record type ${record.type} into the receiving account is not understood`);
   }
 }
