@@ -6,6 +6,7 @@ import {
   MuxedAccount,
   Operation,
   TransactionBuilder,
+  type xdr,
 } from '@stellar/stellar-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endpointsOf, silentLogger } from '../../test/support/payouts.ts';
@@ -47,11 +48,7 @@ function watcher(): DepositWatcher {
   });
 }
 
-async function send(
-  source: Keypair,
-  operation: ReturnType<typeof Operation.payment>,
-  transactionMemo: Memo = Memo.none(),
-) {
+async function send(source: Keypair, operation: xdr.Operation, transactionMemo: Memo = Memo.none()) {
   const account = await network.horizon.loadAccount(source.publicKey());
   const transaction = new TransactionBuilder(account, {
     fee: '100',
@@ -125,5 +122,50 @@ describe('the on-chain deposit watcher', () => {
     const duplicates = await service.db.sql`
       select reference from deposits where provider = 'stellar' group by reference having count(*) > 1`;
     expect(duplicates).toEqual([]);
+  });
+
+  it('credits what a path payment delivered, strict send or strict receive, by memo or muxed id, and parks an unattributable one', async () => {
+    await drain(watcher());
+    const before = await balanceOf(customer);
+    const suspenseBefore = await balanceOf('deposit_suspense');
+    const strictSend = (destination: string, sendAsset: Asset, sendAmount: string) =>
+      Operation.pathPaymentStrictSend({
+        sendAsset,
+        sendAmount,
+        destination,
+        destAsset: Asset.native(),
+        destMin: '0.0000001',
+        path: [],
+      });
+    // Strict send in lumens with the memo: 6 XLM delivered.
+    await send(sender, strictSend(hotWallet.publicKey(), Asset.native(), '6'), Memo.id(memo.toString()));
+    // Strict receive of exactly 5 XLM paid in USDC (the sandbox's rate: 1 USDC = 10 XLM, so 0.5 USDC).
+    const issuer = await fund(network);
+    const usdc = new Asset('USDC', issuer.publicKey());
+    await send(sender, Operation.changeTrust({ asset: usdc }));
+    await send(issuer, Operation.payment({ destination: sender.publicKey(), asset: usdc, amount: '1' }));
+    await send(
+      sender,
+      Operation.pathPaymentStrictReceive({
+        sendAsset: usdc,
+        sendMax: '0.6',
+        destination: hotWallet.publicKey(),
+        destAsset: Asset.native(),
+        destAmount: '5',
+        path: [],
+      }),
+      Memo.id(memo.toString()),
+    );
+    // Strict send to the muxed address, converted from USDC: 0.2 USDC delivers 2 XLM.
+    const muxed = new MuxedAccount(new Account(hotWallet.publicKey(), '0'), memo.toString()).accountId();
+    await send(sender, strictSend(muxed, usdc, '0.2'));
+    // No memo: nobody to credit, so suspense.
+    await send(sender, strictSend(hotWallet.publicKey(), Asset.native(), '0.7'));
+    // Outgoing: the hot wallet paying someone through a path is not money in.
+    await send(hotWallet, strictSend(sender.publicKey(), Asset.native(), '1'));
+
+    await drain(watcher());
+    expect((await balanceOf(customer)) - before).toBe(130_000_000n);
+    expect((await balanceOf('deposit_suspense')) - suspenseBefore).toBe(7_000_000n);
   });
 });

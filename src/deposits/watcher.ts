@@ -9,6 +9,7 @@ import type { Logger } from '../platform/logging.ts';
 import { registry } from '../platform/metrics.ts';
 import { type HorizonPayment, readPaymentsPage } from '../stellar/horizon-read.ts';
 import { creditDeposit, parkInSuspense } from './credit.ts';
+import { incomingOf, Unreadable } from './incoming.ts';
 import {
   advanceCursor,
   insertReject,
@@ -22,7 +23,8 @@ import {
  * Horizon outage is a failed poll on one URL and the next URL is tried), in order, from a cursor
  * stored in the same transaction as each credit. A payment is attributed by its muxed id or its
  * id memo; money no account claims goes to `deposit_suspense`; a record it cannot read is set
- * aside (stored and counted) and the cursor moves on, so one bad record never stops it.
+ * aside (stored and counted) and the cursor moves on, so one bad record never stops it. What is
+ * money in is decided by `#incoming`, one case per type of Horizon's payment records.
  */
 
 export const watcherPageLimit = 200;
@@ -41,12 +43,14 @@ export const watcherRecords = new Counter({
   registers: [registry],
 });
 
+export const watcherSuspense = new Counter({
+  name: 'deposit_watcher_suspense_total',
+  help: 'Chain deposits parked in deposit_suspense by the watcher, by reason (no_memo, unknown_memo, account_refused, account_merge).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
 type Handled = 'credited' | 'suspense' | 'replay' | 'ignored' | 'rejected';
-
-class Unreadable extends Error {
-  override name = 'Unreadable';
-}
-
 export class DepositWatcher {
   readonly #sql: Sql;
   readonly #horizonUrls: readonly string[];
@@ -108,32 +112,35 @@ export class DepositWatcher {
   }
 
   async #credit(tx: Tx, record: HorizonPayment): Promise<Handled> {
-    if (record.type !== 'payment' || !record.transaction_successful || record.to !== this.#receivingAccount)
-      return 'ignored';
-    const asset =
-      record.asset_type === 'native' ? 'XLM' : `${record.asset_code ?? ''}:${record.asset_issuer ?? ''}`;
+    const incoming = incomingOf(record, this.#receivingAccount);
+    if (incoming === undefined) return 'ignored';
+    const { asset, amount } = incoming;
     const precision = await selectAssetPrecision(tx, asset);
     if (precision === undefined) throw new Unreadable(`asset ${asset} is not enabled`);
-    const parsed = parseAmount(record.amount ?? '', { precision });
-    if (!parsed.ok || parsed.minor <= 0n)
-      throw new Unreadable(`amount ${record.amount} does not fit ${asset}`);
-    const memoId = this.#memoId(record);
-    const accountId = memoId === undefined ? undefined : await selectAccountByMemo(tx, memoId);
+    const parsed = parseAmount(amount, { precision });
+    if (!parsed.ok || parsed.minor <= 0n) throw new Unreadable(`amount ${amount} does not fit ${asset}`);
     const reference = record.paging_token;
-    if (accountId !== undefined) {
-      try {
-        const credit = await creditDeposit(tx, {
-          provider: stellarProvider,
-          reference,
-          accountId,
-          asset,
-          amount: record.amount ?? '',
-          source: 'chain',
-        });
-        return credit.kind === 'credited' ? 'credited' : 'replay';
-      } catch (error) {
-        // The memo names an account that cannot take it (another asset, closed): suspense, not lost.
-        if (!(error instanceof DomainError) || error.type === 'payments/read-only') throw error;
+    let reason = incoming.parkReason;
+    if (reason === undefined) {
+      const memoId = this.#memoId(record);
+      const accountId = memoId === undefined ? undefined : await selectAccountByMemo(tx, memoId);
+      reason = memoId === undefined ? 'no_memo' : 'unknown_memo';
+      if (accountId !== undefined) {
+        try {
+          const credit = await creditDeposit(tx, {
+            provider: stellarProvider,
+            reference,
+            accountId,
+            asset,
+            amount,
+            source: 'chain',
+          });
+          return credit.kind === 'credited' ? 'credited' : 'replay';
+        } catch (error) {
+          // The memo names an account that cannot take it (another asset, closed): suspense, not lost.
+          if (!(error instanceof DomainError) || error.type === 'payments/read-only') throw error;
+          reason = 'account_refused';
+        }
       }
     }
     const parked = await parkInSuspense(tx, {
@@ -142,7 +149,10 @@ export class DepositWatcher {
       asset,
       amountMinor: parsed.minor,
     });
-    return parked.kind === 'credited' ? 'suspense' : 'replay';
+    if (parked.kind === 'replay') return 'replay';
+    watcherSuspense.inc({ reason });
+    this.#logger.warn({ pagingToken: reference, type: record.type, reason }, 'deposit parked in suspense');
+    return 'suspense';
   }
 
   #memoId(record: HorizonPayment): bigint | undefined {

@@ -1,8 +1,9 @@
+import { type Incoming, incomingOf, Unreadable } from '../deposits/incoming.ts';
 import { type ProviderPayload, parsePayload } from '../deposits/webhooks.ts';
 import { formatAmount, parseAmount } from '../money/money.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor } from '../platform/db/types.ts';
-import { readPaymentsPage } from '../stellar/horizon-read.ts';
+import { type HorizonPayment, readPaymentsPage } from '../stellar/horizon-read.ts';
 import { assetCodeOf, ledgerOfToken, parseStroops, toStroops } from './chain-units.ts';
 import {
   type ChainAccess,
@@ -94,18 +95,29 @@ async function checkChainDeposit(
   if (record === undefined || record.paging_token !== deposit.reference || !record.transaction_successful) {
     return { reason: 'payment_not_on_chain' };
   }
+  // What the record brought in, as the watcher reads it (a path payment's delivered amount, a merge's balance).
+  const incoming = readIncoming(record, chain.hotWallet);
   const paid = {
-    to: record.to ?? null,
-    asset: assetCodeOf(record),
-    amount: record.amount ?? null,
+    type: record.type,
+    to: record.to ?? record.into ?? null,
+    asset: incoming?.asset ?? (record.asset_type ? assetCodeOf(record) : null),
+    amount: incoming?.amount ?? record.amount ?? null,
     transactionHash: record.transaction_hash,
   };
   const same =
-    record.type === 'payment' &&
-    record.to === chain.hotWallet &&
-    paid.asset === deposit.asset &&
-    parseStroops(record.amount) === toStroops(deposit.amountMinor, deposit.precision);
+    incoming !== undefined &&
+    incoming.asset === deposit.asset &&
+    parseStroops(incoming.amount) === toStroops(deposit.amountMinor, deposit.precision);
   return same ? undefined : { reason: 'payment_differs', detail: { onChain: paid } };
+}
+
+function readIncoming(record: HorizonPayment, hotWallet: string): Incoming | undefined {
+  try {
+    return incomingOf(record, hotWallet);
+  } catch (error) {
+    if (error instanceof Unreadable) return undefined;
+    throw error;
+  }
 }
 
 function depositFinding(deposit: ScannedDeposit, verdict: NonNullable<Verdict>): Observation {

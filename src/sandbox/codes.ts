@@ -1,3 +1,5 @@
+import type { Asset } from './operations.ts';
+
 /**
  * Result codes as Horizon spells them, each with its XDR value. The names are the public contract
  * (clients match on `tx_bad_seq`, `op_underfunded`), so they are never renamed or reused.
@@ -55,6 +57,36 @@ export const changeTrustCodes = {
   op_cannot_delete: -7,
 } as const;
 
+/**
+ * Path payments share their codes but for -12. `op_no_issuer` (-9) is left out: Stellar Core has
+ * not returned it since protocol 13, and its result arm would need the asset.
+ */
+const pathPaymentCommonCodes = {
+  op_success: 0,
+  op_malformed: -1,
+  op_underfunded: -2,
+  op_src_no_trust: -3,
+  op_src_not_authorized: -4,
+  op_no_destination: -5,
+  op_no_trust: -6,
+  op_not_authorized: -7,
+  op_line_full: -8,
+  op_too_few_offers: -10,
+  op_cross_self: -11,
+} as const;
+
+export const pathPaymentStrictReceiveCodes = { ...pathPaymentCommonCodes, op_over_source_max: -12 } as const;
+export const pathPaymentStrictSendCodes = { ...pathPaymentCommonCodes, op_under_dest_min: -12 } as const;
+
+/** What a successful path payment moved: the source's debit and the destination's credit. */
+export type PathDelivery = {
+  destination: string;
+  sendAsset: Asset;
+  sentStroops: bigint;
+  destAsset: Asset;
+  receivedStroops: bigint;
+};
+
 /** Codes that replace an operation's own result: the operation never ran. */
 export const operationOuterCodes = {
   op_bad_auth: -1,
@@ -66,6 +98,16 @@ export type OperationOutcome =
   | { kind: 'create_account'; code: keyof typeof createAccountCodes }
   | { kind: 'payment'; code: keyof typeof paymentCodes }
   | { kind: 'change_trust'; code: keyof typeof changeTrustCodes }
+  | {
+      kind: 'path_payment_strict_receive';
+      code: keyof typeof pathPaymentStrictReceiveCodes;
+      delivery?: PathDelivery;
+    }
+  | {
+      kind: 'path_payment_strict_send';
+      code: keyof typeof pathPaymentStrictSendCodes;
+      delivery?: PathDelivery;
+    }
   | { kind: 'outer'; code: keyof typeof operationOuterCodes };
 
 export type OperationCode = OperationOutcome['code'];

@@ -15,6 +15,7 @@ import {
   xdr,
 } from '@stellar/stellar-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assert } from '../platform/assert.ts';
 import {
   fund,
   paymentTransaction,
@@ -294,6 +295,233 @@ describe('credit assets', () => {
     expect(noTrust.getResultCodes().operations).toEqual(['op_no_trust']);
     const full = await failureOf(pay(holder.publicKey(), '3.0000001'));
     expect(full.getResultCodes().operations).toEqual(['op_line_full']);
+  });
+});
+
+describe('path payments', () => {
+  /** Submits one operation from `source`; resolves with the SDK's response, rejects with its error. */
+  async function submitOne(source: Keypair, operation: xdr.Operation, memo: Memo = Memo.none()) {
+    const account = await network.horizon.loadAccount(source.publicKey());
+    const transaction = builder(account).addOperation(operation).addMemo(memo).setTimeout(60).build();
+    transaction.sign(source);
+    return network.horizon.submitTransaction(transaction);
+  }
+
+  async function trust(holder: Keypair, asset: Asset, limit = '1000') {
+    await submitOne(holder, Operation.changeTrust({ asset, limit }));
+  }
+
+  async function balanceOf(accountId: string, asset: Asset): Promise<string | undefined> {
+    const account = await network.horizon.loadAccount(accountId);
+    const line = account.balances.find((balance) =>
+      asset.isNative()
+        ? balance.asset_type === 'native'
+        : 'asset_code' in balance &&
+          balance.asset_code === asset.getCode() &&
+          balance.asset_issuer === asset.getIssuer(),
+    );
+    return line?.balance;
+  }
+
+  async function lastPaymentOf(accountId: string) {
+    const page = await network.horizon
+      .payments()
+      .forAccount(accountId)
+      .order('desc')
+      .limit(1)
+      .join('transactions')
+      .call();
+    return page.records[0];
+  }
+
+  it("sends a strict-send path payment in one asset with no hops and lists it with Horizon's fields", async () => {
+    const [source, target] = await Promise.all([fund(network), fund(network)]);
+    const muxed = new MuxedAccount(new Account(target.publicKey(), '0'), '7');
+    const response = await submitOne(
+      source,
+      Operation.pathPaymentStrictSend({
+        sendAsset: Asset.native(),
+        sendAmount: '12.5',
+        destination: muxed.accountId(),
+        destAsset: Asset.native(),
+        destMin: '12.5',
+        path: [],
+      }),
+      Memo.id('99'),
+    );
+    const result = xdr.TransactionResult.fromXdr(response.result_xdr, 'base64').toXdrObject();
+    expect(result.result).toMatchObject({
+      code: 0,
+      results: [
+        {
+          code: 0,
+          tr: { type: 13, pathPaymentStrictSendResult: { code: 0, success: { offers: [] } } },
+        },
+      ],
+    });
+    expect(await balanceOf(target.publicKey(), Asset.native())).toBe('10012.5000000');
+    expect(await lastPaymentOf(target.publicKey())).toMatchObject({
+      type: 'path_payment_strict_send',
+      type_i: 13,
+      transaction_successful: true,
+      from: source.publicKey(),
+      to: target.publicKey(),
+      to_muxed: muxed.accountId(),
+      to_muxed_id: '7',
+      asset_type: 'native',
+      amount: '12.5000000',
+      source_asset_type: 'native',
+      source_amount: '12.5000000',
+      destination_min: '12.5000000',
+      path: [],
+    });
+  });
+
+  it('converts at the fixed rate table, the issuer making the market, and conserves lumens', async () => {
+    const [issuer, source, target] = await Promise.all([fund(network), fund(network), fund(network)]);
+    const usdc = new Asset('USDC', issuer.publicKey());
+    await trust(target, usdc);
+    // Strict receive: exactly 3 USDC delivered for 30 XLM (1 USDC = 10 XLM), at most 31 sent.
+    await submitOne(
+      source,
+      Operation.pathPaymentStrictReceive({
+        sendAsset: Asset.native(),
+        sendMax: '31',
+        destination: target.publicKey(),
+        destAsset: usdc,
+        destAmount: '3',
+        path: [],
+      }),
+    );
+    expect(await balanceOf(target.publicKey(), usdc)).toBe('3.0000000');
+    expect(await balanceOf(source.publicKey(), Asset.native())).toBe('9969.9999900');
+    expect(await balanceOf(issuer.publicKey(), Asset.native())).toBe('10030.0000000');
+    expect(await lastPaymentOf(target.publicKey())).toMatchObject({
+      type: 'path_payment_strict_receive',
+      type_i: 2,
+      asset_type: 'credit_alphanum4',
+      asset_code: 'USDC',
+      asset_issuer: issuer.publicKey(),
+      amount: '3.0000000',
+      source_asset_type: 'native',
+      source_amount: '30.0000000',
+      source_max: '31.0000000',
+    });
+    // Strict send back through a hop: 1 USDC → XLM (10) → USDC (1); the issuer pays and takes lumens.
+    await trust(source, usdc);
+    await submitOne(
+      target,
+      Operation.pathPaymentStrictSend({
+        sendAsset: usdc,
+        sendAmount: '1',
+        destination: source.publicKey(),
+        destAsset: usdc,
+        destMin: '1',
+        path: [Asset.native()],
+      }),
+    );
+    expect(await balanceOf(source.publicKey(), usdc)).toBe('1.0000000');
+    expect(await balanceOf(target.publicKey(), usdc)).toBe('2.0000000');
+    expect(await balanceOf(issuer.publicKey(), Asset.native())).toBe('10030.0000000');
+  });
+
+  it("rounds a conversion in the market's favour: strict send receives less, strict receive pays more", async () => {
+    const [issuer, source, target] = await Promise.all([fund(network), fund(network), fund(network)]);
+    const usdc = new Asset('USDC', issuer.publicKey());
+    await trust(target, usdc);
+    // 0.0000019 XLM is 0.00000019 USDC: strict send delivers 1 stroop, strict receive of 1 stroop pays 10.
+    await submitOne(
+      source,
+      Operation.pathPaymentStrictSend({
+        sendAsset: Asset.native(),
+        sendAmount: '0.0000019',
+        destination: target.publicKey(),
+        destAsset: usdc,
+        destMin: '0.0000001',
+        path: [],
+      }),
+    );
+    expect(await lastPaymentOf(target.publicKey())).toMatchObject({
+      amount: '0.0000001',
+      source_amount: '0.0000019',
+    });
+    await submitOne(
+      source,
+      Operation.pathPaymentStrictReceive({
+        sendAsset: Asset.native(),
+        sendMax: '0.0000010',
+        destination: target.publicKey(),
+        destAsset: usdc,
+        destAmount: '0.0000001',
+        path: [],
+      }),
+    );
+    expect(await lastPaymentOf(target.publicKey())).toMatchObject({
+      amount: '0.0000001',
+      source_amount: '0.0000010',
+    });
+  });
+
+  it('fails with op_under_dest_min, op_over_source_max, op_too_few_offers, op_no_trust, op_no_destination and op_underfunded, moving nothing', async () => {
+    const [issuer, source, target] = await Promise.all([fund(network), fund(network), fund(network)]);
+    const usdc = new Asset('USDC', issuer.publicKey());
+    const junk = new Asset('JUNK', issuer.publicKey());
+    await trust(target, usdc);
+    await trust(target, junk);
+    const strictSend = (destination: string, destAsset: Asset, sendAmount: string, destMin: string) =>
+      Operation.pathPaymentStrictSend({
+        sendAsset: Asset.native(),
+        sendAmount,
+        destination,
+        destAsset,
+        destMin,
+        path: [],
+      });
+    const cases: [xdr.Operation, string][] = [
+      [strictSend(target.publicKey(), usdc, '10', '1.0000001'), 'op_under_dest_min'],
+      [
+        Operation.pathPaymentStrictReceive({
+          sendAsset: Asset.native(),
+          sendMax: '9.9999999',
+          destination: target.publicKey(),
+          destAsset: usdc,
+          destAmount: '1',
+          path: [],
+        }),
+        'op_over_source_max',
+      ],
+      [strictSend(target.publicKey(), junk, '10', '1'), 'op_too_few_offers'],
+      [strictSend(source.publicKey(), usdc, '10', '1'), 'op_no_trust'],
+      [strictSend(Keypair.random().publicKey(), Asset.native(), '10', '1'), 'op_no_destination'],
+      [strictSend(target.publicKey(), usdc, '20000', '1'), 'op_underfunded'],
+    ];
+    for (const [operation, code] of cases) {
+      const failure = await failureOf(submitOne(source, operation));
+      expect(failure.getResultCodes().operations).toEqual([code]);
+    }
+    expect(await balanceOf(target.publicKey(), usdc)).toBe('0.0000000');
+    expect(await balanceOf(issuer.publicKey(), Asset.native())).toBe('10000.0000000');
+  });
+
+  it('refuses a non-positive amount with op_malformed at submission', async () => {
+    const [source, target] = await Promise.all([fund(network), fund(network)]);
+    const operation = Operation.pathPaymentStrictSend({
+      sendAsset: Asset.native(),
+      sendAmount: '1',
+      destination: target.publicKey(),
+      destAsset: Asset.native(),
+      destMin: '1',
+      path: [],
+    });
+    // The SDK refuses a zero amount itself, so the zero is written into the XDR afterwards.
+    const wire = operation.toXdrObject();
+    assert(wire.body.type === 13, 'a strict send is operation type 13');
+    const zeroed = xdr.Operation.fromXdrObject({
+      ...wire,
+      body: { ...wire.body, pathPaymentStrictSendOp: { ...wire.body.pathPaymentStrictSendOp, destMin: 0n } },
+    });
+    const failure = await failureOf(submitOne(source, zeroed));
+    expect(failure.getResultCodes().operations).toEqual(['op_malformed']);
   });
 });
 

@@ -320,9 +320,10 @@ export class Network {
     );
     this.ledgers.push(ledger);
     for (const record of records) this.remember(record);
-    applied.forEach(({ envelope }, index) => {
+    applied.forEach(({ envelope, result }, index) => {
       const record = records[index];
-      if (record) for (const payment of paymentRecords(envelope, record)) this.rememberPayment(payment);
+      if (!record) return;
+      for (const payment of paymentRecords(envelope, record, result.outcome)) this.rememberPayment(payment);
     });
     for (const listener of this.listeners) listener(ledger);
     return ledger;
@@ -390,6 +391,6 @@ export class Network {
 
 function participants(payment: PaymentRecord): Set<string> {
   const { body } = payment;
-  const involved = body.type === 'payment' ? [body.from, body.to] : [body.funder, body.account];
+  const involved = body.type === 'create_account' ? [body.funder, body.account] : [body.from, body.to];
   return new Set([payment.sourceAccount, ...involved]);
 }

@@ -2,10 +2,15 @@ import { StrKey, type xdr } from '@stellar/stellar-sdk';
 import type { OperationOutcome } from './codes.ts';
 import { accountRef } from './envelope.ts';
 import { baseReserveStroops, int64MaxStroops } from './limits.ts';
+import {
+  applyPathPaymentStrictReceive,
+  applyPathPaymentStrictSend,
+  checkPathPayment,
+} from './path-payments.ts';
 import { type Account, type CreditAsset, type Overlay, trustlineKey } from './state.ts';
 
 /**
- * The three operations settledesk uses, with Stellar Core's checks in Core's order. Static checks
+ * The operations settledesk uses (path payments are in `path-payments.ts`), with Stellar Core's checks in Core's order. Static checks
  * (`checkOperation`) run at submission; `applyOperation` runs when the ledger closes.
  */
 
@@ -44,7 +49,13 @@ function available(account: Account): bigint {
 }
 
 export function isSupported(body: xdr.OperationBody): boolean {
-  return body.type === 'createAccount' || body.type === 'payment' || body.type === 'changeTrust';
+  return (
+    body.type === 'createAccount' ||
+    body.type === 'payment' ||
+    body.type === 'changeTrust' ||
+    body.type === 'pathPaymentStrictReceive' ||
+    body.type === 'pathPaymentStrictSend'
+  );
 }
 
 /** Checks that need no state. Returns the failing outcome, or undefined when the operation is well formed. */
@@ -68,6 +79,9 @@ export function checkOperation(body: xdr.OperationBody, sourceId: string): Opera
         body.changeTrustOp.limit < 0n;
       return malformed ? { kind: 'change_trust', code: 'op_malformed' } : undefined;
     }
+    case 'pathPaymentStrictReceive':
+    case 'pathPaymentStrictSend':
+      return checkPathPayment(body);
     default:
       return { kind: 'outer', code: 'op_not_supported' };
   }
@@ -83,6 +97,10 @@ export function applyOperation(body: xdr.OperationBody, context: OperationContex
       return { kind: 'payment', code: payment(body.paymentOp, context) };
     case 'changeTrust':
       return { kind: 'change_trust', code: changeTrust(body.changeTrustOp, context) };
+    case 'pathPaymentStrictReceive':
+      return applyPathPaymentStrictReceive(body.pathPaymentStrictReceiveOp, context);
+    case 'pathPaymentStrictSend':
+      return applyPathPaymentStrictSend(body.pathPaymentStrictSendOp, context);
     default:
       return { kind: 'outer', code: 'op_not_supported' };
   }

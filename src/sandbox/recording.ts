@@ -1,8 +1,14 @@
 import { StrKey } from '@stellar/stellar-sdk';
-import type { ResultCodes, TransactionOutcome } from './codes.ts';
-import { accountRef, type ParsedEnvelope } from './envelope.ts';
-import { assetOf } from './operations.ts';
-import { type PaymentRecord, storedMemo, type TransactionRecord, toid } from './records.ts';
+import type { OperationOutcome, ResultCodes, TransactionOutcome } from './codes.ts';
+import { type AccountRef, accountRef, type ParsedEnvelope } from './envelope.ts';
+import { type Asset, assetOf } from './operations.ts';
+import {
+  type PathPaymentBody,
+  type PaymentRecord,
+  storedMemo,
+  type TransactionRecord,
+  toid,
+} from './records.ts';
 import { toBase64 } from './xdr.ts';
 
 /** Turns an applied envelope into the records Horizon and RPC serve. */
@@ -51,8 +57,13 @@ export function transactionRecord(envelope: ParsedEnvelope, facts: ClosedFacts):
   };
 }
 
-export function paymentRecords(envelope: ParsedEnvelope, record: TransactionRecord): PaymentRecord[] {
+export function paymentRecords(
+  envelope: ParsedEnvelope,
+  record: TransactionRecord,
+  outcome: TransactionOutcome,
+): PaymentRecord[] {
   const { inner } = envelope;
+  const outcomes = outcome.inner?.operations ?? outcome.operations ?? [];
   return inner.operations.flatMap((operation, index): PaymentRecord[] => {
     const source = operation.source ?? inner.source;
     const common = {
@@ -65,6 +76,8 @@ export function paymentRecords(envelope: ParsedEnvelope, record: TransactionReco
       sourceAccountMuxed: source.muxed?.address,
     };
     const { body } = operation;
+    const path = pathPaymentBody(body, source, outcomes[index]);
+    if (path !== undefined) return [{ ...common, body: path }];
     if (body.type === 'createAccount') {
       return [
         {
@@ -96,4 +109,48 @@ export function paymentRecords(envelope: ParsedEnvelope, record: TransactionReco
       },
     ];
   });
+}
+
+/** The two amounts of a path payment: the one in the operation, and the one the network computed. */
+function pathPaymentBody(
+  body: ParsedEnvelope['inner']['operations'][number]['body'],
+  source: AccountRef,
+  outcome: OperationOutcome | undefined,
+): PathPaymentBody | undefined {
+  const delivery =
+    outcome?.kind === 'path_payment_strict_receive' || outcome?.kind === 'path_payment_strict_send'
+      ? outcome.delivery
+      : undefined;
+  const op =
+    body.type === 'pathPaymentStrictReceive'
+      ? body.pathPaymentStrictReceiveOp
+      : body.type === 'pathPaymentStrictSend'
+        ? body.pathPaymentStrictSendOp
+        : undefined;
+  if (op === undefined) return undefined;
+  const [sourceAsset, asset] = [assetOf(op.sendAsset), assetOf(op.destAsset)];
+  const path = op.path.map((hop) => assetOf(hop));
+  if (sourceAsset === undefined || asset === undefined) return undefined;
+  if (!path.every((hop): hop is Asset => hop !== undefined)) return undefined;
+  const destination = accountRef(op.destination);
+  const common = { from: source.accountId, to: destination.accountId, toMuxed: destination.muxed, path };
+  return 'destAmount' in op
+    ? {
+        ...common,
+        type: 'path_payment_strict_receive',
+        asset,
+        amountStroops: op.destAmount,
+        sourceAsset,
+        sourceAmountStroops: delivery?.sentStroops ?? 0n,
+        boundStroops: op.sendMax,
+      }
+    : {
+        ...common,
+        type: 'path_payment_strict_send',
+        asset,
+        amountStroops: delivery?.receivedStroops ?? 0n,
+        sourceAsset,
+        sourceAmountStroops: op.sendAmount,
+        boundStroops: op.destMin,
+      };
 }

@@ -69,7 +69,26 @@ export type TransactionRecord = {
   feeMetaXdr: string;
 };
 
-/** A payment or create-account operation, as Horizon's payments endpoints list them. */
+/**
+ * A path payment: `asset` and `amountStroops` are what the destination received, `source*` what
+ * the source sent. The amount the network computed (strict receive: sent, strict send: received)
+ * is zero when the transaction failed, as Horizon shows it.
+ */
+export type PathPaymentBody = {
+  type: 'path_payment_strict_receive' | 'path_payment_strict_send';
+  from: string;
+  to: string;
+  toMuxed: { address: string; id: bigint } | undefined;
+  asset: Asset;
+  amountStroops: bigint;
+  sourceAsset: Asset;
+  sourceAmountStroops: bigint;
+  path: Asset[];
+  /** `sendMax` of a strict receive, `destMin` of a strict send. */
+  boundStroops: bigint;
+};
+
+/** A payment, path payment or create-account operation, as Horizon's payments endpoints list them. */
 export type PaymentRecord = {
   /** The operation's TOID: ledger, application order and operation index packed in 64 bits. */
   id: bigint;
@@ -88,7 +107,8 @@ export type PaymentRecord = {
         toMuxed: { address: string; id: bigint } | undefined;
         asset: Asset;
         amountStroops: bigint;
-      };
+      }
+    | PathPaymentBody;
 };
 
 /** Horizon's TOID layout: 32 bits of ledger, 20 of transaction order, 12 of operation index. */

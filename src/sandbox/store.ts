@@ -25,6 +25,8 @@ const bigintFields = new Set([
   'innerMaxFeeStroops',
   'startingBalanceStroops',
   'amountStroops',
+  'sourceAmountStroops',
+  'boundStroops',
   'minTime',
   'maxTime',
   'id',

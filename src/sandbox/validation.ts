@@ -81,6 +81,9 @@ function operationsOutcome(inner: InnerTransaction, signatures: Signatures, cont
 function successOf(body: xdr.OperationBody): OperationOutcome {
   if (body.type === 'createAccount') return { kind: 'create_account', code: 'op_success' };
   if (body.type === 'payment') return { kind: 'payment', code: 'op_success' };
+  if (body.type === 'pathPaymentStrictReceive')
+    return { kind: 'path_payment_strict_receive', code: 'op_success' };
+  if (body.type === 'pathPaymentStrictSend') return { kind: 'path_payment_strict_send', code: 'op_success' };
   return { kind: 'change_trust', code: 'op_success' };
 }
 

@@ -1,7 +1,13 @@
 import { formatAmount } from '../money/money.ts';
 import { protocolVersion } from './limits.ts';
 import type { Asset } from './operations.ts';
-import type { LedgerRecord, PaymentRecord, StoredMemo, TransactionRecord } from './records.ts';
+import type {
+  LedgerRecord,
+  PathPaymentBody,
+  PaymentRecord,
+  StoredMemo,
+  TransactionRecord,
+} from './records.ts';
 import { toid } from './records.ts';
 import type { Account, Trustline } from './state.ts';
 
@@ -19,7 +25,7 @@ function isoTime(unixSeconds: number): string {
 
 const link = (href: string) => ({ href });
 
-function assetFields(asset: Asset) {
+function assetFields(asset: Asset): { asset_type: string; asset_code?: string; asset_issuer?: string } {
   if (asset.type === 'native') return { asset_type: 'native' };
   return {
     asset_type: asset.code.length <= 4 ? 'credit_alphanum4' : 'credit_alphanum12',
@@ -169,6 +175,24 @@ export function transactionView(base: string, record: TransactionRecord, request
   };
 }
 
+/** Horizon's fields of a path payment: the destination's side as for a payment, then the source's. */
+function pathPaymentFields(body: PathPaymentBody) {
+  const strictReceive = body.type === 'path_payment_strict_receive';
+  const sourceAsset = assetFields(body.sourceAsset);
+  return {
+    type: body.type,
+    type_i: strictReceive ? 2 : 13,
+    path: body.path.map(assetFields),
+    source_amount: amount(body.sourceAmountStroops),
+    ...(strictReceive
+      ? { source_max: amount(body.boundStroops) }
+      : { destination_min: amount(body.boundStroops) }),
+    source_asset_type: sourceAsset.asset_type,
+    ...(sourceAsset.asset_code ? { source_asset_code: sourceAsset.asset_code } : {}),
+    ...(sourceAsset.asset_issuer ? { source_asset_issuer: sourceAsset.asset_issuer } : {}),
+  };
+}
+
 export function paymentView(base: string, payment: PaymentRecord) {
   const token = payment.id.toString();
   const { body } = payment;
@@ -182,8 +206,7 @@ export function paymentView(base: string, payment: PaymentRecord) {
           account: body.account,
         }
       : {
-          type: 'payment',
-          type_i: 1,
+          ...(body.type === 'payment' ? { type: 'payment', type_i: 1 } : pathPaymentFields(body)),
           ...assetFields(body.asset),
           from: body.from,
           ...(payment.sourceAccountMuxed ? { from_muxed: payment.sourceAccountMuxed } : {}),

@@ -1,14 +1,19 @@
 import { createHash } from 'node:crypto';
 import { StrKey, xdr } from '@stellar/stellar-sdk';
+import { assert } from '../platform/assert.ts';
 import {
   changeTrustCodes,
   createAccountCodes,
   type OperationOutcome,
   operationOuterCodes,
+  type PathDelivery,
+  pathPaymentStrictReceiveCodes,
+  pathPaymentStrictSendCodes,
   paymentCodes,
   type TransactionOutcome,
   transactionCodes,
 } from './codes.ts';
+import type { Asset } from './operations.ts';
 import type { CreditAsset, Entry, EntryChange } from './state.ts';
 
 /** Builders from sandbox state to the XDR wire objects of the SDK; nothing here touches state. */
@@ -138,6 +143,26 @@ export function encodeEntryChanges(changes: EntryChange[]): string {
   return xdr.encodeArray(xdr.LedgerEntryChange, values, 'base64');
 }
 
+function assetWire(asset: Asset) {
+  return asset.type === 'native' ? { type: 0 as const } : trustLineAssetWire(asset);
+}
+
+/** No order book, so no offers were crossed: `last` is what the destination received. */
+function pathSuccessWire(delivery: PathDelivery | undefined) {
+  assert(delivery !== undefined, 'a successful path payment without its delivery');
+  return {
+    code: 0 as const,
+    success: {
+      offers: [],
+      last: {
+        destination: publicKeyWire(delivery.destination),
+        asset: assetWire(delivery.destAsset),
+        amount: delivery.receivedStroops,
+      },
+    },
+  };
+}
+
 function operationResultWire(outcome: OperationOutcome): OperationResultWire {
   switch (outcome.kind) {
     case 'outer':
@@ -148,6 +173,16 @@ function operationResultWire(outcome: OperationOutcome): OperationResultWire {
       return { code: 0, tr: { type: 1, paymentResult: { code: paymentCodes[outcome.code] } } };
     case 'change_trust':
       return { code: 0, tr: { type: 6, changeTrustResult: { code: changeTrustCodes[outcome.code] } } };
+    case 'path_payment_strict_receive': {
+      const code = pathPaymentStrictReceiveCodes[outcome.code];
+      const result = code === 0 ? pathSuccessWire(outcome.delivery) : { code };
+      return { code: 0, tr: { type: 2, pathPaymentStrictReceiveResult: result } };
+    }
+    case 'path_payment_strict_send': {
+      const code = pathPaymentStrictSendCodes[outcome.code];
+      const result = code === 0 ? pathSuccessWire(outcome.delivery) : { code };
+      return { code: 0, tr: { type: 13, pathPaymentStrictSendResult: result } };
+    }
   }
 }
 

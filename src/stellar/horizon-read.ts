@@ -40,6 +40,8 @@ export type HorizonPayment = {
     hash?: string;
     fee_account?: string;
     fee_charged?: string;
+    /** A merge's amount is only here (`AccountMergeResult.sourceAccountBalance`). */
+    result_xdr?: string;
     inner_transaction?: { hash: string };
     fee_bump_transaction?: { hash: string };
   };
