@@ -2,13 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Keypair } from '@stellar/stellar-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/db.ts';
-import { fundFromFees } from '../../test/support/ledger.ts';
+import { deadlockRetries, fundFromFees } from '../../test/support/ledger.ts';
 import { selectImbalances, selectSystemAccount } from '../ledger/data.ts';
-import { transactionRetries, withTransaction } from '../platform/db/transaction.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql, Tx } from '../platform/db/types.ts';
 import { insertEndpoint } from '../webhooks/data.ts';
 import { selectPayout, transitionPayouts } from './data.ts';
-import { acceptPayout, refundPayout, settlePayouts } from './service.ts';
+import { acceptPayout, refundPayout, refundPayouts, settlePayouts } from './service.ts';
 
 /**
  * Two money transactions interleaved deterministically on real PostgreSQL: a third connection
@@ -36,11 +36,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db.drop();
 });
-
-async function deadlockRetries(): Promise<number> {
-  const metric = await transactionRetries.get();
-  return metric.values.find((value) => value.labels.sqlstate === '40P01')?.value ?? 0;
-}
 
 /** A merchant account whose id sorts before or after the payout_clearing account's id. */
 async function merchant(side: 'below' | 'above'): Promise<{ id: string; ownerRef: string }> {
@@ -175,6 +170,33 @@ describe('money transactions lock in one global order', () => {
       { type: 'payout.failed', deliveries: 1 },
       { type: 'payout.settled', deliveries: 1 },
     ]);
+    expect(await selectImbalances(sql)).toEqual([]);
+  });
+
+  it('refunds a failed batch from merchants on both sides of the clearing account in one transaction, each with its own reason', async () => {
+    const above = await merchant('above');
+    const below = await merchant('below');
+    const first = await payout(await submitted(above.id));
+    const second = await payout(await submitted(below.id));
+    // Refunding them one posting at a time would lock `above`, then `below` under it: refused.
+    const moved = await withTransaction(sql, (tx) =>
+      refundPayouts(
+        tx,
+        [
+          { payout: first, reason: 'op_no_destination' },
+          { payout: second, reason: 'op_no_trust' },
+        ],
+        'operation_failed',
+        { actor: actor.name },
+      ),
+    );
+    expect(moved).toEqual([first.id, second.id]);
+    expect((await payout(first.id)).stateReason).toContain('op_no_destination');
+    expect((await payout(second.id)).stateReason).toContain('op_no_trust');
+    const [balances] = await sql<{ above: bigint; below: bigint }[]>`
+      select (select balance_minor from accounts where id = ${above.id}::uuid) as above,
+             (select balance_minor from accounts where id = ${below.id}::uuid) as below`;
+    expect(balances).toEqual({ above: 1_000_000_000n, below: 1_000_000_000n });
     expect(await selectImbalances(sql)).toEqual([]);
   });
 
