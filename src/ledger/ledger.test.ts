@@ -5,7 +5,7 @@ import { fundFromFees } from '../../test/support/ledger.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { formatAmount } from '../money/money.ts';
 import { AssertionError } from '../platform/assert.ts';
-import { transactionRetries } from '../platform/db/transaction.ts';
+import { transactionRetries, withTransaction } from '../platform/db/transaction.ts';
 import { selectAccount } from './data.ts';
 import { lockAccounts, postJournal } from './service.ts';
 
@@ -327,7 +327,7 @@ describe('the global lock order', () => {
 
   it('refuses, before it waits, to lock an account below one the transaction already holds', async () => {
     const [low, , high] = await threeAccounts();
-    const attempt = service.db.sql.begin(async (tx) => {
+    const attempt = withTransaction(service.db.sql, async (tx) => {
       await lockAccounts(tx, [high]);
       await lockAccounts(tx, [low]);
     });
@@ -338,7 +338,7 @@ describe('the global lock order', () => {
   it('lets a transaction lock again what it holds, add accounts above it, and post to all of them', async () => {
     const [low, middle, high] = await threeAccounts();
     await fund(high, 3n * unit);
-    await service.db.sql.begin(async (tx) => {
+    await withTransaction(service.db.sql, async (tx) => {
       await lockAccounts(tx, [middle, low]);
       await lockAccounts(tx, [high, middle]);
       await lockAccounts(tx, [low]);
@@ -361,7 +361,7 @@ describe('the global lock order', () => {
   it('refuses rows passed to postJournal as already locked when lockAccounts did not lock them', async () => {
     const [low, , high] = await threeAccounts();
     await fund(high, unit);
-    const attempt = service.db.sql.begin(async (tx) => {
+    const attempt = withTransaction(service.db.sql, async (tx) => {
       const rows = [await selectAccount(tx, low), await selectAccount(tx, high)].filter(
         (row) => row !== undefined,
       );

@@ -122,7 +122,7 @@ async function holdLock(statement: (tx: Tx) => Promise<unknown>): Promise<{ rele
   const released = new Promise<void>((resolve) => {
     release = resolve;
   });
-  const holder = sql.begin(async (tx) => {
+  const holder = withTransaction(sql, async (tx) => {
     await statement(tx);
     locked();
     await released;
