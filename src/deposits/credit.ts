@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { payloadHash } from '../approvals/canonical.ts';
 import { assertMoneyMovementAllowed } from '../controls/service.ts';
-import { selectAccountsForUpdate, selectSystemAccount } from '../ledger/data.ts';
-import { postJournal } from '../ledger/service.ts';
+import { selectAccount, selectSystemAccount } from '../ledger/data.ts';
+import { lockAccounts, postJournal } from '../ledger/service.ts';
 import { parsePositiveAmount } from '../ledger/transfers.ts';
 import type { Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
@@ -44,8 +44,9 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
   });
   const seen = await selectDeposit(tx, input.provider, input.reference);
   if (seen) return replayOrMismatch(seen, hash);
-  await assertMoneyMovementAllowed(tx);
-  const [account] = await selectAccountsForUpdate(tx, [input.accountId]);
+  // Read unlocked first (an account's type and asset never change) to find the offset account to
+  // lock with it: both are locked in one call, in the global order (lockAccounts).
+  const [, account] = await Promise.all([assertMoneyMovementAllowed(tx), selectAccount(tx, input.accountId)]);
   if (!account) throw new DomainError('ledger/account-not-found', `no account ${input.accountId}`);
   if (account.type !== 'customer' && account.type !== 'merchant') {
     throw new DomainError(
@@ -56,7 +57,17 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
   if (account.asset !== input.asset) {
     throw new DomainError('ledger/asset-mismatch', `the account holds ${account.asset}, not ${input.asset}`);
   }
+  // Refused before any lock, so that a caller parking the money in suspense instead (the deposit
+  // watcher) locks its accounts in the global order; the posting checks the locked row again.
+  if (account.status !== 'active') {
+    throw new DomainError('ledger/account-closed', `account ${account.id} is closed`, {
+      accountId: account.id,
+    });
+  }
   const amountMinor = parsePositiveAmount(input.amount, account.precision);
+  const offset = await selectSystemAccount(tx, offsetOf(input), account.asset);
+  if (!offset) throw new Error(`no ${offsetOf(input)} account for ${account.asset}`);
+  const locked = await lockAccounts(tx, [account.id, offset.id]);
   const deposit = {
     id: randomUUID(),
     provider: input.provider,
@@ -74,18 +85,20 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
     if (!existing) throw new Error('a claimed deposit reference has no row');
     return replayOrMismatch(existing, hash);
   }
-  const clearing = await selectSystemAccount(tx, offsetOf(input), account.asset);
-  if (!clearing) throw new Error(`no ${offsetOf(input)} account for ${account.asset}`);
-  await postJournal(tx, {
-    journalId,
-    kind: 'deposit',
-    entries: [
-      { accountId: clearing.id, amountMinor: -amountMinor },
-      { accountId: account.id, amountMinor },
-    ],
-    reference: `${input.provider}:${input.reference}`,
-    requestId,
-  });
+  await postJournal(
+    tx,
+    {
+      journalId,
+      kind: 'deposit',
+      entries: [
+        { accountId: offset.id, amountMinor: -amountMinor },
+        { accountId: account.id, amountMinor },
+      ],
+      reference: `${input.provider}:${input.reference}`,
+      requestId,
+    },
+    locked,
+  );
   await emitEvent(tx, depositCreditedEvent({ ...deposit, precision: account.precision }));
   return { kind: 'credited', deposit: { ...deposit, createdAt: new Date() } };
 }

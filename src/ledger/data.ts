@@ -48,13 +48,19 @@ export async function selectAccount(db: Executor, id: string): Promise<AccountRo
   return row;
 }
 
-/** Locks accounts in id order: every posting locks in the same order, so postings cannot deadlock. */
+/**
+ * Locks accounts in id order (rows are locked as the sort returns them). `for no key update`, the
+ * lock an update of the balance takes anyway, not `for update`: postings still queue for each
+ * other's accounts, but the `for key share` of a foreign key check (entries, payouts, deposits,
+ * webhook events…) does not wait for them. Only `lockAccounts` (service.ts) calls this: it keeps
+ * the order across statements.
+ */
 export async function selectAccountsForUpdate(db: Executor, ids: readonly string[]): Promise<AccountRow[]> {
   return db<AccountRow[]>`
     select ${accountColumns(db)} from accounts a join assets s on s.code = a.asset
     where a.id = any(${ids as string[]}::uuid[])
     order by a.id
-    for update of a`;
+    for no key update of a`;
 }
 
 export async function selectSystemAccount(

@@ -4,7 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fundFromFees } from '../../test/support/ledger.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { formatAmount } from '../money/money.ts';
-import { transactionRetries } from '../platform/db/transaction.ts';
+import { AssertionError } from '../platform/assert.ts';
+import { transactionRetries, withTransaction } from '../platform/db/transaction.ts';
+import { selectAccount } from './data.ts';
+import { lockAccounts, postJournal } from './service.ts';
 
 let service: TestService;
 let serviceToken: string;
@@ -313,6 +316,69 @@ describe('accounts', () => {
       });
       expect(moved.statusCode, role).toBe(403);
     }
+  });
+});
+
+describe('the global lock order', () => {
+  async function threeAccounts(): Promise<[string, string, string]> {
+    const [low, middle, high] = [await openAccount(), await openAccount(), await openAccount()].sort();
+    return [low ?? '', middle ?? '', high ?? ''];
+  }
+
+  it('refuses, before it waits, to lock an account below one the transaction already holds', async () => {
+    const [low, , high] = await threeAccounts();
+    const attempt = withTransaction(service.db.sql, async (tx) => {
+      await lockAccounts(tx, [high]);
+      await lockAccounts(tx, [low]);
+    });
+    await expect(attempt).rejects.toThrow(AssertionError);
+    await expect(attempt).rejects.toThrow(/in one lockAccounts call/);
+  });
+
+  it('lets a transaction lock again what it holds, add accounts above it, and post to all of them', async () => {
+    const [low, middle, high] = await threeAccounts();
+    await fund(high, 3n * unit);
+    await withTransaction(service.db.sql, async (tx) => {
+      await lockAccounts(tx, [middle, low]);
+      await lockAccounts(tx, [high, middle]);
+      await lockAccounts(tx, [low]);
+      await postJournal(tx, {
+        kind: 'test_spread',
+        entries: [
+          { accountId: high, amountMinor: -2n * unit },
+          { accountId: middle, amountMinor: unit },
+          { accountId: low, amountMinor: unit },
+        ],
+      });
+    });
+    expect([await balanceMinor(low), await balanceMinor(middle), await balanceMinor(high)]).toEqual([
+      unit,
+      unit,
+      unit,
+    ]);
+  });
+
+  it('refuses rows passed to postJournal as already locked when lockAccounts did not lock them', async () => {
+    const [low, , high] = await threeAccounts();
+    await fund(high, unit);
+    const attempt = withTransaction(service.db.sql, async (tx) => {
+      const rows = [await selectAccount(tx, low), await selectAccount(tx, high)].filter(
+        (row) => row !== undefined,
+      );
+      await postJournal(
+        tx,
+        {
+          kind: 'test_unlocked',
+          entries: [
+            { accountId: high, amountMinor: -unit },
+            { accountId: low, amountMinor: unit },
+          ],
+        },
+        rows,
+      );
+    });
+    await expect(attempt).rejects.toThrow(/not locked by lockAccounts/);
+    expect(await balanceMinor(high)).toBe(unit);
   });
 });
 

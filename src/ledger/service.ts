@@ -65,11 +65,47 @@ function checkPosting(
   return byId;
 }
 
+/** The accounts each open transaction has locked, and the highest id among them. */
+const lockedAccounts = new WeakMap<Tx, { ids: Set<string>; highestId: string }>();
+
+/**
+ * The one way to lock ledger accounts, and where the global lock order is enforced. Every money
+ * transaction takes its locks in this order (docs/ledger.md, "Lock order"):
+ * 1. the rows naming its work, each claimed by one transaction at a time (proposal, settlement
+ *    attempt and channel, payouts);
+ * 2. every ledger account it posts to, in id order, here: all of them in one call before its
+ *    first posting. A later call may add accounts only above the highest id it holds already,
+ *    which keeps the order across statements; anything else is a programmer error (assert);
+ * 3. then writes that wait on no account: inserts (journal, entries, audit, payouts, deposits,
+ *    webhook events, deliveries, jobs) and its idempotency key's row. Their foreign keys take
+ *    `for key share` on accounts, which the `for no key update` taken here does not block, so an
+ *    insert never waits on another transaction's posting (a settlement's event about a merchant
+ *    whose refund is posting did, with `for update`: src/payouts/lock-order.test.ts).
+ * Two transactions that each follow it cannot wait on each other in a cycle: the 40P01 retries
+ * counted by `withTransaction` stay at zero.
+ */
+export async function lockAccounts(tx: Tx, ids: readonly string[]): Promise<AccountRow[]> {
+  // PostgreSQL orders uuids as their lowercase text sorts.
+  const wanted = [...new Set(ids.map((id) => id.toLowerCase()))].sort();
+  const held = lockedAccounts.get(tx) ?? { ids: new Set<string>(), highestId: '' };
+  const added = wanted.filter((id) => !held.ids.has(id));
+  const lowest = added[0];
+  assert(
+    lowest === undefined || lowest > held.highestId,
+    `account ${lowest} would be locked after account ${held.highestId}: lock every account of the transaction in one lockAccounts call`,
+  );
+  const rows = await selectAccountsForUpdate(tx, wanted);
+  for (const id of added) held.ids.add(id);
+  held.highestId = added.at(-1) ?? held.highestId;
+  lockedAccounts.set(tx, held);
+  return rows;
+}
+
 /**
  * Posts one balanced journal transaction inside the caller's transaction (every money move in
- * every domain goes through here). Accounts are locked in id order, so two postings can never
- * deadlock on each other; balances are updated in the same transaction as the entries. A caller
- * that already locked the accounts in this transaction (selectAccountsForUpdate) passes them in,
+ * every domain goes through here). Its accounts are locked by `lockAccounts`, in the global
+ * order; balances are updated in the same transaction as the entries. A caller that already
+ * locked the accounts with `lockAccounts` and has not posted to them since passes the rows in,
  * saving a round trip on the hottest path.
  */
 export async function postJournal(
@@ -83,7 +119,11 @@ export async function postJournal(
   );
   const ids = [...new Set(posting.entries.map((entry) => entry.accountId))].sort();
   const covered = ids.every((id) => alreadyLocked.some((account) => account.id === id));
-  const accounts = covered ? [...alreadyLocked] : await selectAccountsForUpdate(tx, ids);
+  assert(
+    !covered || ids.every((id) => lockedAccounts.get(tx)?.ids.has(id.toLowerCase())),
+    'rows passed as already locked were not locked by lockAccounts in this transaction',
+  );
+  const accounts = covered ? [...alreadyLocked] : await lockAccounts(tx, ids);
   const byId = checkPosting(posting, ids, accounts);
   const journalId = posting.journalId ?? randomUUID();
   const entries = posting.entries.map((entry) => ({

@@ -4,8 +4,8 @@ import { assertMoneyMovementAllowed } from '../controls/service.ts';
 import { formatAmount, parseAmount } from '../money/money.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { DomainError, type ProblemType } from '../platform/errors.ts';
-import { selectAccountsForUpdate, selectJournalEntries } from './data.ts';
-import { getAccount, postJournal } from './service.ts';
+import { selectJournalEntries } from './data.ts';
+import { getAccount, lockAccounts, postJournal } from './service.ts';
 
 export type TransferInput = {
   sourceAccountId: string;
@@ -48,12 +48,12 @@ export async function transfer(
   if (input.sourceAccountId === input.destinationAccountId) {
     throw new DomainError('ledger/same-account', 'source and destination must be different accounts');
   }
-  // Lock both now, in id order as postJournal would: the checks below read exactly what will be
+  // Lock both now, in the global order (lockAccounts): the checks below read exactly what will be
   // posted, and postJournal reuses these rows instead of locking again.
   // The kill-switch read and the lock travel in one pipelined round trip.
   const [, locked] = await Promise.all([
     assertMoneyMovementAllowed(tx),
-    selectAccountsForUpdate(tx, [input.sourceAccountId, input.destinationAccountId].sort()),
+    lockAccounts(tx, [input.sourceAccountId, input.destinationAccountId]),
   ]);
   const source = locked.find((account) => account.id === input.sourceAccountId);
   const destination = locked.find((account) => account.id === input.destinationAccountId);

@@ -33,6 +33,7 @@ import {
   claimReadyPayouts,
   countPayoutsInState,
   countReadyPayouts,
+  type PayoutRow,
   selectPayoutsByIds,
   transitionPayouts,
 } from './data.ts';
@@ -44,7 +45,7 @@ import {
   payoutTransitions,
   settlementAttempts,
 } from './metrics.ts';
-import { refundPayout, settlePayouts } from './service.ts';
+import { refundPayouts, settlePayouts } from './service.ts';
 
 /**
  * The settlement engine. Invariants, each enforced by the database where it can be:
@@ -285,7 +286,9 @@ export class SettlementEngine {
 
   /**
    * A failed transaction moved no money. Payouts whose own operation can never succeed fail and are
-   * refunded; the others were only held back by it and go back to the queue for a new batch.
+   * refunded; the others were only held back by it and go back to the queue for a new batch. The
+   * requeue comes first and the refunds lock their accounts all at once (the global lock order,
+   * src/ledger/service.ts lockAccounts): payouts, then accounts, then inserts.
    */
   async #splitFailure(tx: Tx, attempt: AttemptRow, codes: ResultCodes): Promise<void> {
     const links = await selectAttemptPayouts(tx, attempt.id);
@@ -293,6 +296,7 @@ export class SettlementEngine {
       tx,
       links.map((link) => link.payoutId),
     );
+    const refunds: { payout: PayoutRow; reason: string }[] = [];
     const retry: string[] = [];
     for (const link of links) {
       const payout = payouts.find((candidate) => candidate.id === link.payoutId);
@@ -303,15 +307,7 @@ export class SettlementEngine {
         code !== undefined &&
         terminalOperationCodes.has(code)
       ) {
-        if (
-          await refundPayout(tx, payout, 'operation_failed', {
-            actor: engineActor,
-            attemptId: attempt.id,
-            reason: code,
-          })
-        ) {
-          payoutTransitions.inc({ transition: 'operation_failed' });
-        }
+        refunds.push({ payout, reason: code });
       } else {
         retry.push(link.payoutId);
       }
@@ -322,6 +318,11 @@ export class SettlementEngine {
       retry,
       `transaction failed: ${codes.transaction} ${codes.operations.join(',')}`,
     );
+    const moved = await refundPayouts(tx, refunds, 'operation_failed', {
+      actor: engineActor,
+      attemptId: attempt.id,
+    });
+    payoutTransitions.inc({ transition: 'operation_failed' }, moved.length);
   }
 
   async #finishRejected(attempt: AttemptRow, codes: ResultCodes): Promise<boolean> {

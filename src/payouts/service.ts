@@ -2,14 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { Approvals, Payload, ProposalAction, ProposalView } from '../approvals/engine.ts';
 import { appendAudit } from '../audit/audit.ts';
 import { assertMoneyMovementAllowed } from '../controls/service.ts';
-import { selectAccountsForUpdate, selectSystemAccount } from '../ledger/data.ts';
-import { postJournal } from '../ledger/service.ts';
+import { selectAccount, selectSystemAccount } from '../ledger/data.ts';
+import { lockAccounts, postJournal } from '../ledger/service.ts';
 import { parsePositiveAmount } from '../ledger/transfers.ts';
 import { formatAmount } from '../money/money.ts';
+import { assert } from '../platform/assert.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { enqueueJob } from '../platform/jobs.ts';
-import { emitEvent, emitEvents, payoutFinishedEvent } from '../webhooks/events.ts';
+import { emitEvents, payoutFinishedEvent } from '../webhooks/events.ts';
 import { type AttemptRow, selectPayoutAttempts } from './attempts-data.ts';
 import {
   type HistoryRow,
@@ -86,8 +87,12 @@ export async function acceptPayout(tx: Tx, input: PayoutInput, actor: Actor): Pr
       'a muxed (M…) destination carries its own id: leave the memo out',
     );
   }
-  await assertMoneyMovementAllowed(tx);
-  const [source] = await selectAccountsForUpdate(tx, [input.sourceAccountId]);
+  // Read unlocked first (an account's type and asset never change) to find which clearing
+  // account to lock with it: both are locked in one call, in the global order (lockAccounts).
+  const [, source] = await Promise.all([
+    assertMoneyMovementAllowed(tx),
+    selectAccount(tx, input.sourceAccountId),
+  ]);
   if (!source) throw new DomainError('ledger/account-not-found', `no account ${input.sourceAccountId}`);
   if (source.type !== 'customer' && source.type !== 'merchant') {
     throw new DomainError('payouts/source-not-payable', `account ${source.id} is a ${source.type} account`);
@@ -106,16 +111,21 @@ export async function acceptPayout(tx: Tx, input: PayoutInput, actor: Actor): Pr
     );
   }
   const clearing = await clearingAccount(tx, source.asset);
+  const locked = await lockAccounts(tx, [source.id, clearing]);
   const id = randomUUID();
-  const { journalId } = await postJournal(tx, {
-    kind: 'payout_accept',
-    entries: [
-      { accountId: source.id, amountMinor: -amountMinor },
-      { accountId: clearing, amountMinor },
-    ],
-    reference: id,
-    requestId: actor.requestId,
-  });
+  const { journalId } = await postJournal(
+    tx,
+    {
+      kind: 'payout_accept',
+      entries: [
+        { accountId: source.id, amountMinor: -amountMinor },
+        { accountId: clearing, amountMinor },
+      ],
+      reference: id,
+      requestId: actor.requestId,
+    },
+    locked,
+  );
   await insertPayout(tx, {
     id,
     sourceAccountId: source.id,
@@ -177,14 +187,24 @@ export async function getPayoutDetail(db: Executor, id: string): Promise<PayoutD
   };
 }
 
-/** Settles payouts that left on chain: clearing → settlement, one journal per attempt and asset. */
+/**
+ * Settles payouts that left on chain: clearing → settlement, one journal per attempt and asset.
+ * In the global lock order (lockAccounts): the payouts move first, then every account of every
+ * asset is locked at once, then the postings and the events are written.
+ */
 export async function settlePayouts(
   tx: Tx,
   payouts: readonly PayoutRow[],
   transition: Extract<Transition, 'attempt_succeeded' | 'confirmed_sent'>,
   detail: { actor: string; attemptId?: string; reference: string; reason?: string },
 ): Promise<string[]> {
-  const moved: string[] = [];
+  const groups: {
+    journalId: string;
+    ids: string[];
+    totalMinor: bigint;
+    clearing: string;
+    settlement: string;
+  }[] = [];
   for (const asset of new Set(payouts.map((payout) => payout.asset))) {
     const group = payouts.filter((payout) => payout.asset === asset);
     const journalId = randomUUID();
@@ -194,26 +214,35 @@ export async function settlePayouts(
       transition,
       { ...detail, finalJournalId: journalId },
     );
-    const total = group
+    const totalMinor = group
       .filter((payout) => ids.includes(payout.id))
       .reduce((sum, payout) => sum + payout.amountMinor, 0n);
-    if (total === 0n) continue;
+    if (totalMinor === 0n) continue;
     const [clearing, settlement] = await Promise.all([
       clearingAccount(tx, asset),
       selectSystemAccount(tx, 'settlement', asset),
     ]);
     if (!settlement) throw new Error(`no settlement account for ${asset}`);
+    groups.push({ journalId, ids, totalMinor, clearing, settlement: settlement.id });
+  }
+  if (groups.length > 0) {
+    await lockAccounts(
+      tx,
+      groups.flatMap((group) => [group.clearing, group.settlement]),
+    );
+  }
+  for (const group of groups) {
     await postJournal(tx, {
-      journalId,
+      journalId: group.journalId,
       kind: 'payout_settle',
       entries: [
-        { accountId: clearing, amountMinor: -total },
-        { accountId: settlement.id, amountMinor: total },
+        { accountId: group.clearing, amountMinor: -group.totalMinor },
+        { accountId: group.settlement, amountMinor: group.totalMinor },
       ],
       reference: detail.reference,
     });
-    moved.push(...ids);
   }
+  const moved = groups.flatMap((group) => group.ids);
   const settled = payouts.filter((payout) => moved.includes(payout.id));
   await emitEvents(
     tx,
@@ -222,30 +251,68 @@ export async function settlePayouts(
   return moved;
 }
 
-/** Refunds one payout that was not sent: clearing → its source, in the same transaction as the move. */
+/**
+ * Refunds payouts that were not sent: clearing → each one's source, one journal per payout, in
+ * the caller's transaction; each payout's history and event carry its own reason. In the global
+ * lock order (lockAccounts): the payouts move first, then every source and clearing account of the
+ * batch is locked at once, then the postings and the events are written. Returns the ids that
+ * moved (a payout another transaction moved meanwhile is skipped).
+ */
+export async function refundPayouts(
+  tx: Tx,
+  refunds: readonly { payout: PayoutRow; reason: string | undefined }[],
+  transition: Extract<Transition, 'operation_failed' | 'refunded_failed'>,
+  detail: { actor: string; attemptId?: string },
+): Promise<string[]> {
+  const moved: { payout: PayoutRow; reason: string | undefined; journalId: string }[] = [];
+  for (const { payout, reason } of refunds) {
+    const journalId = randomUUID();
+    const [id] = await transitionPayouts(tx, [payout.id], transition, {
+      ...detail,
+      reason,
+      finalJournalId: journalId,
+    });
+    if (id !== undefined) moved.push({ payout, reason, journalId });
+  }
+  if (moved.length === 0) return [];
+  const clearings = new Map<string, string>();
+  for (const asset of new Set(moved.map(({ payout }) => payout.asset))) {
+    clearings.set(asset, await clearingAccount(tx, asset));
+  }
+  await lockAccounts(tx, [...clearings.values(), ...moved.map(({ payout }) => payout.sourceAccountId)]);
+  for (const { payout, journalId } of moved) {
+    const clearing = clearings.get(payout.asset);
+    assert(clearing !== undefined, `the clearing account of ${payout.asset} was looked up above`);
+    await postJournal(tx, {
+      journalId,
+      kind: 'payout_refund',
+      entries: [
+        { accountId: clearing, amountMinor: -payout.amountMinor },
+        { accountId: payout.sourceAccountId, amountMinor: payout.amountMinor },
+      ],
+      reference: payout.id,
+    });
+  }
+  await emitEvents(
+    tx,
+    moved.map(({ payout, reason }) => payoutFinishedEvent('payout.failed', payout, transition, reason)),
+  );
+  return moved.map(({ payout }) => payout.id);
+}
+
+/** Refunds one payout that was not sent (see refundPayouts); false if it had moved meanwhile. */
 export async function refundPayout(
   tx: Tx,
   payout: PayoutRow,
   transition: Extract<Transition, 'operation_failed' | 'refunded_failed'>,
   detail: { actor: string; attemptId?: string; reason?: string },
 ): Promise<boolean> {
-  const journalId = randomUUID();
-  const [moved] = await transitionPayouts(tx, [payout.id], transition, {
-    ...detail,
-    finalJournalId: journalId,
+  const refunds = [{ payout, reason: detail.reason }];
+  const moved = await refundPayouts(tx, refunds, transition, {
+    actor: detail.actor,
+    attemptId: detail.attemptId,
   });
-  if (moved === undefined) return false;
-  await postJournal(tx, {
-    journalId,
-    kind: 'payout_refund',
-    entries: [
-      { accountId: await clearingAccount(tx, payout.asset), amountMinor: -payout.amountMinor },
-      { accountId: payout.sourceAccountId, amountMinor: payout.amountMinor },
-    ],
-    reference: payout.id,
-  });
-  await emitEvent(tx, payoutFinishedEvent('payout.failed', payout, transition, detail.reason));
-  return true;
+  return moved.length === 1;
 }
 
 export type ResolveDecision = 'confirm_sent' | 'refund_failed';

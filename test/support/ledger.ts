@@ -1,4 +1,5 @@
 import { postJournal } from '../../src/ledger/service.ts';
+import { transactionRetries } from '../../src/platform/db/transaction.ts';
 import type { Sql } from '../../src/platform/db/types.ts';
 
 /** Funds an account from the XLM `fees` system account, as a deposit would, in one posting. */
@@ -13,4 +14,13 @@ export async function fundFromFees(sql: Sql, accountId: string, amountMinor: big
       ],
     }),
   );
+}
+
+/**
+ * Transactions retried after a deadlock in this test process so far. Every money transaction
+ * locks in one global order (docs/ledger.md, "Lock order"), so anything but zero is a bug.
+ */
+export async function deadlockRetries(): Promise<number> {
+  const metric = await transactionRetries.get();
+  return metric.values.find((value) => value.labels.sqlstate === '40P01')?.value ?? 0;
 }

@@ -8,7 +8,7 @@ import { ensureChannels } from '../../src/stellar/channels.ts';
 import type { StellarEndpoints } from '../../src/stellar/endpoints.ts';
 import { createSettlementChain, type StellarChain } from '../../src/stellar/settlement-chain.ts';
 import type { Wallet } from '../../src/stellar/wallet.ts';
-import { fundFromFees } from './ledger.ts';
+import { deadlockRetries, fundFromFees } from './ledger.ts';
 import { startTestService, type TestService } from './service.ts';
 
 /** A service on its own database, a sandbox network, a funded wallet and an engine driven round by round. */
@@ -138,8 +138,15 @@ export async function startPayoutHarness(
       return row?.balance ?? 0n;
     },
     close: async () => {
+      const deadlocks = await deadlockRetries();
       await service.close();
       await network.stop();
+      // Every file that settles payouts checks it: no money transaction deadlocked on another.
+      if (deadlocks > 0) {
+        throw new Error(
+          `${deadlocks} transactions were retried after a deadlock (40P01): see docs/ledger.md, Lock order`,
+        );
+      }
     },
   };
 }
