@@ -114,3 +114,19 @@ describe('payment proofs', () => {
     expect(flagged).toHaveLength(cases.length);
   });
 });
+
+describe('payment proofs while a Horizon lags', () => {
+  it('verifies a genuine proof from the second Horizon when the first has not ingested it yet', async () => {
+    const before = await balance();
+    const hash = await pay(hotWallet.publicKey(), '3', Memo.id(memo.toString()));
+    const lagging = network.sandbox.faults.add({ kind: 'stale_ingestion', listener: 0, lagLedgers: 64 });
+    try {
+      const missing = await fetch(`${network.sandbox.horizonUrls[0]}/transactions/${hash}`);
+      expect(missing.status).toBe(404);
+      expect(await prove(hash, '3')).toMatchObject({ verdict: 'credited', reason: null });
+      expect((await balance()) - before).toBe(30_000_000n);
+    } finally {
+      network.sandbox.faults.remove(lagging.id);
+    }
+  });
+});
