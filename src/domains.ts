@@ -7,6 +7,7 @@ import { auditCrontab, auditTasks } from './audit/tasks.ts';
 import { controlRoutes } from './controls/routes.ts';
 import { controlActions } from './controls/service.ts';
 import { depositRoutes } from './deposits/routes.ts';
+import { depositTasks } from './deposits/tasks.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { incidentRoutes } from './ops/routes.ts';
@@ -77,6 +78,7 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     [heartbeatTask]: heartbeat(runtime.sql),
     ...approvalTasks(runtime.sql, domains.approvals),
     ...auditTasks(runtime.sql),
+    ...depositTasks(runtime),
     ...idempotencyTasks(runtime.sql, runtime.config.idempotencyRetentionSeconds),
     ...merchantWebhookTasks(runtime),
     ...reconciliationTasks(runtime, domains.stellar),

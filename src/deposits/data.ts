@@ -171,20 +171,81 @@ export async function insertSecurityEvent(
     values (${event.kind}::text, ${event.source}::text, ${db.json(event.detail as Parameters<typeof db.json>[0])}::jsonb)`;
 }
 
+export type ProofVerdictName = 'pending' | 'credited' | 'already_credited' | 'suspicious';
+
 export async function insertProof(
   db: Executor,
   proof: {
     id: string;
     transactionHash: string;
     accountId: string;
-    verdict: 'credited' | 'already_credited' | 'suspicious';
+    asset: string;
+    claimedAmountMinor: bigint | null;
+    verdict: ProofVerdictName;
     reason: string | null;
     depositId: string | null;
     submittedBy: string;
+    submittedAt: Date;
   },
 ): Promise<void> {
   await db`
-    insert into payment_proofs (id, transaction_hash, account_id, verdict, reason, deposit_id, submitted_by)
-    values (${proof.id}::uuid, ${proof.transactionHash}::text, ${proof.accountId}::uuid, ${proof.verdict}::text,
-            ${proof.reason}::text, ${proof.depositId}::uuid, ${proof.submittedBy}::text)`;
+    insert into payment_proofs (id, transaction_hash, account_id, asset, claimed_amount_minor, verdict, reason,
+                                deposit_id, submitted_by, created_at, decided_at)
+    values (${proof.id}::uuid, ${proof.transactionHash}::text, ${proof.accountId}::uuid, ${proof.asset}::text,
+            ${proof.claimedAmountMinor}::bigint, ${proof.verdict}::text, ${proof.reason}::text,
+            ${proof.depositId}::uuid, ${proof.submittedBy}::text, ${proof.submittedAt}::timestamptz,
+            case when ${proof.verdict}::text = 'pending' then null else now() end)`;
+}
+
+export type PendingProof = {
+  id: string;
+  transactionHash: string;
+  accountId: string;
+  asset: string;
+  claimedAmountMinor: bigint | null;
+  submittedBy: string;
+  submittedAt: Date;
+};
+
+/** A proof still waiting for its verdict; `forUpdate` holds it until the caller's transaction ends. */
+export async function selectPendingProof(
+  db: Executor,
+  id: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<PendingProof | undefined> {
+  const lock = options.forUpdate ? db`for update` : db``;
+  const [row] = await db<PendingProof[]>`
+    select id, transaction_hash as "transactionHash", account_id as "accountId", asset,
+           claimed_amount_minor as "claimedAmountMinor", submitted_by as "submittedBy", created_at as "submittedAt"
+    from payment_proofs where id = ${id}::uuid and verdict = 'pending' ${lock}`;
+  return row;
+}
+
+/** Gives a pending proof its verdict; false when it was not pending any more. */
+export async function decideProof(
+  db: Executor,
+  id: string,
+  decision: {
+    verdict: Exclude<ProofVerdictName, 'pending'>;
+    reason: string | null;
+    depositId: string | null;
+  },
+): Promise<boolean> {
+  const rows = await db`
+    update payment_proofs
+    set verdict = ${decision.verdict}::text, reason = ${decision.reason}::text,
+        deposit_id = ${decision.depositId}::uuid, decided_at = now()
+    where id = ${id}::uuid and verdict = 'pending'`;
+  return rows.count === 1;
+}
+
+/** Pending proofs: how many, and the age of the oldest in seconds (0 when none). */
+export async function selectPendingProofsSummary(
+  db: Executor,
+): Promise<{ pending: number; oldestAgeSeconds: number }> {
+  const [row] = await db<{ pending: number; oldestAgeSeconds: number }[]>`
+    select count(*)::int as pending,
+           coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as "oldestAgeSeconds"
+    from payment_proofs where verdict = 'pending'`;
+  return row ?? { pending: 0, oldestAgeSeconds: 0 };
 }

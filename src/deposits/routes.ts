@@ -6,12 +6,10 @@ import type { App } from '../platform/http/app.ts';
 import { problemResponse } from '../platform/http/problem-schema.ts';
 import { sendProblem } from '../platform/http/problems.ts';
 import type { Logger } from '../platform/logging.ts';
-import { findStellar } from '../stellar/connect.ts';
-import type { StellarEndpoints } from '../stellar/endpoints.ts';
-import { loadWallet } from '../stellar/wallet.ts';
 import { selectDeadLetters } from './data.ts';
 import { createIntent } from './intents.ts';
-import { verifyProof } from './proofs.ts';
+import { pendingProofsFrom } from './metrics.ts';
+import { proofNetwork, verifyProof } from './proofs.ts';
 import { signatureHeader } from './signature.ts';
 import { receiveProviderWebhook, replayDeadLetter } from './webhooks.ts';
 
@@ -102,12 +100,8 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
         },
       );
     });
-    let hotWallet: Promise<string> | undefined;
-    let stellar: Promise<StellarEndpoints> | undefined;
-    const hotWalletOf = () => {
-      hotWallet ??= loadWallet(config).then((wallet) => wallet.hotWallet.publicKey());
-      return hotWallet;
-    };
+    const proofs = proofNetwork(config);
+    pendingProofsFrom(sql);
     app.post(
       '/v1/deposits/intents',
       {
@@ -130,7 +124,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
           accountId: request.body.accountId,
           provider: request.body.provider,
           actor: request.principal?.subject ?? '',
-          hotWallet: hotWalletOf,
+          hotWallet: proofs.hotWallet,
         });
         return reply.code(201).send(intent);
       },
@@ -142,7 +136,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
         schema: {
           tags: ['deposits'],
           description:
-            'A customer names a transaction as proof of payment: it is checked on chain and credited once, or flagged as suspicious with the reason.',
+            'A customer names a transaction as proof of payment: it is checked on chain and credited once, or flagged as suspicious with the reason; when no Stellar path can tell yet, it is kept pending (202) and checked again by a job.',
           body: Type.Object(
             {
               transactionHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
@@ -154,18 +148,14 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
           ),
         },
       },
-      async (request) => {
-        stellar ??= findStellar(config);
-        const endpoints = await stellar;
-        return verifyProof(
+      async (request, reply) => {
+        const verdict = await verifyProof(
           sql,
           { ...request.body, submittedBy: request.principal?.subject ?? '' },
-          {
-            horizonUrls: endpoints.horizonUrls,
-            networkPassphrase: endpoints.networkPassphrase,
-            hotWallet: hotWalletOf,
-          },
+          proofs,
         );
+        // Pending: accepted, and decided later by the verify_payment_proof job.
+        return reply.code(verdict.verdict === 'pending' ? 202 : 200).send(verdict);
       },
     );
     app.get(

@@ -1,6 +1,7 @@
 import { formatAmount, parseAmount } from '../money/money.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
-import { fetchHorizonJson, HorizonNotFound, onAnyHorizon } from '../stellar/horizon-read.ts';
+import { fetchHorizonJson, HorizonNotFound } from '../stellar/horizon-read.ts';
+import { onEachHorizon } from '../stellar/read.ts';
 import { stellarDecimals, toStroops } from './chain-units.ts';
 import {
   type ChainAccess,
@@ -59,7 +60,7 @@ type HorizonAccount = {
 async function chainBalances(chain: ChainAccess): Promise<Map<string, bigint>> {
   let account: HorizonAccount;
   try {
-    account = (await onAnyHorizon(chain.horizonUrls, (base) =>
+    account = (await onEachHorizon(chain.horizonUrls, (base) =>
       fetchHorizonJson(`${base}/accounts/${chain.hotWallet}`),
     )) as HorizonAccount;
   } catch (error) {

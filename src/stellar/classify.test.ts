@@ -18,6 +18,7 @@ describe('classifying a failed request', () => {
       [{ response: { status: 504 } }, 'maybe_sent'],
       [Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } }), 'maybe_sent'],
       [new Error('submit on horizon-0: no answer within 70000 ms'), 'maybe_sent'],
+      [new DOMException('The operation was aborted due to timeout', 'TimeoutError'), 'maybe_sent'],
       ['something odd', 'maybe_sent'],
     ];
     for (const [error, expected] of cases)

@@ -16,7 +16,23 @@ function field(value: unknown, name: string): unknown {
   return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[name] : undefined;
 }
 
+/**
+ * What a failed read means for the caller, whatever the path: `terminal` when the server
+ * understood the request and refused it (a 4xx other than 404 and 429, a JSON-RPC error): asking
+ * again will not change the answer; `retryable` for everything else (refused, reset, timeout, a
+ * 5xx, a malformed answer): the same read may succeed later or on another path. A 404 is not a
+ * failure of a read: the read module decides what "not found" proves.
+ */
+export type ReadFailureClass = 'retryable' | 'terminal';
+
+export function classifyRead(error: unknown): ReadFailureClass {
+  return classifyTransport(error) === 'answered' ? 'terminal' : 'retryable';
+}
+
 export function classifyTransport(error: unknown): TransportClass {
+  // fetch's own timeout and abort (a DOMException, whose numeric `code` is no server's answer).
+  const name = field(error, 'name');
+  if (name === 'TimeoutError' || name === 'AbortError') return 'maybe_sent';
   // A JSON-RPC error object ({code, message}) is an answer from the server.
   if (typeof field(error, 'code') === 'number' && typeof field(error, 'message') === 'string')
     return 'answered';

@@ -1,10 +1,11 @@
+import { horizonGet, onEachHorizon } from './read.ts';
+
 /**
- * Reads from Horizon over plain HTTP with failover: each URL in order, the first answer wins.
- * Shared by the deposit watcher and the reconciliation detectors, which follow an account's
- * payments from a persisted paging token the same way.
+ * Horizon page reads, through the read module (src/stellar/read.ts): each URL in order, the first
+ * answer wins. Shared by the deposit watcher and the reconciliation detectors, which follow an
+ * account's payments from a persisted paging token the same way.
  */
 
-export const horizonRequestTimeoutMs = 10_000;
 /** Horizon's own maximum page size. */
 export const horizonPageLimitMax = 200;
 
@@ -51,30 +52,11 @@ export class HorizonNotFound extends Error {
   override name = 'HorizonNotFound';
 }
 
+/** A Horizon document; a 404 is thrown as HorizonNotFound, so that the next Horizon is asked. */
 export async function fetchHorizonJson(url: string): Promise<unknown> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(horizonRequestTimeoutMs) });
-  if (response.status === 404) throw new HorizonNotFound(`${url} answered 404`);
-  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
-  return response.json();
-}
-
-/**
- * Runs `read` on each Horizon in turn until one answers. A 404 moves on too (a lagging Horizon may
- * not have ingested what another has); when every URL fails, the last error is thrown.
- */
-export async function onAnyHorizon<T>(
-  urls: readonly string[],
-  read: (base: string) => Promise<T>,
-): Promise<T> {
-  let lastError: unknown = new Error('no Horizon URL configured');
-  for (const base of urls) {
-    try {
-      return await read(base);
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw lastError;
+  const body = await horizonGet(url);
+  if (body === undefined) throw new HorizonNotFound(`${url} answered 404`);
+  return body;
 }
 
 /**
@@ -91,7 +73,7 @@ export async function readPaymentsPage(
   options: { includeFailed?: boolean } = {},
 ): Promise<{ root: HorizonRoot; records: HorizonPayment[] }> {
   const failed = options.includeFailed ? '&include_failed=true' : '';
-  return onAnyHorizon(urls, async (base) => {
+  return onEachHorizon(urls, async (base) => {
     const root = (await fetchHorizonJson(`${base}/`)) as HorizonRoot;
     const url = `${base}/accounts/${account}/payments?order=asc&limit=${limit}&join=transactions&cursor=${cursor}${failed}`;
     const body = (await fetchHorizonJson(url)) as { _embedded?: { records?: HorizonPayment[] } };

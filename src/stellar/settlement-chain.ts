@@ -1,23 +1,25 @@
 import { Horizon, NotFoundError, rpc, TransactionBuilder } from '@stellar/stellar-sdk';
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
 import { Counter, Histogram } from 'prom-client';
-import type {
-  ChainLedger,
-  LookupOutcome,
-  ResultCodes,
-  SettlementChain,
-  SubmitOutcome,
-} from '../payouts/chain.ts';
+import type { LookupOutcome, ResultCodes, SettlementChain, SubmitOutcome } from '../payouts/chain.ts';
 import type { CheckResult, DependencyCheck } from '../platform/health.ts';
 import type { Logger } from '../platform/logging.ts';
 import { registry } from '../platform/metrics.ts';
 import { classifyTransport, type TransportClass } from './classify.ts';
 import type { StellarEndpoints } from './endpoints.ts';
+import {
+  type ChainTransaction,
+  horizonIngested,
+  lookupTransaction,
+  type ReadPath,
+  readPathsOf,
+  transactionOnPath,
+} from './read.ts';
 import { resultCodesFromXdr } from './result-codes.ts';
 
 /**
  * The Stellar network as the settlement engine sees it: every read and every submission tries the
- * Horizon paths in order, then Stellar RPC. Each path has a circuit breaker (consecutive transport
+ * Horizon paths in order, then Stellar RPC (lookups by hash through the read module, read.ts). Each path has a circuit breaker (consecutive transport
  * failures open it; an open path is skipped until it half-opens), and every request is counted in
  * `stellar_requests_total{path,operation,outcome}`.
  */
@@ -167,53 +169,12 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
     );
   }
 
-  async function horizonLatest(server: Horizon.Server): Promise<ChainLedger & { oldest: number }> {
-    const root = (await server.root()) as unknown as {
-      history_latest_ledger: number;
-      history_latest_ledger_closed_at: string;
-      history_elder_ledger: number;
-    };
-    return {
-      sequence: root.history_latest_ledger,
-      closeTime: Math.floor(Date.parse(root.history_latest_ledger_closed_at) / 1_000),
-      oldest: root.history_elder_ledger,
-    };
-  }
-
-  async function horizonLookup(server: Horizon.Server, hash: string): Promise<LookupOutcome> {
-    // The latest ledger first: a "not found" that follows covers every ledger up to it.
-    const latest = await horizonLatest(server);
-    try {
-      const record = await server.transactions().transaction(hash).call();
-      return record.successful
-        ? { kind: 'success', ledger: record.ledger_attr }
-        : { kind: 'failed', ledger: record.ledger_attr, codes: resultCodesFromXdr(record.result_xdr) };
-    } catch (error) {
-      if (error instanceof NotFoundError) return { kind: 'not_found', latest };
-      throw error;
-    }
-  }
-
-  async function rpcLookup(hash: string): Promise<LookupOutcome> {
-    const found = await rpcServer.getTransaction(hash);
-    if (found.status === rpc.Api.GetTransactionStatus.SUCCESS)
-      return { kind: 'success', ledger: found.ledger };
-    if (found.status === rpc.Api.GetTransactionStatus.FAILED) {
-      return {
-        kind: 'failed',
-        ledger: found.ledger,
-        codes: resultCodesFromXdr(found.resultXdr.toXDR('base64')),
-      };
-    }
-    return {
-      kind: 'not_found',
-      latest: {
-        sequence: found.latestLedger,
-        closeTime: found.latestLedgerCloseTime,
-        oldest: found.oldestLedger,
-      },
-    };
-  }
+  // The read module's paths carry the same names (horizon-0, …, rpc) as this chain's paths.
+  const paths = [...horizons.map((horizon) => horizon.path), rpcPath];
+  const readPaths = readPathsOf(endpoints);
+  const rpcReadPath = readPaths.at(-1) as ReadPath;
+  const readPathOf = (path: Path): ReadPath => readPaths[paths.indexOf(path)] ?? rpcReadPath;
+  const pathOf = (readPath: ReadPath): Path => paths[readPaths.indexOf(readPath)] ?? rpcPath;
 
   async function horizonSubmit(
     server: Horizon.Server,
@@ -231,11 +192,11 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
       if (status === 400 && extras?.result_xdr) {
         const codes = resultCodesFromXdr(extras.result_xdr);
         // A 400 is either a refusal at admission or a failure in a ledger: the hash tells which.
-        const found = await horizonLookup(server, Buffer.from(transaction.hash()).toString('hex')).catch(
+        const hash = Buffer.from(transaction.hash()).toString('hex');
+        const found = await transactionOnPath(readPathOf(path), hash, requestTimeoutMs).catch(
           () => undefined,
         );
-        if (found?.kind === 'failed' || found?.kind === 'success')
-          return found.kind === 'failed' ? found : { kind: 'success', ledger: found.ledger };
+        if (found?.kind === 'found') return appliedOutcome(found.transaction);
         return { kind: 'rejected', codes };
       }
       if (status === 504)
@@ -256,14 +217,12 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
     if (sent.status === 'TRY_AGAIN_LATER') throw new PathUnavailable('rpc: TRY_AGAIN_LATER', 'refused');
     const deadline = Date.now() + rpcPollMsMax;
     while (Date.now() < deadline) {
-      const found = await rpcLookup(sent.hash);
-      if (found.kind === 'success' || found.kind === 'failed') return found;
+      const found = await transactionOnPath(rpcReadPath, sent.hash, requestTimeoutMs);
+      if (found.kind === 'found') return appliedOutcome(found.transaction);
       await new Promise((resolve) => setTimeout(resolve, rpcPollIntervalMs));
     }
     return { kind: 'ambiguous', reason: `rpc: ${sent.hash} not in a ledger after ${rpcPollMsMax} ms` };
   }
-
-  const paths = [...horizons.map((horizon) => horizon.path), rpcPath];
 
   return {
     async accountSequence(accountId) {
@@ -295,7 +254,7 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
 
     async latestLedger() {
       return firstAnswer('latest_ledger', [
-        ...horizons.map(({ path, server }) => ({ path, run: () => horizonLatest(server) })),
+        ...horizons.map(({ path }) => ({ path, run: () => horizonIngested(path.url, requestTimeoutMs) })),
         {
           path: rpcPath,
           run: async () => {
@@ -347,15 +306,20 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
       }
     },
 
-    async lookup(hash) {
-      try {
-        return await firstAnswer('lookup', [
-          ...horizons.map(({ path, server }) => ({ path, run: () => horizonLookup(server, hash) })),
-          { path: rpcPath, run: () => rpcLookup(hash) },
-        ]);
-      } catch (error) {
-        return { kind: 'unknown', reason: describe(error) };
-      }
+    // No question is asked: every path is tried until one has the transaction, and a "not found"
+    // is reported from the path that had ingested furthest, which the engine judges against the
+    // transaction's window (windowClosed). A lagging first Horizon can then neither hide an applied
+    // transaction nor keep a closed window open. The cost, measured in requests: a transaction not
+    // yet in a ledger is asked of every path (2 per Horizon, 1 for RPC) instead of the first.
+    async lookup(hash): Promise<LookupOutcome> {
+      const found = await lookupTransaction(readPaths, hash, {
+        run: (readPath, work) => onPath(pathOf(readPath), 'lookup', work),
+        timeoutMs: requestTimeoutMs,
+      });
+      if (found.kind === 'found') return appliedOutcome(found.transaction);
+      const furthest = found.kind === 'absent' ? found.ingested : found.behind[0]?.ingested;
+      if (furthest !== undefined) return { kind: 'not_found', latest: furthest };
+      return { kind: 'unknown', reason: found.misses.map((miss) => miss.error).join('; ') };
     },
 
     paths: () =>
@@ -375,6 +339,15 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
       pathCheck(rpcPath, () => onPath(rpcPath, 'health', () => rpcServer.getHealth())),
     ],
   };
+}
+
+/** A transaction found in a ledger, as the engine reads it. */
+function appliedOutcome(
+  transaction: ChainTransaction,
+): { kind: 'success'; ledger: number } | { kind: 'failed'; ledger: number; codes: ResultCodes } {
+  return transaction.successful
+    ? { kind: 'success', ledger: transaction.ledger }
+    : { kind: 'failed', ledger: transaction.ledger, codes: resultCodesFromXdr(transaction.resultXdr) };
 }
 
 function pathCheck(path: Path, probe: () => Promise<unknown>): DependencyCheck {
