@@ -117,7 +117,7 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
         if (destination.account?.kind === 'unknown') {
           request.log.warn(
             { reason: destination.account.reason },
-            'destination not read on chain: accepted, settlement decides',
+            'destination not read on chain: not refused on its account, settlement decides',
           );
         }
         return sendIdempotent(sql, request, reply, async (tx) => ({
