@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Keypair } from '@stellar/stellar-sdk';
 import { postJournal } from '../src/ledger/service.ts';
+import { unscreenedDestination } from '../src/payouts/destinations.ts';
 import { SettlementEngine } from '../src/payouts/engine.ts';
 import { acceptPayout } from '../src/payouts/service.ts';
 import type { Sql } from '../src/platform/db/types.ts';
@@ -197,7 +198,12 @@ async function acceptPayouts(sql: Sql, destinations: readonly string[]): Promise
     await sql.begin(async (tx) => {
       for (let index = start; index < end; index += 1) {
         const destination = destinations[index % destinations.length] ?? '';
-        await acceptPayout(tx, { sourceAccountId, destination, asset: 'XLM', amount: payoutAmount }, actor);
+        await acceptPayout(
+          tx,
+          { sourceAccountId, destination, asset: 'XLM', amount: payoutAmount },
+          actor,
+          unscreenedDestination,
+        );
       }
     });
   }

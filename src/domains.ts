@@ -12,6 +12,7 @@ import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { incidentRoutes } from './ops/routes.ts';
 import { Triage } from './ops/triage.ts';
+import type { DestinationScreen } from './payouts/destinations.ts';
 import { payoutRoutes } from './payouts/routes.ts';
 import { resolveProposalAction, settleTask } from './payouts/service.ts';
 import { healthRoutes } from './platform/health.ts';
@@ -22,7 +23,8 @@ import type { Poller } from './platform/poller.ts';
 import type { Runtime } from './platform/runtime.ts';
 import { reconciliationCrontab, reconciliationTasks } from './reconciliation/tasks.ts';
 import type { StellarEndpoints } from './stellar/endpoints.ts';
-import type { StellarChain } from './stellar/settlement-chain.ts';
+import { createSettlementChain, type StellarChain } from './stellar/settlement-chain.ts';
+import { loadWallet } from './stellar/wallet.ts';
 import { merchantWebhookRoutes } from './webhooks/routes.ts';
 import { merchantWebhooksCrontab, merchantWebhookTasks } from './webhooks/tasks.ts';
 
@@ -34,6 +36,8 @@ export type Domains = {
   /** Where this process reaches Stellar, when it does (the API reports on it; detectors read it). */
   stellar: StellarEndpoints | undefined;
   triage: Triage;
+  /** What the API reads about a payout's destination before accepting it. */
+  payoutDestinations: DestinationScreen;
 };
 
 export function createDomains(runtime: Runtime, stellar?: StellarEndpoints): Domains {
@@ -51,7 +55,30 @@ export function createDomains(runtime: Runtime, stellar?: StellarEndpoints): Dom
     breakers: () => settlement.chain?.paths(),
     health: runtime.health,
   });
-  return { approvals, settlement, stellar, triage };
+  return { approvals, settlement, stellar, triage, payoutDestinations: payoutDestinations(runtime, stellar) };
+}
+
+/**
+ * The wallet is loaded on first use, as the deposit routes do; the API reads the chain through a
+ * failover client of its own (the engine's may run in another process). Without Stellar
+ * endpoints nothing is read and nothing is refused on the chain's word.
+ */
+function payoutDestinations(runtime: Runtime, stellar: StellarEndpoints | undefined): DestinationScreen {
+  let platform: Promise<ReadonlySet<string>> | undefined;
+  const chain = stellar ? createSettlementChain(stellar, runtime.logger) : undefined;
+  return {
+    platformAccounts: () => {
+      platform ??= loadWallet(runtime.config).then(
+        (wallet) =>
+          new Set([wallet.hotWallet.publicKey(), ...wallet.channels.map((channel) => channel.publicKey())]),
+      );
+      return platform;
+    },
+    lookup: async (accountId, asset) =>
+      chain
+        ? chain.destination(accountId, asset)
+        : { kind: 'unknown', reason: 'no Stellar network configured' },
+  };
 }
 
 /**
@@ -66,7 +93,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     adjustmentRoutes(runtime.sql, domains.approvals),
     approvalRoutes(runtime.sql, domains.approvals),
     controlRoutes(runtime.sql, domains.approvals),
-    payoutRoutes(runtime.sql, domains.approvals),
+    payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
     depositRoutes(runtime.sql, runtime.config, runtime.logger),
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),

@@ -4,10 +4,12 @@ import {
   type Keypair,
   Memo,
   Operation,
+  StrKey,
   Transaction,
   TransactionBuilder,
 } from '@stellar/stellar-sdk';
 import { formatAmount } from '../money/money.ts';
+import { assert } from '../platform/assert.ts';
 import type { PayoutRow } from './data.ts';
 
 /** Builds and signs one settlement transaction: a channel account's sequence, the hot wallet's money. */
@@ -71,11 +73,35 @@ export function buildFeeBump(input: {
   return { envelopeXdr: bump.toEnvelope().toXDR('base64'), feeStroops: BigInt(bump.fee) };
 }
 
+/** The payout's operation: a payment, or, for XLM to an account that does not exist yet, its creation. */
+function operationOf(payout: PayoutRow, hotWallet: string, creates: boolean) {
+  const amount = formatAmount(payout.amountMinor, payout.precision);
+  if (creates) {
+    assert(
+      payout.asset === 'XLM' && StrKey.isValidEd25519PublicKey(payout.destination),
+      `payout ${payout.id}: only XLM to a G… account can create it`,
+    );
+    return Operation.createAccount({
+      source: hotWallet,
+      destination: payout.destination,
+      startingBalance: amount,
+    });
+  }
+  return Operation.payment({
+    source: hotWallet,
+    destination: payout.destination,
+    asset: stellarAsset(payout.asset),
+    amount,
+  });
+}
+
 export function buildSettlement(input: {
   channel: Keypair;
   hotWallet: Keypair;
   sequence: bigint;
   payouts: readonly PayoutRow[];
+  /** Ids of the payouts paid by creating their destination account (XLM to a `G…` account only). */
+  creations: ReadonlySet<string>;
   feePerOperationStroops: bigint;
   maxTime: bigint;
   maxLedger: number;
@@ -91,14 +117,7 @@ export function buildSettlement(input: {
     memo: input.payouts.length === 1 && input.payouts[0] ? memoOf(input.payouts[0]) : Memo.none(),
   });
   for (const payout of input.payouts) {
-    builder.addOperation(
-      Operation.payment({
-        source: input.hotWallet.publicKey(),
-        destination: payout.destination,
-        asset: stellarAsset(payout.asset),
-        amount: formatAmount(payout.amountMinor, payout.precision),
-      }),
-    );
+    builder.addOperation(operationOf(payout, input.hotWallet.publicKey(), input.creations.has(payout.id)));
   }
   const transaction = builder.build();
   transaction.sign(input.channel, input.hotWallet);

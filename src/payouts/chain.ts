@@ -30,9 +30,20 @@ export type LookupOutcome =
   /** No path could answer. */
   | { kind: 'unknown'; reason: string };
 
+/** What the network says about the account a payout pays (the G account under a muxed address). */
+export type DestinationAccount =
+  /** A path that answered does not know the account, and no path found it. */
+  | { kind: 'missing' }
+  /** `trusted`: it can receive the asset (always for XLM); undefined when the answering path cannot tell. */
+  | { kind: 'exists'; trusted: boolean | undefined }
+  /** No path answered: nothing may be concluded. */
+  | { kind: 'unknown'; reason: string };
+
 export type SettlementChain = {
   /** The account's current sequence number; undefined when the account does not exist. */
   accountSequence(accountId: string): Promise<bigint | undefined>;
+  /** Whether `accountId` exists and can receive `asset` (`XLM` or `CODE:ISSUER`). Never throws. */
+  destination(accountId: string, asset: string): Promise<DestinationAccount>;
   latestLedger(): Promise<ChainLedger>;
   /** What to bid per operation now, in stroops, never above the cap. */
   feePerOperation(capStroops: bigint): Promise<bigint>;

@@ -23,6 +23,7 @@ import {
 import { buildFeeBump, buildSettlement, chooseBatch, operationCount } from './builder.ts';
 import {
   type ChainLedger,
+  type DestinationAccount,
   type LookupOutcome,
   type ResultCodes,
   type SettlementChain,
@@ -37,6 +38,7 @@ import {
   selectPayoutsByIds,
   transitionPayouts,
 } from './data.ts';
+import { baseAccountOf } from './destinations.ts';
 import {
   manualReviewQueueSize,
   manualReviewTransitions,
@@ -76,7 +78,11 @@ export type EngineOptions = {
 
 export const engineActor = 'settlement-engine';
 
-/** Operation codes that mean "this payment can never succeed as asked": the payout fails and is refunded. */
+/**
+ * Operation codes that mean "this payment can never succeed as asked": the payout fails and is
+ * refunded. `op_already_exists` and `op_low_reserve` are an account creation's: the account
+ * appeared after the build read it, or the amount is below the network's minimum balance.
+ */
 const terminalOperationCodes = new Set([
   'op_no_destination',
   'op_no_trust',
@@ -84,7 +90,12 @@ const terminalOperationCodes = new Set([
   'op_not_authorized',
   'op_malformed',
   'op_no_issuer',
+  'op_already_exists',
+  'op_low_reserve',
 ]);
+
+/** Destination accounts read at once while a batch is built. */
+export const destinationReadsConcurrencyMax = 8;
 
 /** Refusals of the envelope itself (signatures, shape): no copy of it can ever apply. */
 const envelopeRefusals = new Set([
@@ -427,10 +438,12 @@ export class SettlementEngine {
       const channelRow = await claimChannel(tx, [...this.#channels.keys()]);
       const channel = channelRow && this.#channels.get(channelRow.accountId);
       if (!channelRow || !channel) return undefined;
-      const batch = chooseBatch(
+      const chosen = chooseBatch(
         await claimReadyPayouts(tx, this.#options.batchSizeMax),
         this.#options.batchSizeMax,
       );
+      if (chosen.length === 0) return undefined;
+      const { batch, creations } = await this.#operationsFor(chosen);
       if (batch.length === 0) return undefined;
       const sequence = channelRow.nextSequence ?? (await this.#chainSequence(channelRow.accountId)) + 1n;
       const maxTime = BigInt(Math.floor(this.#clock() / 1_000) + this.#options.windowSeconds);
@@ -440,6 +453,7 @@ export class SettlementEngine {
         hotWallet: this.#options.hotWallet,
         sequence,
         payouts: batch,
+        creations,
         feePerOperationStroops: feePerOperation,
         maxTime,
         maxLedger,
@@ -477,6 +491,61 @@ export class SettlementEngine {
       };
       return row;
     });
+  }
+
+  /**
+   * XLM to an account that does not exist yet is paid by creating it, decided here from a fresh
+   * read: the account may have appeared or gone since acceptance. The reads run inside the build
+   * transaction (its rows are skipped by other workers meanwhile), bounded by the batch size and
+   * `destinationReadsConcurrencyMax`. Left in the queue for a later round: a payout whose account
+   * no path could read, and a second payout to an account this transaction creates (tied to the
+   * creation, a failed creation would fail it too). A muxed address is never created (its id would
+   * be lost): its payment fails `op_no_destination` and is refunded. Credit assets are payments.
+   */
+  async #operationsFor(
+    payouts: readonly PayoutRow[],
+  ): Promise<{ batch: PayoutRow[]; creations: Set<string> }> {
+    const accounts = await this.#readDestinations(
+      payouts.filter((payout) => payout.asset === 'XLM').map((payout) => baseAccountOf(payout.destination)),
+    );
+    const batch: PayoutRow[] = [];
+    const creations = new Set<string>();
+    const created = new Set<string>();
+    const deferred: string[] = [];
+    for (const payout of payouts) {
+      const base = baseAccountOf(payout.destination);
+      const account = payout.asset === 'XLM' ? accounts.get(base) : undefined;
+      if (account?.kind === 'unknown' || created.has(base)) {
+        deferred.push(payout.id);
+        continue;
+      }
+      batch.push(payout);
+      if (account?.kind === 'missing' && base === payout.destination) {
+        creations.add(payout.id);
+        created.add(base);
+      }
+    }
+    if (deferred.length > 0) {
+      this.#options.logger.info(
+        { payouts: deferred },
+        'payouts left for a later round: destination unread or created in this batch',
+      );
+    }
+    return { batch, creations };
+  }
+
+  async #readDestinations(accountIds: readonly string[]): Promise<Map<string, DestinationAccount>> {
+    const distinct = [...new Set(accountIds)];
+    const accounts = new Map<string, DestinationAccount>();
+    for (let start = 0; start < distinct.length; start += destinationReadsConcurrencyMax) {
+      const slice = distinct.slice(start, start + destinationReadsConcurrencyMax);
+      const read = await Promise.all(slice.map((accountId) => this.#chain.destination(accountId, 'XLM')));
+      slice.forEach((accountId, index) => {
+        const account = read[index];
+        if (account !== undefined) accounts.set(accountId, account);
+      });
+    }
+    return accounts;
   }
 
   async #chainSequence(accountId: string): Promise<bigint> {

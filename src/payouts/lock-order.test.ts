@@ -8,6 +8,7 @@ import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql, Tx } from '../platform/db/types.ts';
 import { insertEndpoint } from '../webhooks/data.ts';
 import { selectPayout, transitionPayouts } from './data.ts';
+import { unscreenedDestination } from './destinations.ts';
 import { acceptPayout, refundPayout, refundPayouts, settlePayouts } from './service.ts';
 
 /**
@@ -66,6 +67,7 @@ async function accept(sourceAccountId: string): Promise<string> {
       tx,
       { sourceAccountId, destination: Keypair.random().publicKey(), asset: 'XLM', amount: '1' },
       actor,
+      unscreenedDestination,
     ),
   );
   return view.id;
@@ -216,6 +218,7 @@ describe('money transactions lock in one global order', () => {
         tx,
         { sourceAccountId: merchantId, destination: Keypair.random().publicKey(), asset: 'XLM', amount: '1' },
         actor,
+        unscreenedDestination,
       ),
     );
     await waitingOnLock(acceptance);

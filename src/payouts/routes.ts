@@ -8,6 +8,7 @@ import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
 import { selectManualReview, selectPayoutsPage } from './data.ts';
+import { type DestinationScreen, screenDestination } from './destinations.ts';
 import { memoTypes } from './memo.ts';
 import { acceptPayout, getPayoutDetail, payoutView, proposeResolve } from './service.ts';
 import { payoutStates } from './states.ts';
@@ -78,7 +79,7 @@ function encodeCursor(row: { createdAt: Date; id: string }): string {
   return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
 }
 
-export function payoutRoutes(sql: Sql, approvals: Approvals) {
+export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: DestinationScreen) {
   return (app: App): void => {
     app.post(
       '/v1/payouts',
@@ -106,14 +107,29 @@ export function payoutRoutes(sql: Sql, approvals: Approvals) {
           response: { 201: PayoutSchema },
         },
       },
-      async (request, reply) =>
-        sendIdempotent(sql, request, reply, async (tx) => ({
+      async (request, reply) => {
+        // Read before the transaction opens: a slow Stellar path holds no connection and no lock.
+        const destination = await screenDestination(
+          destinations,
+          request.body.destination,
+          request.body.asset,
+        );
+        if (destination.account?.kind === 'unknown') {
+          request.log.warn(
+            { reason: destination.account.reason },
+            'destination not read on chain: not refused on its account, settlement decides',
+          );
+        }
+        return sendIdempotent(sql, request, reply, async (tx) => ({
           status: 201,
-          body: await acceptPayout(tx, request.body, {
-            name: request.principal?.subject ?? '',
-            requestId: request.id,
-          }),
-        })),
+          body: await acceptPayout(
+            tx,
+            request.body,
+            { name: request.principal?.subject ?? '', requestId: request.id },
+            destination,
+          ),
+        }));
+      },
     );
     app.get(
       '/v1/payouts',

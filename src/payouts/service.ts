@@ -20,6 +20,7 @@ import {
   selectPayout,
   transitionPayouts,
 } from './data.ts';
+import { checkDestinationPayable, type ScreenedDestination } from './destinations.ts';
 import { checkDestination, checkMemo, type MemoType } from './memo.ts';
 import { manualReviewTransitions } from './metrics.ts';
 import type { Transition } from './states.ts';
@@ -77,8 +78,14 @@ async function clearingAccount(db: Executor, asset: string): Promise<string> {
 /**
  * Accepts a payout: the amount leaves the source for `payout_clearing` and settlement is enqueued,
  * all in the caller's transaction. A freeze does not refuse it (the engine holds it); read_only does.
+ * `destination` is what was read about the destination before the transaction (destinations.ts).
  */
-export async function acceptPayout(tx: Tx, input: PayoutInput, actor: Actor): Promise<PayoutView> {
+export async function acceptPayout(
+  tx: Tx,
+  input: PayoutInput,
+  actor: Actor,
+  destination: ScreenedDestination,
+): Promise<PayoutView> {
   checkDestination(input.destination);
   const memo = checkMemo(input.memo);
   if (input.destination.startsWith('M') && memo.type !== 'none') {
@@ -110,6 +117,12 @@ export async function acceptPayout(tx: Tx, input: PayoutInput, actor: Actor): Pr
       `Stellar amounts have at most ${stellarDecimals} decimals`,
     );
   }
+  checkDestinationPayable(destination, {
+    destination: input.destination,
+    asset: source.asset,
+    amountMinor,
+    precision: source.precision,
+  });
   const clearing = await clearingAccount(tx, source.asset);
   const locked = await lockAccounts(tx, [source.id, clearing]);
   const id = randomUUID();

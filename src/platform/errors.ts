@@ -70,6 +70,19 @@ export const problemCatalogue = {
     title: 'Payouts are paid from customer or merchant accounts only',
   },
   'payouts/not-in-manual-review': { status: 409, title: 'The payout is not in manual review' },
+  'payouts/below-account-reserve': {
+    status: 422,
+    title: 'The amount cannot create the destination account: it is below the minimum balance',
+  },
+  'payouts/destination-missing': { status: 422, title: 'The destination account does not exist on chain' },
+  'payouts/destination-no-trustline': {
+    status: 422,
+    title: 'The destination account has no trustline for the asset',
+  },
+  'payouts/destination-is-platform': {
+    status: 422,
+    title: "The destination is one of the service's own accounts",
+  },
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },

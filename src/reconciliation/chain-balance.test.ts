@@ -108,8 +108,10 @@ describe('chain_balance', () => {
   });
 
   it('allows a shortfall up to the payouts in flight, whose payment may have left before they are booked', async () => {
+    // Funded before the freeze: an account still queued for creation would be created by the payout.
+    const destination = (await funded()).publicKey();
     const frozen = h.network.sandbox.faults.add({ kind: 'freeze_ledgers' });
-    const payout = await h.pay({ source, destination: (await funded()).publicKey(), amount: '5' });
+    const payout = await h.pay({ source, destination, amount: '5' });
     const id = String(payout.body.id);
     await h.engine.runRound();
     expect(await h.states([id])).toEqual({ [id]: 'submitted' });

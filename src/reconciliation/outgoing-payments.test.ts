@@ -60,12 +60,17 @@ async function unbookedFees(): Promise<bigint> {
 const run = () => runDetector(testDeps(h.service.db.sql, { chain }), 'outgoing_payments');
 
 describe('outgoing_payments', () => {
-  it('explains every payment of settled payouts and reports nothing', async () => {
+  it('explains every payment of settled payouts, and the creation of a new account for one, and reports nothing', async () => {
     const destination = await funded();
-    const ids = [await settledPayout(destination, '1.5'), await settledPayout(await funded(), '2')];
+    const ids = [
+      await settledPayout(destination, '1.5'),
+      await settledPayout(await funded(), '2'),
+      // XLM to an address that does not exist yet settles as a create_account from the hot wallet.
+      await settledPayout(Keypair.random().publicKey(), '2.5'),
+    ];
     const report = await run();
     expect(report).toMatchObject({ outcome: 'completed', findings: { created: 0 } });
-    expect(report.scanned).toBeGreaterThanOrEqual(2);
+    expect(report.scanned).toBeGreaterThanOrEqual(3);
     const attributed = await h.service.db.sql<{ payoutId: string; attribution: string }[]>`
       select payout_id as "payoutId", attribution from reconciliation_payout_payments order by paging_token`;
     expect(attributed).toEqual(ids.map((payoutId) => ({ payoutId, attribution: 'attempt' })));

@@ -42,7 +42,9 @@ import { type Observation, recordFindings } from './findings.ts';
  *   pays one of that attempt's payouts: it is that payout's payment;
  * - a create_account funding one of our channel accounts: explained, and remembered as money
  *   that left without a ledger posting (chain_balance accounts for it), like the fees the hot
- *   wallet pays as fee-bump sponsor.
+ *   wallet pays as fee-bump sponsor;
+ * - any other create_account is an XLM payment to the account it creates: the engine pays XLM to
+ *   an account that does not exist yet that way, and it is explained as a payment is.
  * A payout paid by more than one on-chain payment, or a payment no attempt explains that pays the
  * same destination, asset and amount as a settled payout, is a `double_payout` (subject: the
  * payout). Any other payment out is an `unknown_outgoing_payment` (subject: its paging token): a
@@ -108,6 +110,20 @@ function outgoingOf(record: HorizonPayment, hot: string): Outgoing | undefined {
           }
         : undefined;
   }
+}
+
+/** What a payout would have paid: a payment, or the XLM an account creation starts the account with. */
+function paymentOf(outgoing: Outgoing): Extract<Outgoing, { kind: 'payment' }> | undefined {
+  if (outgoing.kind === 'payment') return outgoing;
+  if (outgoing.kind === 'create_account') {
+    return {
+      kind: 'payment',
+      destination: outgoing.destination,
+      asset: 'XLM',
+      amountStroops: outgoing.amountStroops,
+    };
+  }
+  return undefined;
 }
 
 function transactionHashes(record: HorizonPayment): string[] {
@@ -181,8 +197,9 @@ async function examinePage(
       continue;
     }
     const ours = transactionHashes(record).flatMap((hash) => byHash.get(hash) ?? []);
-    if (outgoing.kind === 'payment') {
-      const payout = ours.length > 0 ? payoutPaid(record, outgoing, ours) : undefined;
+    const paid = paymentOf(outgoing);
+    if (paid !== undefined) {
+      const payout = ours.length > 0 ? payoutPaid(record, paid, ours) : undefined;
       const transactionHash = ours[0]?.hash ?? record.transaction_hash;
       if (payout) {
         attributed.push({
@@ -193,7 +210,7 @@ async function examinePage(
         });
         continue;
       }
-      const lookalike = ours.length === 0 ? await lookalikeOf(tx, outgoing) : undefined;
+      const lookalike = ours.length === 0 ? await lookalikeOf(tx, paid) : undefined;
       if (lookalike) {
         attributed.push({
           pagingToken: token,

@@ -39,8 +39,10 @@ describe('stuck_settlements', () => {
   });
 
   it('finds a payout held submitted by a frozen ledger, by state, and resolves it once it settles', async () => {
+    // Funded before the freeze: an account still queued for creation would be created by the payout.
+    const destination = await funded();
     const frozen = h.network.sandbox.faults.add({ kind: 'freeze_ledgers' });
-    const payout = await h.pay({ source, destination: await funded(), amount: '3' });
+    const payout = await h.pay({ source, destination, amount: '3' });
     const id = String(payout.body.id);
     for (let round = 0; round < 5; round += 1) await h.engine.runRound();
     expect(await h.states([id])).toEqual({ [id]: 'submitted' });

@@ -248,6 +248,31 @@ describe('submission failures', () => {
     expect(await nativeBalance(source.publicKey())).toBe('9999.9999800');
   });
 
+  it('creates an account, and fails a creation with op_already_exists and op_low_reserve', async () => {
+    const [funder, existing] = await Promise.all([fund(network), fund(network)]);
+    const create = async (destination: string, startingBalance: string) => {
+      const account = await network.horizon.loadAccount(funder.publicKey());
+      const transaction = builder(account)
+        .addOperation(Operation.createAccount({ destination, startingBalance }))
+        .setTimeout(60)
+        .build();
+      transaction.sign(funder);
+      return network.horizon.submitTransaction(transaction);
+    };
+    const fresh = Keypair.random().publicKey();
+    await create(fresh, '1');
+    expect(await nativeBalance(fresh)).toBe('1.0000000');
+    const cases = [
+      [existing.publicKey(), '5', 'op_already_exists'],
+      [Keypair.random().publicKey(), '0.9999999', 'op_low_reserve'],
+    ] as const;
+    for (const [destination, startingBalance, code] of cases) {
+      const error = await failureOf(create(destination, startingBalance));
+      expect(error.getResultCodes()).toEqual({ transaction: 'tx_failed', operations: [code] });
+    }
+    expect(await nativeBalance(existing.publicKey())).toBe('10000.0000000');
+  });
+
   it('refuses a malformed operation with op_malformed', async () => {
     const source = await fund(network);
     const account = await network.horizon.loadAccount(source.publicKey());

@@ -1,7 +1,14 @@
 import { Horizon, NotFoundError, rpc, TransactionBuilder } from '@stellar/stellar-sdk';
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
 import { Counter, Histogram } from 'prom-client';
-import type { LookupOutcome, ResultCodes, SettlementChain, SubmitOutcome } from '../payouts/chain.ts';
+import type {
+  ChainLedger,
+  DestinationAccount,
+  LookupOutcome,
+  ResultCodes,
+  SettlementChain,
+  SubmitOutcome,
+} from '../payouts/chain.ts';
 import type { CheckResult, DependencyCheck } from '../platform/health.ts';
 import type { Logger } from '../platform/logging.ts';
 import { registry } from '../platform/metrics.ts';
@@ -224,6 +231,41 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
     return { kind: 'ambiguous', reason: `rpc: ${sent.hash} not in a ledger after ${rpcPollMsMax} ms` };
   }
 
+  /** Horizon lists the account's trustlines; the issuer of an asset needs none to receive it. */
+  async function horizonDestination(
+    server: Horizon.Server,
+    accountId: string,
+    asset: string,
+  ): Promise<DestinationAccount | undefined> {
+    try {
+      const account = await server.loadAccount(accountId);
+      const trusted =
+        asset === 'XLM' ||
+        asset.endsWith(`:${accountId}`) ||
+        account.balances.some(
+          (line) =>
+            'asset_code' in line &&
+            'asset_issuer' in line &&
+            `${line.asset_code}:${line.asset_issuer}` === asset,
+        );
+      return { kind: 'exists', trusted };
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /** RPC proves the account exists; settledesk does not read trustlines there, so a credit asset stays open. */
+  async function rpcDestination(accountId: string, asset: string): Promise<DestinationAccount | undefined> {
+    try {
+      await rpcServer.getAccount(accountId);
+      return { kind: 'exists', trusted: asset === 'XLM' ? true : undefined };
+    } catch (error) {
+      if (/^Account not found/.test(describe(error))) return undefined;
+      throw error;
+    }
+  }
+
   return {
     async accountSequence(accountId) {
       return firstAnswer('load_account', [
@@ -250,6 +292,31 @@ export function createSettlementChain(endpoints: StellarEndpoints, logger: Logge
           },
         },
       ]);
+    },
+
+    async destination(accountId, asset) {
+      // A lagging Horizon may not have ingested the account yet: its "not found" moves on to the
+      // next path, and the account is missing only when no path that answered knows it.
+      let missingOn: string | undefined;
+      const failures: string[] = [];
+      const attempts = [
+        ...horizons.map(({ path, server }) => ({
+          path,
+          run: () => horizonDestination(server, accountId, asset),
+        })),
+        { path: rpcPath, run: () => rpcDestination(accountId, asset) },
+      ];
+      for (const attempt of attempts) {
+        try {
+          const found = await onPath(attempt.path, 'load_destination', attempt.run);
+          if (found !== undefined) return found;
+          missingOn ??= attempt.path.name;
+        } catch (error) {
+          failures.push(`${attempt.path.name}: ${describe(error)}`);
+        }
+      }
+      if (missingOn !== undefined) return { kind: 'missing' };
+      return { kind: 'unknown', reason: `no Stellar path answered: ${failures.join('; ')}` };
     },
 
     async latestLedger() {

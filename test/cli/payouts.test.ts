@@ -1,10 +1,12 @@
 import { Keypair } from '@stellar/stellar-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { transitionPayouts } from '../../src/payouts/data.ts';
+import { unscreenedDestination } from '../../src/payouts/destinations.ts';
 import { acceptPayout } from '../../src/payouts/service.ts';
 import { startTestNetwork, type TestNetwork } from '../../src/sandbox/test-support.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { fundFromFees } from '../support/ledger.ts';
+import { startPayoutHarness } from '../support/payouts.ts';
 import { runCli } from '../support/process.ts';
 import { testEnv } from '../support/service.ts';
 
@@ -39,6 +41,7 @@ async function payoutInManualReview(): Promise<string> {
       tx,
       { sourceAccountId: source, destination: Keypair.random().publicKey(), asset: 'XLM', amount: '2' },
       { name: 'cli-test', requestId: undefined },
+      unscreenedDestination,
     );
     await transitionPayouts(tx, [payout.id], 'attempt_built', { actor: 'test' });
     await transitionPayouts(tx, [payout.id], 'outcome_unknown', { actor: 'test', reason: 'test' });
@@ -92,6 +95,53 @@ describe('settledesk payouts', () => {
     const bad = await runCli(['payouts', 'resolve', id, '--decision', 'maybe', '--reason', 'x'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('--decision must be confirm_sent or refund_failed');
+  });
+});
+
+describe('a payout to a brand-new address', () => {
+  it('is listed settled by `settledesk --json payouts list`, and Horizon shows the account created with that amount', async () => {
+    const harness = await startPayoutHarness();
+    try {
+      const source = await harness.customer(100_000_000n);
+      const fresh = Keypair.random().publicKey();
+      const accepted = await harness.pay({ source, destination: fresh, amount: '2.5' });
+      expect(accepted.statusCode, JSON.stringify(accepted.body)).toBe(201);
+      const id = String(accepted.body.id);
+      // Until it is finished either way, so a failure shows as its state, not as a timeout.
+      await harness.settleUntil(async () =>
+        ['settled', 'failed'].includes((await harness.states([id]))[id] ?? ''),
+      );
+      const listed = await runCli(['--json', 'payouts', 'list'], await testEnv(harness.service.db));
+      expect(listed.code, listed.stderr).toBe(0);
+      const payouts = JSON.parse(listed.stdout) as {
+        id: string;
+        destination: string;
+        state: string;
+        amount: string;
+      }[];
+      expect(payouts.find((payout) => payout.id === id)).toMatchObject({
+        destination: fresh,
+        state: 'settled',
+        amount: '2.5000000',
+      });
+      const account = await fetch(`${harness.endpoints.horizonUrls[0]}/accounts/${fresh}`);
+      expect(account.status).toBe(200);
+      const { balances } = (await account.json()) as { balances: { asset_type: string; balance: string }[] };
+      expect(balances).toEqual([expect.objectContaining({ asset_type: 'native', balance: '2.5000000' })]);
+      const created = await fetch(`${harness.endpoints.horizonUrls[0]}/accounts/${fresh}/payments`);
+      const { _embedded } = (await created.json()) as {
+        _embedded: { records: { type: string; funder: string; starting_balance: string }[] };
+      };
+      expect(_embedded.records).toEqual([
+        expect.objectContaining({
+          type: 'create_account',
+          funder: harness.wallet.hotWallet.publicKey(),
+          starting_balance: '2.5000000',
+        }),
+      ]);
+    } finally {
+      await harness.close();
+    }
   });
 });
 

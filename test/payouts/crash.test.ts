@@ -1,6 +1,7 @@
 import { Keypair } from '@stellar/stellar-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectImbalances } from '../../src/ledger/data.ts';
+import { unscreenedDestination } from '../../src/payouts/destinations.ts';
 import { acceptPayout } from '../../src/payouts/service.ts';
 import { startTestNetwork, type TestNetwork } from '../../src/sandbox/test-support.ts';
 import { ensureChannels } from '../../src/stellar/channels.ts';
@@ -79,6 +80,7 @@ describe('settlement under SIGKILL', () => {
             name: 'crash-test',
             requestId: undefined,
           },
+          unscreenedDestination,
         );
       }
     });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Keypair } from '@stellar/stellar-sdk';
+import type { SettlementChain } from '../../src/payouts/chain.ts';
 import { type EngineOptions, SettlementEngine } from '../../src/payouts/engine.ts';
 import { createLogger } from '../../src/platform/logging.ts';
 import type { SandboxOptions } from '../../src/sandbox/server.ts';
@@ -19,19 +20,22 @@ export type PayoutHarness = {
   wallet: Wallet;
   chain: StellarChain;
   engine: SettlementEngine;
+  /** An engine like `engine` (same wallet, channels and options) reading the chain through `chain`. */
+  engineWith(chain: SettlementChain): SettlementEngine;
   customer(amountMinor: bigint): Promise<string>;
   pay(input: {
     source: string;
     destination: string;
     amount: string;
+    asset?: string;
     memo?: { type: string; value?: string };
   }): Promise<{
     statusCode: number;
     body: Record<string, unknown>;
   }>;
   states(ids: readonly string[]): Promise<Record<string, string>>;
-  /** Runs rounds until `done` holds; fails after `timeoutMs`. */
-  settleUntil(done: () => Promise<boolean>, timeoutMs?: number): Promise<void>;
+  /** Runs rounds (of `engine`, by default the harness's) until `done` holds; fails after `timeoutMs`. */
+  settleUntil(done: () => Promise<boolean>, timeoutMs?: number, engine?: SettlementEngine): Promise<void>;
   balance(type: string): Promise<bigint>;
   close(): Promise<void>;
 };
@@ -61,15 +65,22 @@ export async function startPayoutHarness(
     submissionTimeoutMs: 2_000,
     ...options.sandbox,
   });
-  const service = await startTestService();
   const endpoints = endpointsOf(network);
   const wallet: Wallet = {
     hotWallet: Keypair.random(),
     channels: Array.from({ length: options.channels ?? 2 }, () => Keypair.random()),
   };
+  // The API knows the same wallet and reads the same network, as in a deployment.
+  const service = await startTestService({
+    stellar: endpoints,
+    env: {
+      STELLAR_HOT_WALLET_SECRET: wallet.hotWallet.secret(),
+      STELLAR_CHANNEL_SECRETS: wallet.channels.map((channel) => channel.secret()).join(','),
+    },
+  });
   await ensureChannels(endpoints, wallet, ['XLM']);
   const chain = createSettlementChain(endpoints, silentLogger);
-  const engine = new SettlementEngine(service.db.sql, chain, {
+  const engineOptions: EngineOptions = {
     hotWallet: wallet.hotWallet,
     channels: wallet.channels,
     networkPassphrase: endpoints.networkPassphrase,
@@ -81,7 +92,8 @@ export async function startPayoutHarness(
     manualReviewAfterMs: 60_000,
     logger: silentLogger,
     ...options.engine,
-  });
+  };
+  const engine = new SettlementEngine(service.db.sql, chain, engineOptions);
   await engine.registerChannels();
   const sql = service.db.sql;
   return {
@@ -91,6 +103,7 @@ export async function startPayoutHarness(
     wallet,
     chain,
     engine,
+    engineWith: (other) => new SettlementEngine(service.db.sql, other, engineOptions),
     customer: async (amountMinor) => {
       const [row] = await sql<
         { id: string }[]
@@ -106,7 +119,7 @@ export async function startPayoutHarness(
         payload: {
           sourceAccountId: input.source,
           destination: input.destination,
-          asset: 'XLM',
+          asset: input.asset ?? 'XLM',
           amount: input.amount,
           ...(input.memo ? { memo: input.memo } : {}),
         },
@@ -123,11 +136,11 @@ export async function startPayoutHarness(
       >`select id, state from payouts where id = any(${ids as string[]}::uuid[])`;
       return Object.fromEntries(rows.map((row) => [row.id, row.state]));
     },
-    settleUntil: async (done, timeoutMs = 20_000) => {
+    settleUntil: async (done, timeoutMs = 20_000, driven = engine) => {
       const deadline = Date.now() + timeoutMs;
       while (!(await done())) {
         if (Date.now() > deadline) throw new Error(`not settled within ${timeoutMs} ms`);
-        await engine.runRound();
+        await driven.runRound();
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     },
