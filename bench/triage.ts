@@ -106,6 +106,7 @@ SELECT kind, count(*)::int FROM reconciliation_findings WHERE resolved_at IS NUL
 SELECT count(*)::int FROM inbound_webhooks WHERE state = 'dead_letter';
 SELECT cursor, seen_ledger, seen_ledger_closed_at FROM deposit_watcher;
 SELECT count(*)::int FROM proposals WHERE state = 'pending';
+SELECT extract(epoch FROM now() - max(seen_at))::float8 FROM worker_heartbeats;
 `;
 
 function pgbenchLatencyMs(url: string, script: string): number {

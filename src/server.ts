@@ -11,7 +11,9 @@ import { heartbeatTask } from './platform/heartbeat.ts';
 import { type App, createApp } from './platform/http/app.ts';
 import type { Authenticator } from './platform/http/auth.ts';
 import { enqueueJob, startWorker, type Worker } from './platform/jobs.ts';
+import { type Stop, stopAll } from './platform/lifecycle.ts';
 import { type Poller, startPoller } from './platform/poller.ts';
+import { listenFailure } from './platform/ports.ts';
 import type { Runtime } from './platform/runtime.ts';
 import { ensureChannels, problemsOf } from './stellar/channels.ts';
 import type { StellarEndpoints } from './stellar/endpoints.ts';
@@ -60,23 +62,25 @@ export async function startJobs(
   const settlement = stellar && wallet ? startSettlement(runtime, domains, stellar, wallet) : undefined;
   const watcher = stellar && wallet ? startDepositWatcher(runtime, stellar, wallet) : undefined;
   domains.settlement.loop = settlement;
-  const worker = await startWorker({
-    connectionString: runtime.databaseUrl,
-    tasks: domainTasks(runtime, domains),
-    crontab: domainCrontab,
-    concurrency: runtime.config.workerConcurrency,
-    pollIntervalMs: runtime.config.workerPollIntervalMs,
-    logger: runtime.logger,
-  });
-  // Beat once at start so readiness reports a live worker without waiting for the first cron tick.
-  await enqueueJob(runtime.sql, heartbeatTask, {}, { jobKey: 'heartbeat-on-start' });
-  return {
-    ...worker,
-    stop: async () => {
-      await Promise.all([settlement?.stop(), watcher?.stop()]);
-      await worker.stop();
-    },
-  };
+  const stopPollers = () => Promise.all([settlement?.stop(), watcher?.stop()]).then(() => undefined);
+  let worker: Worker | undefined;
+  try {
+    worker = await startWorker({
+      connectionString: runtime.databaseUrl,
+      tasks: domainTasks(runtime, domains),
+      crontab: domainCrontab,
+      concurrency: runtime.config.workerConcurrency,
+      pollIntervalMs: runtime.config.workerPollIntervalMs,
+      logger: runtime.logger,
+    });
+    // Beat once at start so readiness reports a live worker without waiting for the first cron tick.
+    await enqueueJob(runtime.sql, heartbeatTask, {}, { jobKey: 'heartbeat-on-start' });
+  } catch (error) {
+    await stopAll([stopPollers, worker?.stop]);
+    throw error;
+  }
+  const started = worker;
+  return { ...started, stop: () => stopAll([stopPollers, started.stop]) };
 }
 
 /** The settlement engine on this process: wallet, channels (bootstrapped on the sandbox), loop. */
@@ -152,36 +156,49 @@ export async function startService(
   runtime: Runtime,
   options: { worker: boolean; stellar?: StellarEndpoints },
 ): Promise<Service> {
-  const stopAccessSync = await startAccessSync(
-    runtime.sql,
-    runtime,
-    runtime.config.accessReloadMs,
-    runtime.logger,
-  );
-  // Every asset has its system accounts before the first request (idempotent).
-  await ensureSystemAccounts(runtime.sql);
-  const domains = createDomains(runtime, options.stellar);
-  const app = await buildApp(runtime, domains);
-  const url = await app.listen({ host: runtime.config.host, port: runtime.config.port });
-  const worker = options.worker ? await startJobs(runtime, domains, options.stellar) : undefined;
-  // Keeps the Stellar and readiness gauges current for Prometheus, and the summary's status fresh.
-  const statusProbe = startPoller({
-    name: 'status probe',
-    round: async () => {
-      await domains.triage.refreshStatus();
-      return false;
-    },
-    pollMs: runtime.config.statusProbeIntervalMs,
-    logger: runtime.logger,
-  });
-  return {
-    app,
-    url,
-    stop: async () => {
-      await statusProbe.stop();
-      await app.close();
-      await worker?.stop();
-      await stopAccessSync();
-    },
-  };
+  const { config, logger } = runtime;
+  // What has started so far; a step that fails stops all of it before the error leaves here.
+  let stopAccessSync: Stop | undefined;
+  let app: App | undefined;
+  let worker: Worker | undefined;
+  let statusProbe: Poller | undefined;
+  const stop = () => stopAll([statusProbe?.stop, app?.close.bind(app), worker?.stop, stopAccessSync]);
+  try {
+    stopAccessSync = await startAccessSync(runtime.sql, runtime, config.accessReloadMs, logger);
+    // Every asset has its system accounts before the first request (idempotent).
+    await ensureSystemAccounts(runtime.sql);
+    const domains = createDomains(runtime, options.stellar);
+    app = await buildApp(runtime, domains);
+    const url = await listen(app, config);
+    worker = options.worker ? await startJobs(runtime, domains, options.stellar) : undefined;
+    // Keeps the Stellar and readiness gauges current for Prometheus, and the summary's status fresh.
+    statusProbe = startPoller({
+      name: 'status probe',
+      round: async () => {
+        await domains.triage.refreshStatus();
+        return false;
+      },
+      pollMs: config.statusProbeIntervalMs,
+      logger,
+    });
+    return { app, url, stop };
+  } catch (error) {
+    await stop().catch((stopError: unknown) =>
+      logger.error({ err: stopError }, 'could not stop what had started'),
+    );
+    throw error;
+  }
+}
+
+async function listen(app: App, config: Runtime['config']): Promise<string> {
+  try {
+    return await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    throw listenFailure(error, {
+      host: config.host,
+      port: config.port,
+      variable: 'PORT',
+      hostVariable: 'HOST',
+    });
+  }
 }

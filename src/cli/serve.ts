@@ -1,64 +1,140 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../platform/config.ts';
+import { type Config, ConfigError, loadConfig } from '../platform/config.ts';
 import { startMetricsListener } from '../platform/http/metrics-listener.ts';
+import { type Stop, stopAll } from '../platform/lifecycle.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
-import { openRuntime, type Runtime } from '../platform/runtime.ts';
+import { assertPortsFree, type PortClaim, PortUnavailableError } from '../platform/ports.ts';
+import { openRuntime } from '../platform/runtime.ts';
+import { SandboxInUseError, SandboxPortInUseError } from '../sandbox/ownership.ts';
 import { startJobs, startService } from '../server.ts';
-import { findStellar, openStellar } from '../stellar/connect.ts';
+import { configuredEndpoints, findStellar, openStellar } from '../stellar/connect.ts';
+import { WalletConfigError } from '../stellar/wallet.ts';
 
 /**
- * Starts, then runs until SIGINT/SIGTERM, then drains (`stop`) and closes the runtime within the
- * configured timeout. The handlers are installed before `start`, so a signal that arrives while
- * starting still drains what has started. A second signal, or an overrun, exits at once: an
- * operator pressing Ctrl-C twice means it.
+ * What a start has opened so far, stopped in the reverse order. `stopping` is set by the first
+ * signal: a start checks it between its slow steps and stops early instead of finishing first.
  */
-async function runUntilSignal(runtime: Runtime, start: () => Promise<() => Promise<void>>): Promise<void> {
-  const logger = runtime.logger;
-  let started: Promise<() => Promise<void>> | undefined;
-  const stop = async () => (await (started ?? Promise.resolve(async () => {})))();
-  const stopped = new Promise<void>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting without draining');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      const overrun = setTimeout(() => {
-        logger.error('shutdown took too long: exiting');
-        process.exit(1);
-      }, runtime.config.shutdownTimeoutMs);
-      overrun.unref();
-      stop()
-        .catch((error: unknown) => logger.error({ err: error }, 'error while draining'))
-        .then(() => runtime.close())
-        .catch((error: unknown) => logger.error({ err: error }, 'error while closing'))
-        .finally(() => {
-          clearTimeout(overrun);
-          logger.info('stopped');
-          resolve();
-        });
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-  started = start();
-  try {
-    await started;
-  } catch (error) {
-    // Nothing is serving yet: release what the runtime opened (the embedded database) and fail.
-    await runtime.close();
-    throw error;
+class Opened {
+  readonly #stops: Stop[] = [];
+  stopping = false;
+
+  add(stop: Stop): void {
+    this.#stops.unshift(stop);
   }
-  await stopped;
+
+  stop(): Promise<void> {
+    return stopAll(this.#stops.splice(0));
+  }
 }
 
-async function open(applicationName: string): Promise<{ runtime: Runtime; logger: Logger }> {
-  const config = loadConfig();
-  const logger = createLogger(config.logLevel);
-  const runtime = await openRuntime(config, logger, { migrate: true, applicationName });
-  return { runtime, logger };
+/** After this, the process exits whatever is still open: a supervisor must never wait forever. */
+function exitAfter(ms: number, logger: Logger, message: string): void {
+  setTimeout(() => {
+    logger.error(message);
+    process.exit(1);
+  }, ms).unref();
+}
+
+/**
+ * Starts, then runs until SIGINT/SIGTERM, then stops what was opened within the configured
+ * timeout. The handlers are installed before `start`, so a signal that arrives while starting
+ * still stops what has started. A start that fails is reported at once as one line naming the
+ * cause and the setting to change; what it had opened is then released within the same timeout
+ * and the process exits 1. A second signal, or an overrun, exits at once: an operator pressing
+ * Ctrl-C twice means it.
+ */
+async function runUntilSignal(
+  config: Config,
+  logger: Logger,
+  start: (opened: Opened) => Promise<void>,
+): Promise<void> {
+  const opened = new Opened();
+  let signalled = () => {};
+  const signal = new Promise<void>((resolve) => {
+    signalled = resolve;
+  });
+  const onSignal = (name: NodeJS.Signals) => {
+    if (opened.stopping) {
+      logger.warn({ signal: name }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
+    opened.stopping = true;
+    logger.info({ signal: name }, 'shutting down');
+    exitAfter(config.shutdownTimeoutMs, logger, 'shutdown took too long: exiting');
+    signalled();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await start(opened);
+    await signal;
+  } catch (error) {
+    process.stderr.write(`settledesk: ${startFailure(error, config, logger)}\n`);
+    process.exitCode = 1;
+    if (!opened.stopping) {
+      exitAfter(config.shutdownTimeoutMs, logger, 'releasing a failed start took too long: exiting');
+    }
+  } finally {
+    await opened.stop().catch((error: unknown) => logger.error({ err: error }, 'error while stopping'));
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    logger.info('stopped');
+  }
+}
+
+/** Operating errors whose message already names the cause and the setting to change. */
+const selfExplainingErrors = [
+  PortUnavailableError,
+  SandboxPortInUseError,
+  SandboxInUseError,
+  ConfigError,
+  WalletConfigError,
+];
+/** Connection and authentication failures: PostgreSQL is not where the settings say. */
+const databaseErrorCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ETIMEDOUT',
+  'CONNECT_TIMEOUT',
+  '28000',
+  '28P01',
+  '3D000',
+]);
+const fileErrorCodes = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC']);
+
+/** One line for a failed start; anything unexpected also goes to the log with its stack. */
+function startFailure(error: unknown, config: Config, logger: Logger): string {
+  if (selfExplainingErrors.some((type) => error instanceof type)) return (error as Error).message;
+  const { code, path } = error as { code?: unknown; path?: unknown };
+  const message = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
+  if (typeof code === 'string' && databaseErrorCodes.has(code)) {
+    const fix =
+      config.databaseUrl === undefined
+        ? `see ${config.dataDir}/pg.log, or set DATABASE_URL to a running server`
+        : 'check DATABASE_URL';
+    return `PostgreSQL could not be reached or refused the connection (${code}: ${message}); ${fix}`;
+  }
+  if (typeof code === 'string' && fileErrorCodes.has(code) && typeof path === 'string') {
+    return `cannot write ${path} (${code}); set SETTLEDESK_DATA_DIR to a folder this user can write`;
+  }
+  logger.error({ err: error }, 'start failed');
+  return `could not start: ${message} (the log has the details)`;
+}
+
+/** The ports `serve` listens on that settings fix; the sandbox's other listeners take free ones. */
+function servePorts(config: Config): PortClaim[] {
+  const api = { host: config.host, port: config.port, variable: 'PORT', hostVariable: 'HOST' };
+  if (configuredEndpoints(config) !== undefined) return [api];
+  // The in-process sandbox always listens on the loopback address.
+  const sandbox = {
+    host: '127.0.0.1',
+    port: config.sandbox.port,
+    variable: 'SANDBOX_PORT',
+    hostVariable: 'HOST',
+  };
+  return [api, sandbox];
 }
 
 export function registerServeCommands(program: Command): void {
@@ -66,31 +142,36 @@ export function registerServeCommands(program: Command): void {
     .command('serve')
     .description('run the API and (unless SETTLEDESK_WORKER=false) the job worker; what `npm start` runs')
     .action(async () => {
-      const { runtime, logger } = await open('settledesk-api');
-      await runUntilSignal(runtime, async () => {
-        const stellar = await openStellar(runtime.config, logger);
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel);
+      await runUntilSignal(config, logger, async (opened) => {
+        // Before the slow steps: the embedded database takes seconds to start (about 17 s at first).
+        await assertPortsFree(servePorts(config));
+        const runtime = await openRuntime(config, logger, {
+          migrate: true,
+          applicationName: 'settledesk-api',
+        });
+        opened.add(() => runtime.close());
+        if (opened.stopping) return;
+        // The sandbox stops after the service has drained, so in-flight work can still reach it.
+        const stellar = await openStellar(config, logger);
+        opened.add(() => stellar.close());
+        if (opened.stopping) return;
         const service = await startService(runtime, {
-          worker: runtime.config.workerEnabled,
+          worker: config.workerEnabled,
           stellar: stellar.endpoints,
         });
+        opened.add(() => service.stop());
         logger.info(
           {
             url: service.url,
-            worker: runtime.config.workerEnabled,
+            worker: config.workerEnabled,
             stellarNetwork: stellar.endpoints.network,
             horizonUrls: stellar.endpoints.horizonUrls,
             rpcUrl: stellar.endpoints.rpcUrl,
           },
           'settledesk is serving',
         );
-        // The sandbox stops after the service has drained, so in-flight work can still reach it.
-        return async () => {
-          try {
-            await service.stop();
-          } finally {
-            await stellar.close();
-          }
-        };
       });
     });
 
@@ -98,21 +179,33 @@ export function registerServeCommands(program: Command): void {
     .command('worker')
     .description('run only the background job worker')
     .action(async () => {
-      // Where Stellar is, before anything opens: without it the worker cannot settle payouts.
-      const stellar = await findStellar(loadConfig());
-      const { runtime, logger } = await open('settledesk-worker');
-      await runUntilSignal(runtime, async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel);
+      await runUntilSignal(config, logger, async (opened) => {
+        const metricsPort = {
+          host: config.host,
+          port: config.workerMetricsPort,
+          variable: 'WORKER_METRICS_PORT',
+          hostVariable: 'HOST',
+        };
+        await assertPortsFree([metricsPort]);
+        // Where Stellar is, before anything opens: without it the worker cannot settle payouts.
+        const stellar = await findStellar(config);
+        const runtime = await openRuntime(config, logger, {
+          migrate: true,
+          applicationName: 'settledesk-worker',
+        });
+        opened.add(() => runtime.close());
+        if (opened.stopping) return;
         const worker = await startJobs(runtime, undefined, stellar);
+        opened.add(() => worker.stop());
         const metrics = await startMetricsListener({
-          host: runtime.config.host,
-          port: runtime.config.workerMetricsPort,
+          host: config.host,
+          port: config.workerMetricsPort,
           logger,
         });
+        opened.add(() => metrics.stop());
         logger.info({ metrics: metrics.url }, 'settledesk worker is running');
-        return async () => {
-          await worker.stop();
-          await metrics.stop();
-        };
       });
     });
 }

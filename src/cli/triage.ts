@@ -108,6 +108,9 @@ function summaryText(summary: Summary): string {
   return [
     `status: ${summary.status.toUpperCase()} at ${summary.generatedAt}`,
     ...summary.attention.map((line) => `  ! ${line}`),
+    ...Object.entries(summary.parts).map(
+      ([name, part]) => `${name}: ${part.status.toUpperCase()} (${part.detail})`,
+    ),
     `controls: payments ${summary.controls.paymentsMode}, payouts ${summary.controls.payoutsFrozen ? 'FROZEN' : 'running'} (by ${summary.controls.updatedBy}: ${summary.controls.reason})`,
     `payouts: ${summary.payouts.open.map((row) => `${row.count} ${row.state} (oldest ${row.oldestAgeSeconds}s)`).join(', ') || 'none open'}; ${summary.payouts.stuck.count} stuck over ${summary.payouts.stuck.olderThanSeconds}s; ${summary.payouts.manualReview} in manual review`,
     `ledger: ${summary.ledger.imbalances.length === 0 ? 'balances sum to zero' : summary.ledger.imbalances.map((row) => `${row.asset} sums to ${row.sum}`).join(', ')}; ${summary.ledger.openFindings} open ledger findings`,
@@ -230,7 +233,7 @@ export function registerTriageCommands(program: Command, output: () => Output): 
     .description(
       'everything on one page: controls, payouts, ledger, findings, deposits, Stellar, dependencies',
     )
-    .option('--check', 'exit 1 when anything needs attention')
+    .option('--check', 'exit 1 unless the status is ok')
     .action(async (options: { check?: boolean }) => {
       const summary = await withTriage((library) => library.summary());
       print(output(), summary, () => summaryText(summary));

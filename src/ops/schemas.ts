@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { PayoutDetailSchema } from '../payouts/routes.ts';
+import { type SummaryStatus, summaryStatuses } from './triage.ts';
 
 /** Response schemas of the triage routes: everything the library returns, nothing more. */
 
@@ -58,10 +59,20 @@ export const DependenciesSchema = Type.Object({
   ),
 });
 
+const SummaryStatusSchema = Type.Unsafe<SummaryStatus>({ type: 'string', enum: [...summaryStatuses] });
+const SummaryPartSchema = Type.Object({ status: SummaryStatusSchema, detail: Type.String() });
+
 export const SummarySchema = Type.Object({
   generatedAt: Type.String({ format: 'date-time' }),
-  status: Type.Union([Type.Literal('ok'), Type.Literal('attention')]),
+  /** The worst of `parts`, in the order of `summaryStatuses`. */
+  status: SummaryStatusSchema,
   attention: Type.Array(Type.String()),
+  parts: Type.Object({
+    workers: SummaryPartSchema,
+    stellar: SummaryPartSchema,
+    dependencies: SummaryPartSchema,
+    money: SummaryPartSchema,
+  }),
   controls: Type.Object({
     paymentsMode: Type.String(),
     payoutsFrozen: Type.Boolean(),

@@ -1,15 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { Keypair } from '@stellar/stellar-sdk';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/support/db.ts';
 import { fundFromFees } from '../../test/support/ledger.ts';
 import { endpointsOf, type PayoutHarness, startPayoutHarness } from '../../test/support/payouts.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { postJournal } from '../ledger/service.ts';
 import type { Sql } from '../platform/db/types.ts';
+import { HealthRegistry } from '../platform/health.ts';
+import { heartbeatDownSeconds, heartbeatStaleSeconds, workersCheck } from '../platform/heartbeat.ts';
 import { registry } from '../platform/metrics.ts';
 import { runDetector } from '../reconciliation/runner.ts';
 import { testDeps } from '../reconciliation/test-support.ts';
-import { Triage } from './triage.ts';
+import { stellarStatusAgeMsMax, summaryStatuses, Triage, worstStatus } from './triage.ts';
 
 /**
  * The triage library and its /internal/incident/ routes: operators only, read-only (row counts and
@@ -168,7 +172,7 @@ describe('stuck settlements', () => {
     expect(longer.payouts.map((payout: { id: string }) => payout.id)).not.toContain(old);
     const summary = (await get('/internal/incident/summary')).json();
     expect(summary.payouts.stuck.count).toBeGreaterThanOrEqual(1);
-    expect(summary.status).toBe('attention');
+    expect(summary.attention).toContainEqual(expect.stringMatching(/^payouts: \d+ not final after 30 min$/));
   });
 
   it('refuses a malformed or too long olderThan with a problem', async () => {
@@ -324,5 +328,82 @@ describe('escrow leaks and findings', () => {
     const summary = (await get('/internal/incident/summary')).json();
     expect(summary.findings).toContainEqual({ kind: 'escrow_leak', count: 1 });
     expect(summary.attention).toContain('finding: 1 open escrow_leak');
+  });
+});
+
+describe('the summary status', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  function triageOn(options: { stellar?: boolean; clock?: () => number } = {}): Triage {
+    const health = new HealthRegistry();
+    health.register(workersCheck(db.sql));
+    return new Triage({
+      sql: db.sql,
+      stellar: options.stellar === false ? undefined : endpointsOf(harness.network),
+      health,
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
+  }
+
+  async function lastHeartbeat(secondsAgo: number | undefined): Promise<void> {
+    await db.sql`delete from worker_heartbeats`;
+    if (secondsAgo === undefined) return;
+    await db.sql`
+      insert into worker_heartbeats (worker_id, seen_at)
+      values ('worker-1', now() - make_interval(secs => ${secondsAgo}::float8))`;
+  }
+
+  it('is not OK with no worker heartbeat at all, and reports the workers down', async () => {
+    await lastHeartbeat(undefined);
+    const summary = await triageOn().summary();
+    expect(summary.status).toBe('down');
+    expect(summary.parts.workers.status).toBe('down');
+    expect(summary.attention).toContainEqual(expect.stringMatching(/^workers: down/));
+  });
+
+  it('reports the workers stale after three missed beats, and down after the down threshold', async () => {
+    await lastHeartbeat(heartbeatStaleSeconds + 30);
+    const stale = await triageOn().summary();
+    expect(stale.parts.workers.status).toBe('stale');
+    expect(stale.status).toBe('stale');
+    await lastHeartbeat(heartbeatDownSeconds + 30);
+    expect((await triageOn().summary()).parts.workers.status).toBe('down');
+    await lastHeartbeat(5);
+    const fresh = await triageOn().summary();
+    expect(fresh.parts.workers.status).toBe('ok');
+    expect(fresh.status).toBe('ok');
+  });
+
+  it('is unknown when the Stellar status could not be read, or was read too long ago', async () => {
+    await lastHeartbeat(5);
+    const unread = await triageOn({ stellar: false }).summary();
+    expect(unread.parts.stellar.status).toBe('unknown');
+    expect(unread.status).toBe('unknown');
+    const later = () => Date.now() + stellarStatusAgeMsMax + 60_000;
+    const old = await triageOn({ clock: later }).summary();
+    expect(old.parts.stellar.status).toBe('unknown');
+    expect(old.status).toBe('unknown');
+  });
+
+  it('is never better than its worst part', () => {
+    const part = fc.record({ status: fc.constantFrom(...summaryStatuses), detail: fc.string() });
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ minLength: 1 }), part, { minKeys: 1 }), (parts) => {
+        const overall = worstStatus(Object.values(parts).map((entry) => entry.status));
+        const rank = (status: string) => summaryStatuses.indexOf(status as (typeof summaryStatuses)[number]);
+        for (const entry of Object.values(parts))
+          expect(rank(overall)).toBeGreaterThanOrEqual(rank(entry.status));
+        expect(Object.values(parts).map((entry) => entry.status)).toContain(overall);
+      }),
+      { seed: 14, numRuns: 500 },
+    );
+    expect(summaryStatuses[0]).toBe('ok');
+    expect(summaryStatuses.at(-1)).toBe('down');
   });
 });

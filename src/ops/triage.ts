@@ -10,6 +10,7 @@ import { getPayoutDetail, type PayoutDetail } from '../payouts/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { HealthRegistry } from '../platform/health.ts';
+import { type WorkersStatus, workersStatus } from '../platform/heartbeat.ts';
 import { countOpenFindingsByKind, selectOpenFindings } from '../reconciliation/data.ts';
 import { refreshFromDatabase as refreshFindingGauges } from '../reconciliation/metrics.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
@@ -42,6 +43,28 @@ export const timelineAuditMax = 200;
 export const timelineLookupsMax = 20;
 /** A cached Stellar and dependency status older than this is refreshed (in the background). */
 export const statusMaxAgeMs = 30_000;
+/** A status older than this says nothing about now (the probe has stopped or hangs): `unknown`. */
+export const stellarStatusAgeMsMax = 2 * statusMaxAgeMs;
+
+/**
+ * What the summary and each of its parts can be, best first; the summary is the worst of its
+ * parts, never better. `unknown`: not read, or read too long ago (it may be fine, nobody can
+ * say). `degraded`: works with less margin (one Stellar path of several down, a readiness check
+ * degraded). `attention`: money needs a person (an imbalance, a finding, a stuck payout, frozen
+ * payouts, dead letters). `stale`: stopped reporting (workers past three missed heartbeats).
+ * `down`: not running or not answering.
+ */
+export const summaryStatuses = ['ok', 'unknown', 'degraded', 'attention', 'stale', 'down'] as const;
+export type SummaryStatus = (typeof summaryStatuses)[number];
+export type SummaryPart = { status: SummaryStatus; detail: string };
+
+export function worstStatus(statuses: readonly SummaryStatus[]): SummaryStatus {
+  const rank = (status: SummaryStatus) => summaryStatuses.indexOf(status);
+  return statuses.reduce<SummaryStatus>(
+    (worst, status) => (rank(status) > rank(worst) ? status : worst),
+    'ok',
+  );
+}
 
 const findingKindsDoublePayout = ['double_payout', 'unknown_outgoing_payment'];
 const findingKindsLedger = ['ledger_imbalance', 'account_balance_mismatch'];
@@ -60,8 +83,10 @@ export type DependencyReport = Awaited<ReturnType<HealthRegistry['run']>> & { ch
 
 export type Summary = {
   generatedAt: string;
-  status: 'ok' | 'attention';
+  status: SummaryStatus;
+  /** One line per part or item that is not ok. */
   attention: string[];
+  parts: { workers: SummaryPart; stellar: SummaryPart; dependencies: SummaryPart; money: SummaryPart };
   controls: { paymentsMode: string; payoutsFrozen: boolean; updatedBy: string; reason: string };
   ledger: { imbalances: { asset: string; sum: string }[]; openFindings: number };
   payouts: {
@@ -123,11 +148,44 @@ export type TriageDeps = {
   /** The settlement engine's breakers, in the process that runs it. */
   breakers?: () => readonly PathReport[] | undefined;
   health?: HealthRegistry;
+  /** Judges the age of the cached status; tests move it forward. */
+  clock?: () => number;
 };
 
 type StatusCache = { stellar: StellarStatus | null; dependencies: DependencyReport | null; at: number };
 
 const secondsSince = (at: Date, now: number) => Math.max(0, Math.round((now - at.getTime()) / 1_000));
+
+function workersPart(workers: WorkersStatus): SummaryPart {
+  return { status: workers.status, detail: workers.detail };
+}
+
+function tooOld(checkedAt: string, now: number): SummaryPart | undefined {
+  const ageMs = now - Date.parse(checkedAt);
+  if (ageMs <= stellarStatusAgeMsMax) return undefined;
+  return { status: 'unknown', detail: `last read ${Math.round(ageMs / 1_000)} s ago` };
+}
+
+function stellarPart(status: StellarStatus | null, now: number): SummaryPart {
+  if (status === null) return { status: 'unknown', detail: 'not read: no Stellar network known here' };
+  const old = tooOld(status.checkedAt, now);
+  if (old) return old;
+  if (!status.anyPathUp) return { status: 'down', detail: 'no path answers' };
+  const silent = status.paths.filter((path) => !path.reachable).map((path) => path.path);
+  if (silent.length > 0) return { status: 'degraded', detail: `${silent.join(', ')} not answering` };
+  return { status: 'ok', detail: `${status.paths.length} paths answer` };
+}
+
+function dependenciesPart(report: DependencyReport | null, now: number): SummaryPart {
+  if (report === null) return { status: 'unknown', detail: 'not read: no readiness checks here' };
+  const old = tooOld(report.checkedAt, now);
+  if (old) return old;
+  const failing = Object.values(report.checks).filter((check) => check.status !== 'ok');
+  const named = failing.map((check) => `${check.name} ${check.status}`).join(', ');
+  if (!report.ready) return { status: 'down', detail: `not ready: ${named}` };
+  if (failing.length > 0) return { status: 'degraded', detail: named };
+  return { status: 'ok', detail: 'every check ok' };
+}
 
 export class Triage {
   readonly #deps: TriageDeps;
@@ -164,7 +222,7 @@ export class Triage {
 
   /** The last status; a stale one is returned at once while a refresh runs behind it. */
   async #cachedStatus(): Promise<StatusCache> {
-    if (this.#status === undefined) await this.refreshStatus();
+    if (this.#status === undefined) await this.refreshStatus().catch(() => {});
     else if (Date.now() - this.#status.at > statusMaxAgeMs) void this.refreshStatus().catch(() => {});
     return this.#status ?? { stellar: null, dependencies: null, at: Date.now() };
   }
@@ -183,19 +241,31 @@ export class Triage {
   async summary(): Promise<Summary> {
     const { sql } = this.#deps;
     const now = Date.now();
-    const [controls, precisions, sums, open, stuck, findings, deadLetters, watcher, pending, status] =
-      await Promise.all([
-        readControls(sql),
-        this.#precisions(),
-        selectBalanceSums(sql),
-        selectOpenPayoutCounts(sql),
-        countStuckPayouts(sql, stuckOlderThanSecondsDefault),
-        countOpenFindingsByKind(sql),
-        countDeadLetters(sql),
-        selectWatcher(sql),
-        countPendingProposals(sql),
-        this.#cachedStatus(),
-      ]);
+    const [
+      controls,
+      precisions,
+      sums,
+      open,
+      stuck,
+      findings,
+      deadLetters,
+      watcher,
+      pending,
+      workers,
+      status,
+    ] = await Promise.all([
+      readControls(sql),
+      this.#precisions(),
+      selectBalanceSums(sql),
+      selectOpenPayoutCounts(sql),
+      countStuckPayouts(sql, stuckOlderThanSecondsDefault),
+      countOpenFindingsByKind(sql),
+      countDeadLetters(sql),
+      selectWatcher(sql),
+      countPendingProposals(sql),
+      workersStatus(sql),
+      this.#cachedStatus(),
+    ]);
     const imbalances = sums
       .filter((row) => row.sumMinor !== 0n)
       .map((row) => ({ asset: row.asset, sum: formatAmount(row.sumMinor, precisions.get(row.asset) ?? 7) }));
@@ -203,7 +273,7 @@ export class Triage {
     const ledgerFindings = findings
       .filter((row) => findingKindsLedger.includes(row.kind))
       .reduce((total, row) => total + row.count, 0);
-    const attention = [
+    const money = [
       ...imbalances.map((row) => `ledger: ${row.asset} balances sum to ${row.sum}, not 0`),
       ...findings.map((row) => `finding: ${row.count} open ${row.kind}`),
       ...(stuck > 0 ? [`payouts: ${stuck} not final after ${stuckOlderThanSecondsDefault / 60} min`] : []),
@@ -213,13 +283,28 @@ export class Triage {
       ...(controls.paymentsMode !== 'standard'
         ? [`controls: payments mode is ${controls.paymentsMode}`]
         : []),
-      ...(status.stellar && !status.stellar.anyPathUp ? ['stellar: no path answers'] : []),
-      ...(status.dependencies && !status.dependencies.ready ? ['dependencies: not ready'] : []),
+    ];
+    const judgedAt = this.#deps.clock?.() ?? now;
+    const parts: Summary['parts'] = {
+      workers: workersPart(workers),
+      stellar: stellarPart(status.stellar, judgedAt),
+      dependencies: dependenciesPart(status.dependencies, judgedAt),
+      money:
+        money.length === 0
+          ? { status: 'ok', detail: 'nothing needs a person' }
+          : { status: 'attention', detail: `${money.length} items need a person` },
+    };
+    const attention = [
+      ...Object.entries(parts)
+        .filter(([name, part]) => name !== 'money' && part.status !== 'ok')
+        .map(([name, part]) => `${name}: ${part.status} (${part.detail})`),
+      ...money,
     ];
     return {
       generatedAt: new Date(now).toISOString(),
-      status: attention.length === 0 ? 'ok' : 'attention',
+      status: worstStatus(Object.values(parts).map((part) => part.status)),
       attention,
+      parts,
       controls: {
         paymentsMode: controls.paymentsMode,
         payoutsFrozen: controls.payoutsFrozen,

@@ -91,15 +91,22 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const connectionString = await primaryHostUrl(options.connectionString);
   const pool = new pg.Pool({ connectionString, max: options.concurrency + 2 });
   pool.on('error', (error) => options.logger.warn({ err: error }, 'job worker lost a database connection'));
-  const runner = await run({
-    pgPool: pool,
-    taskList: instrument(options.tasks),
-    crontab: options.crontab ?? '',
-    concurrency: options.concurrency,
-    pollInterval: options.pollIntervalMs,
-    noHandleSignals: true,
-    logger: workerLogger(options.logger),
-  });
+  let runner: Runner;
+  try {
+    runner = await run({
+      pgPool: pool,
+      taskList: instrument(options.tasks),
+      crontab: options.crontab ?? '',
+      concurrency: options.concurrency,
+      pollInterval: options.pollIntervalMs,
+      noHandleSignals: true,
+      logger: workerLogger(options.logger),
+    });
+  } catch (error) {
+    // A worker that never ran must not keep its connections: the process could not exit.
+    await pool.end();
+    throw error;
+  }
   return {
     runner,
     stop: async () => {

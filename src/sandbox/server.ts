@@ -169,22 +169,28 @@ async function serveNetwork(
     await closed;
   };
 
-  for (let index = 0; index < listenerCount; index += 1) {
-    const listener: Listener = {
-      index,
-      port: index === 0 ? (options.port ?? 0) : 0,
-      server: undefined,
-      sockets: new Set(),
-    };
-    await open(listener, 'horizon');
-    listeners.push(listener);
+  try {
+    for (let index = 0; index < listenerCount; index += 1) {
+      const listener: Listener = {
+        index,
+        port: index === 0 ? (options.port ?? 0) : 0,
+        server: undefined,
+        sockets: new Set(),
+      };
+      await open(listener, 'horizon');
+      listeners.push(listener);
+    }
+    controlListener = { index: -1, port: 0, server: undefined, sockets: new Set() };
+    await open(controlListener, 'control');
+    // Stellar RPC has a listener of its own, so that taking every Horizon down leaves RPC serving,
+    // as on a real deployment where they are separate services.
+    rpcListener = { index: rpcListenerIndex, port: 0, server: undefined, sockets: new Set() };
+    await open(rpcListener, 'rpc');
+  } catch (error) {
+    // The ports already bound are released with the failure, not kept until the process exits.
+    for (const listener of [...listeners, controlListener]) if (listener) await shut(listener);
+    throw error;
   }
-  controlListener = { index: -1, port: 0, server: undefined, sockets: new Set() };
-  await open(controlListener, 'control');
-  // Stellar RPC has a listener of its own, so that taking every Horizon down leaves RPC serving,
-  // as on a real deployment where they are separate services.
-  rpcListener = { index: rpcListenerIndex, port: 0, server: undefined, sockets: new Set() };
-  await open(rpcListener, 'rpc');
 
   // A listener_down fault closes that listener's port (clients get connection refused) and its
   // open connections; when the fault ends the listener binds the same port again.

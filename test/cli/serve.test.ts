@@ -10,6 +10,7 @@ import { finished, runCli, spawnCli, waitFor } from '../support/process.ts';
 import { tempDataDir, testKeyringKey } from '../support/service.ts';
 
 const stopWithinMs = 10_000;
+const shutdownTimeoutMs = 8_000;
 const databases: TestDatabase[] = [];
 afterAll(async () => {
   for (const db of databases) await db.drop();
@@ -25,6 +26,30 @@ async function readyBody(port: number): Promise<Ready | undefined> {
 function postgresProcessesFor(dataDir: string): string[] {
   const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
   return out.split('\n').filter((line) => line.includes(join(dataDir, 'pg')));
+}
+
+async function holdPort(port: number): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Processes still in the group of a `serve` that has exited: anything it forked and left. */
+function processesInGroup(groupId: number): string[] {
+  const out = execFileSync('ps', ['-eo', 'pgid=,args='], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => line.trim().split(/\s+/)[0] === String(groupId));
+}
+
+/** After a failed start: no child process, no database, and the sandbox port can be bound again. */
+async function expectReleased(groupId: number, dataDir: string, sandboxPort: number): Promise<void> {
+  expect(processesInGroup(groupId)).toEqual([]);
+  expect(postgresProcessesFor(dataDir)).toEqual([]);
+  const rebound = await holdPort(sandboxPort);
+  await rebound.close();
+  expect(existsSync(join(dataDir, 'sandbox', 'sandbox-owner.pid'))).toBe(false);
 }
 
 async function issueKid(env: Record<string, string>): Promise<string> {
@@ -121,23 +146,99 @@ describe('settledesk serve', () => {
     expect(postgresProcessesFor(dataDir)).toEqual([]);
   });
 
-  it('exits 1 naming the sandbox port when it is taken, and leaves no database running', async () => {
-    const blocker = createServer();
-    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    const taken = (blocker.address() as AddressInfo).port;
+  it('exits 1 with one line naming PORT when PORT is taken, before the database starts, leaving nothing behind', async () => {
+    const blocker = await holdPort(await freePort());
+    const dataDir = await tempDataDir();
+    const sandboxPort = await freePort();
+    try {
+      const child = spawnCli(
+        ['serve'],
+        {
+          SETTLEDESK_DATA_DIR: dataDir,
+          PORT: String(blocker.port),
+          SANDBOX_PORT: String(sandboxPort),
+          SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+          LOG_LEVEL: 'warn',
+        },
+        { ownProcessGroup: true },
+      );
+      // The database would take far longer than this to initialise: the port is checked first.
+      const exit = await finished(child, shutdownTimeoutMs);
+      expect(exit.code).toBe(1);
+      expect(exit.stderr).toBe(
+        `settledesk: port ${blocker.port} on 127.0.0.1 is in use; set PORT to a free port\n`,
+      );
+      expect(existsSync(join(dataDir, 'pg'))).toBe(false);
+      await expectReleased(child.pid ?? 0, dataDir, sandboxPort);
+    } finally {
+      await blocker.close();
+    }
+  });
+
+  it('exits 1 with one line naming SANDBOX_PORT when the sandbox Horizon port is taken, before the database starts', async () => {
+    const blocker = await holdPort(await freePort());
     const dataDir = await tempDataDir();
     try {
-      const result = await runCli(['serve'], {
-        SETTLEDESK_DATA_DIR: dataDir,
-        PORT: String(await freePort()),
-        SANDBOX_PORT: String(taken),
-        LOG_LEVEL: 'warn',
-      });
-      expect(result.code).toBe(1);
-      expect(result.stderr).toContain(`port ${taken} is in use`);
+      const child = spawnCli(
+        ['serve'],
+        {
+          SETTLEDESK_DATA_DIR: dataDir,
+          PORT: String(await freePort()),
+          SANDBOX_PORT: String(blocker.port),
+          SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+          LOG_LEVEL: 'warn',
+        },
+        { ownProcessGroup: true },
+      );
+      const exit = await finished(child, shutdownTimeoutMs);
+      expect(exit.code).toBe(1);
+      expect(exit.stderr).toBe(
+        `settledesk: port ${blocker.port} on 127.0.0.1 is in use; set SANDBOX_PORT to a free port\n`,
+      );
+      expect(existsSync(join(dataDir, 'pg'))).toBe(false);
       expect(postgresProcessesFor(dataDir)).toEqual([]);
     } finally {
-      blocker.close();
+      await blocker.close();
+    }
+  });
+
+  it('exits 1 with one line naming PORT when PORT is taken while the database starts, and releases the database, the sandbox and its timers', async () => {
+    const dataDir = await tempDataDir();
+    const port = await freePort();
+    const sandboxPort = await freePort();
+    const child = spawnCli(
+      ['serve'],
+      {
+        SETTLEDESK_DATA_DIR: dataDir,
+        PORT: String(port),
+        SANDBOX_PORT: String(sandboxPort),
+        SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+        ACCESS_RELOAD_MS: '100',
+        LOG_LEVEL: 'info',
+      },
+      { ownProcessGroup: true },
+    );
+    // A first start initialises the cluster for many seconds: the port is taken after its check.
+    await waitFor(
+      async () => (child.output().stdout.includes('initialising embedded PostgreSQL') ? true : undefined),
+      60_000,
+      'the embedded database to start initialising',
+    );
+    const blocker = await holdPort(port);
+    try {
+      await waitFor(
+        async () => (child.output().stderr.includes('is in use') ? true : undefined),
+        90_000,
+        'the start to fail',
+      );
+      const exit = await finished(child, shutdownTimeoutMs);
+      expect(exit.code).toBe(1);
+      expect(exit.stderr).toBe(`settledesk: port ${port} on 127.0.0.1 is in use; set PORT to a free port\n`);
+      expect(exit.stdout).not.toContain('access reload failed');
+      await expectReleased(child.pid ?? 0, dataDir, sandboxPort);
+    } finally {
+      child.kill('SIGKILL');
+      await blocker.close();
     }
   });
 

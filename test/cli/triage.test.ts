@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestNetwork } from '../../src/sandbox/test-support.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { runCli } from '../support/process.ts';
 import { testEnv } from '../support/service.ts';
@@ -18,25 +19,47 @@ afterAll(async () => {
 });
 
 describe('settledesk triage with the API stopped', () => {
-  it('prints the summary from the database, with Stellar unknown since no sandbox runs', async () => {
+  it('is not OK with nothing running: no worker heartbeat is workers down, no Stellar status is unknown', async () => {
+    await db.sql`delete from worker_heartbeats`;
     const json = await runCli(['--json', 'triage', 'summary'], env);
     expect(json.code, json.stderr).toBe(0);
     const summary = JSON.parse(json.stdout);
-    expect(summary).toMatchObject({ status: 'ok', attention: [], stellar: null });
+    expect(summary).toMatchObject({ status: 'down', stellar: null });
+    expect(summary.parts.workers.status).toBe('down');
+    expect(summary.parts.stellar.status).toBe('unknown');
     expect(summary.dependencies.checks.postgresql.status).toBe('ok');
 
     const human = await runCli(['triage', 'summary'], env);
     expect(human.code, human.stderr).toBe(0);
-    expect(human.stdout).toContain('status: OK');
+    expect(human.stdout).toContain('status: DOWN');
+    expect(human.stdout).toMatch(/^workers: DOWN/m);
+    expect(human.stdout).not.toContain('status: OK');
+    const check = await runCli(['triage', 'summary', '--check'], env);
+    expect(check.code).toBe(1);
+    expect(check.stderr).toContain('workers: down');
   });
 
   it('--check exits 1 naming what needs attention, and 0 once it is clear', async () => {
-    await runCli(['mode', 'freeze', '--reason', 'drill', '--as', 'olga'], env);
-    const frozen = await runCli(['triage', 'summary', '--check'], env);
-    expect(frozen.code).toBe(1);
-    expect(frozen.stderr).toContain('payouts are frozen');
-    await db.sql`update payment_controls set payouts_frozen = false`;
-    expect((await runCli(['triage', 'summary', '--check'], env)).code).toBe(0);
+    const network = await startTestNetwork({ ledgerCloseMs: 100 });
+    try {
+      const withStellar = {
+        ...env,
+        STELLAR_HORIZON_URLS: network.sandbox.horizonUrls.join(','),
+        STELLAR_RPC_URL: network.sandbox.rpcUrl,
+      };
+      await db.sql`insert into worker_heartbeats (worker_id, seen_at) values ('worker-1', now())
+        on conflict (worker_id) do update set seen_at = now()`;
+      await runCli(['mode', 'freeze', '--reason', 'drill', '--as', 'olga'], withStellar);
+      const frozen = await runCli(['triage', 'summary', '--check'], withStellar);
+      expect(frozen.code).toBe(1);
+      expect(frozen.stderr).toContain('payouts are frozen');
+      await db.sql`update payment_controls set payouts_frozen = false`;
+      const clear = await runCli(['triage', 'summary', '--check'], withStellar);
+      expect(clear.code, clear.stderr).toBe(0);
+      expect(clear.stdout).toContain('status: OK');
+    } finally {
+      await network.stop();
+    }
   });
 
   it('refuses a malformed --older-than and an unknown payout with exit status 1', async () => {

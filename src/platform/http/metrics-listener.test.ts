@@ -30,7 +30,7 @@ describe('the worker metrics listener', () => {
       const port = Number(new URL(first.url).port);
       await expect(
         startMetricsListener({ host: '127.0.0.1', port, logger: createLogger('silent') }),
-      ).rejects.toThrow(/EADDRINUSE/);
+      ).rejects.toThrow(`port ${port} on 127.0.0.1 is in use; set WORKER_METRICS_PORT to a free port`);
     } finally {
       await first.stop();
     }

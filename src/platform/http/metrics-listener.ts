@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { Logger } from '../logging.ts';
 import { registry } from '../metrics.ts';
+import { listenFailure } from '../ports.ts';
 
 /**
  * `GET /metrics` (and `/health/live`) for a process that serves no API: `settledesk worker`.
@@ -27,7 +28,16 @@ export async function startMetricsListener(options: {
     response.writeHead(404).end();
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error) =>
+      reject(
+        listenFailure(error, {
+          host: options.host,
+          port: options.port,
+          variable: 'WORKER_METRICS_PORT',
+          hostVariable: 'HOST',
+        }),
+      ),
+    );
     server.listen(options.port, options.host, () => resolve());
   });
   const address = server.address();
