@@ -51,9 +51,10 @@ describe('settledesk providers and webhooks dlq', () => {
     const audit = await service.db.sql`select 1 from audit_log where action = 'provider.mode'`;
     expect(audit).toHaveLength(2);
 
-    // An account that does not exist: the webhook verifies but cannot be processed.
+    // An account that does not exist: the webhook verifies, is refused and dead-lettered.
     const parked = await webhook(body);
-    expect(parked.statusCode).toBe(202);
+    expect(parked.statusCode).toBe(404);
+    expect(parked.json()).toMatchObject({ type: 'ledger/account-not-found' });
     const listed = await runCli(['--json', 'webhooks', 'dlq', 'list'], env);
     expect(listed.code, listed.stderr).toBe(0);
     const [entry] = JSON.parse(listed.stdout) as { id: string; error: string }[];
