@@ -9,7 +9,7 @@ import Fastify, {
   type RawServerDefault,
 } from 'fastify';
 import { assert } from '../assert.ts';
-import type { Access, Principal } from '../auth/roles.ts';
+import type { Access, Principal, Role } from '../auth/roles.ts';
 import type { Logger } from '../logging.ts';
 import { type Authenticator, registerAuth } from './auth.ts';
 import { registerRequestMetrics } from './metrics.ts';
@@ -22,6 +22,9 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal: Principal | undefined;
+  }
+  interface FastifySchema {
+    'x-roles'?: readonly Role[];
   }
 }
 
@@ -84,7 +87,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.addHook('onRoute', (route) => {
     assert(route.config?.access !== undefined, `route ${route.method} ${route.url} declares no access`);
     if (route.config.access !== 'public') {
-      route.schema = { ...route.schema, security: [{ bearer: [] }] };
+      // `x-roles` tells a client (and the OpenAPI-driven fuzz test) which token roles may call it.
+      route.schema = { ...route.schema, security: [{ bearer: [] }], 'x-roles': [...route.config.access] };
     }
   });
   app.decorateRequest('principal', undefined);
