@@ -1,8 +1,12 @@
 import { Type } from 'typebox';
+import { assetLengthMax } from '../ledger/routes.ts';
 import { operatorRoles } from '../platform/auth/roles.ts';
 import type { Config } from '../platform/config.ts';
 import type { Sql } from '../platform/db/types.ts';
+import { DomainError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
+import { FreeText } from '../platform/http/schemas.ts';
+import { Uuid } from '../platform/ids.ts';
 import type { Logger } from '../platform/logging.ts';
 import { findStellar } from '../stellar/connect.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
@@ -74,6 +78,20 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
     });
     let hotWallet: Promise<string> | undefined;
     let stellar: Promise<StellarEndpoints> | undefined;
+    // A failed lookup is not cached: the next request tries again once Stellar is reachable.
+    const stellarEndpoints = async (): Promise<StellarEndpoints> => {
+      stellar ??= findStellar(config);
+      try {
+        return await stellar;
+      } catch (error) {
+        stellar = undefined;
+        logger.warn({ err: error }, 'Stellar endpoints could not be found');
+        throw new DomainError(
+          'service/unavailable',
+          'the Stellar network is not reachable from this process',
+        );
+      }
+    };
     const hotWalletOf = () => {
       hotWallet ??= loadWallet(config).then((wallet) => wallet.hotWallet.publicKey());
       return hotWallet;
@@ -88,7 +106,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
             'How an account pays in: the routed provider, and its address and memo or its reference.',
           body: Type.Object(
             {
-              accountId: Type.String({ format: 'uuid' }),
+              accountId: Uuid(),
               provider: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,39}$' })),
             },
             { additionalProperties: false },
@@ -116,8 +134,8 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
           body: Type.Object(
             {
               transactionHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
-              accountId: Type.String({ format: 'uuid' }),
-              asset: Type.String({ minLength: 1, maxLength: 69 }),
+              accountId: Uuid(),
+              asset: FreeText({ minLength: 1, maxLength: assetLengthMax }),
               amount: Type.String({ minLength: 1, maxLength: 40 }),
             },
             { additionalProperties: false },
@@ -125,8 +143,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
         },
       },
       async (request) => {
-        stellar ??= findStellar(config);
-        const endpoints = await stellar;
+        const endpoints = await stellarEndpoints();
         return verifyProof(
           sql,
           { ...request.body, submittedBy: request.principal?.subject ?? '' },
@@ -158,7 +175,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
         config: { access: operatorRoles },
         schema: {
           tags: ['deposits'],
-          params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+          params: Type.Object({ id: Uuid() }),
           response: { 200: WebhookView },
         },
       },

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../platform/config.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
+import { freeTextMessage, isFreeText } from '../platform/http/schemas.ts';
+import { isUuid } from '../platform/ids.ts';
 import type { Logger } from '../platform/logging.ts';
 import { type CreditOutcome, creditDeposit } from './credit.ts';
 import {
@@ -24,7 +26,6 @@ import { verifySignature } from './signature.ts';
  */
 
 export const referenceLengthMax = 200;
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type ProviderPayload = { reference: string; accountId: string; asset: string; amount: string };
 
@@ -46,11 +47,16 @@ export function parsePayload(body: string): ProviderPayload {
   if (missing.length > 0)
     throw new DomainError('request/validation', `missing or not a string: ${missing.join(', ')}`);
   const payload = candidate as ProviderPayload;
+  const unprintable = (['reference', 'accountId', 'asset', 'amount'] as const).filter(
+    (field) => !isFreeText(payload[field]),
+  );
+  if (unprintable.length > 0) {
+    throw new DomainError('request/validation', `${unprintable.join(', ')}: ${freeTextMessage}`);
+  }
   if (payload.reference.length > referenceLengthMax) {
     throw new DomainError('request/validation', `reference is longer than ${referenceLengthMax} characters`);
   }
-  if (!uuidPattern.test(payload.accountId))
-    throw new DomainError('request/validation', 'accountId must be a uuid');
+  if (!isUuid(payload.accountId)) throw new DomainError('request/validation', 'accountId must be a uuid');
   return {
     reference: payload.reference,
     accountId: payload.accountId,

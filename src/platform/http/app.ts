@@ -13,7 +13,7 @@ import type { Access, Principal, Role } from '../auth/roles.ts';
 import type { Logger } from '../logging.ts';
 import { type Authenticator, registerAuth } from './auth.ts';
 import { registerRequestMetrics } from './metrics.ts';
-import { handleError, handleNotFound } from './problems.ts';
+import { handleClientError, handleError, handleFrameworkError, handleNotFound } from './problems.ts';
 import { validatorCompiler } from './validation.ts';
 
 declare module 'fastify' {
@@ -73,6 +73,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     bodyLimit: options.bodyBytesMax,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
 
