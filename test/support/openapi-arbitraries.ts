@@ -245,7 +245,7 @@ export function valueFor(schema: JsonSchema, name = '', hostileWeight = 1): fc.A
   );
 }
 
-const taints = ['\u0000', '\ud800', '\udfff', '\u0001', '\u001f', '\u007f', '\u0085', '\u2028'];
+export const taints = ['\u0000', '\ud800', '\udfff', '\u0001', '\u001f', '\u007f', '\u0085', '\u2028'];
 
 /** A well-shaped string with one bad character slipped in, so only that character is wrong. */
 function tainted(shaped: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
