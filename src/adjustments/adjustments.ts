@@ -5,6 +5,7 @@ import { getAccount, postJournal } from '../ledger/service.ts';
 import { formatAmount, parseAmount } from '../money/money.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
+import { isUuid } from '../platform/ids.ts';
 
 export const adjustmentAction = 'ledger.adjustment';
 export const adjustmentLegsMax = 20;
@@ -12,8 +13,6 @@ export const evidenceRefLengthMax = 500;
 
 export type AdjustmentLeg = { accountId: string; amount: string };
 export type AdjustmentPayload = { entries: AdjustmentLeg[]; evidenceRef: string };
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Shape check of a stored payload; amounts and accounts are checked against the ledger separately. */
 function validatePayload(payload: unknown): AdjustmentPayload {
@@ -35,7 +34,7 @@ function validatePayload(payload: unknown): AdjustmentPayload {
   for (const entry of entries) {
     if (
       typeof entry?.accountId !== 'string' ||
-      !uuidPattern.test(entry.accountId) ||
+      !isUuid(entry.accountId) ||
       typeof entry.amount !== 'string'
     ) {
       throw new DomainError(

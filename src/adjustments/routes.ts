@@ -6,6 +6,8 @@ import { IdempotencyHeaders, sendIdempotent } from '../idempotency/http.ts';
 import { adminRoles } from '../platform/auth/roles.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
+import { FreeText } from '../platform/http/schemas.ts';
+import { Uuid } from '../platform/ids.ts';
 import { adjustmentLegsMax, evidenceRefLengthMax, proposeAdjustment } from './adjustments.ts';
 
 export function adjustmentRoutes(sql: Sql, approvals: Approvals) {
@@ -24,7 +26,7 @@ export function adjustmentRoutes(sql: Sql, approvals: Approvals) {
               entries: Type.Array(
                 Type.Object(
                   {
-                    accountId: Type.String({ format: 'uuid' }),
+                    accountId: Uuid(),
                     amount: Type.String({
                       minLength: 1,
                       maxLength: 41,
@@ -36,7 +38,7 @@ export function adjustmentRoutes(sql: Sql, approvals: Approvals) {
                 { minItems: 2, maxItems: adjustmentLegsMax },
               ),
               reason: ReasonSchema,
-              evidenceRef: Type.String({ minLength: 1, maxLength: evidenceRefLengthMax }),
+              evidenceRef: FreeText({ minLength: 1, maxLength: evidenceRefLengthMax }),
             },
             { additionalProperties: false },
           ),

@@ -1,29 +1,13 @@
 import { Type } from 'typebox';
 import { adminRoles, staffRoles } from '../platform/auth/roles.ts';
 import type { Sql } from '../platform/db/types.ts';
-import { DomainError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
-import type { ProposalRow } from './data.ts';
+import { cursorLengthMax, decodeCursor, encodeCursor } from '../platform/http/cursor.ts';
+import { Uuid } from '../platform/ids.ts';
 import { type Approvals, listPageMax, type ProposalView } from './engine.ts';
 import { ProposalSchema, ProposalStateSchema, ReasonSchema } from './schemas.ts';
 
-const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
-const cursorLengthMax = 200;
-
-export function encodeCursor(row: ProposalRow): string {
-  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [createdAt, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const date = new Date(createdAt ?? '');
-  if (!id || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
-    throw new DomainError('request/validation', 'invalid query.cursor', {
-      errors: [{ field: 'query.cursor', message: 'is not a cursor from this API' }],
-    });
-  }
-  return { createdAt: date, id };
-}
+const IdParams = Type.Object({ id: Uuid() });
 
 /** Dates leave as ISO strings; the schema's serializer would do it too, but explicitly is clearer. */
 export function proposalJson(view: ProposalView) {
@@ -65,7 +49,7 @@ export function approvalRoutes(sql: Sql, approvals: Approvals) {
         const rows = await approvals.list(sql, {
           state,
           limit,
-          after: cursor ? decodeCursor(cursor) : undefined,
+          after: cursor === undefined ? undefined : decodeCursor(cursor),
         });
         const last = rows[rows.length - 1];
         return {

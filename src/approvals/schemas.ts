@@ -1,4 +1,6 @@
 import { Type } from 'typebox';
+import { FreeText } from '../platform/http/schemas.ts';
+import { Uuid } from '../platform/ids.ts';
 
 export const reasonLengthMax = 1_000;
 
@@ -19,7 +21,7 @@ export const ReviewSchema = Type.Object({
 });
 
 export const ProposalSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: Uuid(),
   action: Type.String(),
   payload: Type.Record(Type.String(), Type.Unknown()),
   payloadHash: Type.String({ description: 'sha256 of the canonical JSON payload; send it back to approve' }),
@@ -35,4 +37,4 @@ export const ProposalSchema = Type.Object({
   reviews: Type.Array(ReviewSchema),
 });
 
-export const ReasonSchema = Type.String({ minLength: 1, maxLength: reasonLengthMax });
+export const ReasonSchema = FreeText({ minLength: 1, maxLength: reasonLengthMax });

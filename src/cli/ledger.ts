@@ -2,9 +2,8 @@ import type { Command } from 'commander';
 import { selectImbalances } from '../ledger/data.ts';
 import { getAccount } from '../ledger/service.ts';
 import { formatAmount } from '../money/money.ts';
+import { isUuid } from '../platform/ids.ts';
 import { CliError, type Output, print, withRuntime } from './context.ts';
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Read-only ledger commands for on-call: look at an account, re-check the zero-sum invariant. */
 export function registerLedgerCommands(program: Command, output: () => Output): void {
@@ -13,8 +12,10 @@ export function registerLedgerCommands(program: Command, output: () => Output): 
     .command('show <id>')
     .description('an account with its balance')
     .action(async (id: string) => {
-      if (!uuidPattern.test(id)) throw new CliError('the account id must be a UUID');
-      const account = await withRuntime({ migrate: false }, (runtime) => getAccount(runtime.sql, id));
+      // An operator may paste an id in capitals; the API's canonical form is lowercase.
+      const accountId = id.toLowerCase();
+      if (!isUuid(accountId)) throw new CliError('the account id must be a UUID');
+      const account = await withRuntime({ migrate: false }, (runtime) => getAccount(runtime.sql, accountId));
       const view = { ...account, balance: formatAmount(account.balanceMinor, account.precision) };
       print(
         output(),

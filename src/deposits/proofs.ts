@@ -108,7 +108,13 @@ function once<T>(resolve: () => Promise<T>): () => Promise<T> {
 export function proofNetwork(config: Config): ProofNetwork {
   return {
     chain: once(async () => {
-      const endpoints = await findStellar(config);
+      const endpoints = await findStellar(config).catch(() => {
+        // No endpoints configured and no sandbox running here: the caller may try again later.
+        throw new DomainError(
+          'service/unavailable',
+          'the Stellar network is not reachable from this process',
+        );
+      });
       return { paths: readPathsOf(endpoints), networkPassphrase: endpoints.networkPassphrase };
     }),
     hotWallet: once(async () => (await loadWallet(config)).hotWallet.publicKey()),

@@ -1,10 +1,14 @@
 import { Type } from 'typebox';
+import { assetLengthMax } from '../ledger/routes.ts';
 import { operatorRoles } from '../platform/auth/roles.ts';
 import type { Config } from '../platform/config.ts';
 import type { Sql } from '../platform/db/types.ts';
+import { DomainError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
 import { problemResponse } from '../platform/http/problem-schema.ts';
 import { sendProblem } from '../platform/http/problems.ts';
+import { FreeText } from '../platform/http/schemas.ts';
+import { Uuid } from '../platform/ids.ts';
 import type { Logger } from '../platform/logging.ts';
 import { selectDeadLetters } from './data.ts';
 import { createIntent } from './intents.ts';
@@ -112,7 +116,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
             'How an account pays in: the routed provider, and its address and memo or its reference.',
           body: Type.Object(
             {
-              accountId: Type.String({ format: 'uuid' }),
+              accountId: Uuid(),
               provider: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,39}$' })),
             },
             { additionalProperties: false },
@@ -140,8 +144,8 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
           body: Type.Object(
             {
               transactionHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
-              accountId: Type.String({ format: 'uuid' }),
-              asset: Type.String({ minLength: 1, maxLength: 69 }),
+              accountId: Uuid(),
+              asset: FreeText({ minLength: 1, maxLength: assetLengthMax }),
               amount: Type.String({ minLength: 1, maxLength: 40 }),
             },
             { additionalProperties: false },
@@ -178,7 +182,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
         config: { access: operatorRoles },
         schema: {
           tags: ['deposits'],
-          params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+          params: Type.Object({ id: Uuid() }),
           response: { 200: WebhookView },
         },
       },

@@ -3,6 +3,8 @@ import type { Config } from '../platform/config.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError, type Problem, problemFor } from '../platform/errors.ts';
+import { freeTextMessage, isFreeText } from '../platform/http/schemas.ts';
+import { isUuid } from '../platform/ids.ts';
 import type { Logger } from '../platform/logging.ts';
 import { type CreditOutcome, creditDeposit } from './credit.ts';
 import {
@@ -27,8 +29,6 @@ import { verifySignature } from './signature.ts';
  */
 
 export const referenceLengthMax = 200;
-const controlCharacter = /\p{Cc}/u;
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type ProviderPayload = { reference: string; accountId: string; asset: string; amount: string };
 
@@ -46,22 +46,16 @@ export function parsePayload(body: string): ProviderPayload {
   if (missing.length > 0)
     throw new DomainError('request/validation', `missing or not a string: ${missing.join(', ')}`);
   const payload = candidate as ProviderPayload;
-  // The text is stored and compared in PostgreSQL, which refuses NUL; a refusal here is final,
-  // where the database's error would be answered as a failure to retry.
-  const unstorable = (['reference', 'accountId', 'asset', 'amount'] as const).filter(
-    (field) => controlCharacter.test(payload[field]) || !payload[field].isWellFormed(),
+  const unprintable = (['reference', 'accountId', 'asset', 'amount'] as const).filter(
+    (field) => !isFreeText(payload[field]),
   );
-  if (unstorable.length > 0) {
-    throw new DomainError(
-      'request/validation',
-      `control characters or lone surrogates in: ${unstorable.join(', ')}`,
-    );
+  if (unprintable.length > 0) {
+    throw new DomainError('request/validation', `${unprintable.join(', ')}: ${freeTextMessage}`);
   }
   if (payload.reference.length > referenceLengthMax) {
     throw new DomainError('request/validation', `reference is longer than ${referenceLengthMax} characters`);
   }
-  if (!uuidPattern.test(payload.accountId))
-    throw new DomainError('request/validation', 'accountId must be a uuid');
+  if (!isUuid(payload.accountId)) throw new DomainError('request/validation', 'accountId must be a uuid');
   return {
     reference: payload.reference,
     accountId: payload.accountId,

@@ -4,6 +4,8 @@ import { formatAmount } from '../money/money.ts';
 import type { Role } from '../platform/auth/roles.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
+import { FreeText } from '../platform/http/schemas.ts';
+import { Uuid } from '../platform/ids.ts';
 import type { AccountRow } from './data.ts';
 import { selectEntriesPage } from './data.ts';
 import { createAccount, getAccount } from './service.ts';
@@ -13,10 +15,12 @@ const readers: readonly Role[] = ['viewer', 'operator', 'admin', 'service'];
 const writers: readonly Role[] = ['service'];
 export const entriesPageMax = 200;
 const amountLengthMax = 40;
+/** A Stellar asset code (12) plus `:` and the issuer's G… address (56). */
+export const assetLengthMax = 69;
 
-const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+const IdParams = Type.Object({ id: Uuid() });
 const AccountSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: Uuid(),
   type: Type.String(),
   asset: Type.String(),
   ownerRef: Type.Union([Type.String(), Type.Null()]),
@@ -25,9 +29,9 @@ const AccountSchema = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
 });
 const TransferSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  sourceAccountId: Type.String({ format: 'uuid' }),
-  destinationAccountId: Type.String({ format: 'uuid' }),
+  id: Uuid(),
+  sourceAccountId: Uuid(),
+  destinationAccountId: Uuid(),
   asset: Type.String(),
   amount: Type.String(),
   reference: Type.Union([Type.String(), Type.Null()]),
@@ -57,8 +61,8 @@ export function ledgerRoutes(sql: Sql) {
           body: Type.Object(
             {
               type: Type.Union([Type.Literal('customer'), Type.Literal('merchant')]),
-              asset: Type.String({ minLength: 1, maxLength: 69 }),
-              ownerRef: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+              asset: FreeText({ minLength: 1, maxLength: assetLengthMax }),
+              ownerRef: Type.Optional(FreeText({ minLength: 1, maxLength: 200 })),
             },
             { additionalProperties: false },
           ),
@@ -139,10 +143,10 @@ export function ledgerRoutes(sql: Sql) {
           headers: IdempotencyHeaders,
           body: Type.Object(
             {
-              sourceAccountId: Type.String({ format: 'uuid' }),
-              destinationAccountId: Type.String({ format: 'uuid' }),
+              sourceAccountId: Uuid(),
+              destinationAccountId: Uuid(),
               amount: Type.String({ minLength: 1, maxLength: amountLengthMax }),
-              reference: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+              reference: Type.Optional(FreeText({ minLength: 1, maxLength: 200 })),
             },
             { additionalProperties: false },
           ),

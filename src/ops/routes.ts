@@ -3,6 +3,7 @@ import { operatorRoles } from '../platform/auth/roles.ts';
 import { parseDurationSeconds } from '../platform/duration.ts';
 import { DomainError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
+import { Uuid } from '../platform/ids.ts';
 import {
   DependenciesSchema,
   EscrowSchema,
@@ -121,7 +122,7 @@ export function incidentRoutes(triage: Triage) {
         schema: {
           tags,
           description: 'State history, attempts, on-chain lookups, journals, audit entries and findings.',
-          params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+          params: Type.Object({ id: Uuid() }),
           response: { 200: TimelineSchema },
         },
       },
@@ -142,7 +143,7 @@ export function incidentRoutes(triage: Triage) {
           ),
           response: {
             201: Type.Object({
-              id: Type.String({ format: 'uuid' }),
+              id: Uuid(),
               takenAt: Type.String({ format: 'date-time' }),
             }),
           },

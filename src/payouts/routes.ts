@@ -3,10 +3,13 @@ import type { Approvals } from '../approvals/engine.ts';
 import { proposalJson } from '../approvals/routes.ts';
 import { ReasonSchema } from '../approvals/schemas.ts';
 import { IdempotencyHeaders, sendIdempotent } from '../idempotency/http.ts';
+import { assetLengthMax } from '../ledger/routes.ts';
 import { adminRoles, type Role } from '../platform/auth/roles.ts';
 import type { Sql } from '../platform/db/types.ts';
-import { DomainError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
+import { cursorLengthMax, decodeCursor, encodeCursor } from '../platform/http/cursor.ts';
+import { FreeText } from '../platform/http/schemas.ts';
+import { Uuid } from '../platform/ids.ts';
 import { selectManualReview, selectPayoutsPage } from './data.ts';
 import { type DestinationScreen, screenDestination } from './destinations.ts';
 import { memoTypes } from './memo.ts';
@@ -23,8 +26,8 @@ const literals = <T extends string>(values: readonly T[]) =>
   Type.Union(values.map((value) => Type.Literal(value)));
 
 const PayoutSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  sourceAccountId: Type.String({ format: 'uuid' }),
+  id: Uuid(),
+  sourceAccountId: Uuid(),
   destination: Type.String(),
   asset: Type.String(),
   amount: Type.String(),
@@ -65,20 +68,6 @@ export const PayoutDetailSchema = Type.Intersect([
   }),
 ]);
 
-function decodeCursor(cursor: string | undefined): { createdAt: Date; id: string } | undefined {
-  if (cursor === undefined) return undefined;
-  const [time, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(time ?? '');
-  if (Number.isNaN(createdAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id ?? '')) {
-    throw new DomainError('request/validation', 'cursor is not one this API returned');
-  }
-  return { createdAt, id: id ?? '' };
-}
-
-function encodeCursor(row: { createdAt: Date; id: string }): string {
-  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
-}
-
 export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: DestinationScreen) {
   return (app: App): void => {
     app.post(
@@ -91,13 +80,13 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
           headers: IdempotencyHeaders,
           body: Type.Object(
             {
-              sourceAccountId: Type.String({ format: 'uuid' }),
+              sourceAccountId: Uuid(),
               destination: Type.String({ minLength: 56, maxLength: 69, description: 'G… or M… address' }),
-              asset: Type.String({ minLength: 1, maxLength: 69 }),
+              asset: FreeText({ minLength: 1, maxLength: assetLengthMax }),
               amount: Type.String({ minLength: 1, maxLength: 40 }),
               memo: Type.Optional(
                 Type.Object(
-                  { type: literals(memoTypes), value: Type.Optional(Type.String({ maxLength: 64 })) },
+                  { type: literals(memoTypes), value: Type.Optional(FreeText({ maxLength: 64 })) },
                   { additionalProperties: false },
                 ),
               ),
@@ -139,9 +128,9 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
           tags: ['payouts'],
           querystring: Type.Object({
             state: Type.Optional(literals(payoutStates)),
-            sourceAccountId: Type.Optional(Type.String({ format: 'uuid' })),
+            sourceAccountId: Type.Optional(Uuid()),
             limit: Type.Integer({ minimum: 1, maximum: payoutsPageMax, default: 50 }),
-            cursor: Type.Optional(Type.String({ maxLength: 200 })),
+            cursor: Type.Optional(Type.String({ maxLength: cursorLengthMax })),
           }),
           response: {
             200: Type.Object({
@@ -156,7 +145,7 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
         const rows = await selectPayoutsPage(sql, {
           state,
           sourceAccountId,
-          after: decodeCursor(cursor),
+          after: cursor === undefined ? undefined : decodeCursor(cursor),
           limit,
         });
         const last = rows.at(-1);
@@ -190,7 +179,7 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
         config: { access: readers },
         schema: {
           tags: ['payouts'],
-          params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+          params: Type.Object({ id: Uuid() }),
           response: { 200: PayoutDetailSchema },
         },
       },
@@ -204,7 +193,7 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
           tags: ['payouts'],
           description:
             'Proposes the resolution of a payout in manual review; a second admin approves it in /v1/approvals.',
-          params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+          params: Type.Object({ id: Uuid() }),
           headers: IdempotencyHeaders,
           body: Type.Object(
             { decision: literals(['confirm_sent', 'refund_failed'] as const), reason: ReasonSchema },

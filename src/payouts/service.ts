@@ -9,6 +9,7 @@ import { formatAmount } from '../money/money.ts';
 import { assert } from '../platform/assert.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
+import { isUuid } from '../platform/ids.ts';
 import { enqueueJob } from '../platform/jobs.ts';
 import { emitEvents, payoutFinishedEvent } from '../webhooks/events.ts';
 import { type AttemptRow, selectPayoutAttempts } from './attempts-data.ts';
@@ -331,13 +332,11 @@ export async function refundPayout(
 export type ResolveDecision = 'confirm_sent' | 'refund_failed';
 export type ResolvePayload = { payoutId: string; decision: ResolveDecision };
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 function validateResolve(payload: unknown): ResolvePayload {
   const candidate = payload as Partial<ResolvePayload> | null;
   if (
     typeof candidate?.payoutId !== 'string' ||
-    !uuidPattern.test(candidate.payoutId) ||
+    !isUuid(candidate.payoutId) ||
     (candidate.decision !== 'confirm_sent' && candidate.decision !== 'refund_failed')
   ) {
     throw new DomainError(

@@ -1,6 +1,8 @@
 import { type TSchema, Type } from 'typebox';
 import { adminRoles, operatorRoles } from '../platform/auth/roles.ts';
 import type { App } from '../platform/http/app.ts';
+import { FreeText } from '../platform/http/schemas.ts';
+import { Uuid } from '../platform/ids.ts';
 import type { Runtime } from '../platform/runtime.ts';
 import { merchantEventTypes } from './event-types.ts';
 import { countGaugesFrom } from './metrics.ts';
@@ -32,14 +34,14 @@ const eventTypeLengthMax = 64;
 
 const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
-const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+const IdParams = Type.Object({ id: Uuid() });
 const ReasonBody = Type.Object(
-  { reason: Type.String({ minLength: 1, maxLength: reasonLengthMax }) },
+  { reason: FreeText({ minLength: 1, maxLength: reasonLengthMax }) },
   { additionalProperties: false },
 );
 
 const EndpointSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: Uuid(),
   url: Type.String(),
   description: nullable(Type.String()),
   ownerRef: nullable(Type.String()),
@@ -57,13 +59,10 @@ const DeliveryStatusSchema = Type.Union([
 ]);
 
 const DeliverySchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  eventId: Type.String({
-    format: 'uuid',
-    description: 'sent as webhook-id: the same on every attempt and replay',
-  }),
+  id: Uuid(),
+  eventId: Uuid({ description: 'sent as webhook-id: the same on every attempt and replay' }),
   eventType: Type.String(),
-  endpointId: Type.String({ format: 'uuid' }),
+  endpointId: Uuid(),
   status: DeliveryStatusSchema,
   attempts: Type.Integer(),
   replays: Type.Integer(),
@@ -115,19 +114,19 @@ export function merchantWebhookRoutes(runtime: Runtime) {
             'Registers a merchant endpoint. The answer carries its signing secret (whsec_…), shown this once only.',
           body: Type.Object(
             {
-              url: Type.String({ minLength: 1, maxLength: urlLengthMax }),
-              eventTypes: Type.Array(Type.String({ minLength: 1, maxLength: eventTypeLengthMax }), {
+              url: FreeText({ minLength: 1, maxLength: urlLengthMax }),
+              eventTypes: Type.Array(FreeText({ minLength: 1, maxLength: eventTypeLengthMax }), {
                 minItems: 1,
                 maxItems: eventTypesPerEndpointMax,
               }),
               ownerRef: nullable(
-                Type.String({
+                FreeText({
                   minLength: 1,
                   maxLength: ownerRefLengthMax,
                   description: "only events about accounts with this ownerRef; null: every account's events",
                 }),
               ),
-              description: Type.Optional(Type.String({ minLength: 1, maxLength: descriptionLengthMax })),
+              description: Type.Optional(FreeText({ minLength: 1, maxLength: descriptionLengthMax })),
             },
             { additionalProperties: false },
           ),
@@ -198,7 +197,7 @@ export function merchantWebhookRoutes(runtime: Runtime) {
           description: 'The delivery log, newest first; `status=dead_lettered` is the dead-letter queue.',
           querystring: Type.Object({
             status: Type.Optional(DeliveryStatusSchema),
-            endpointId: Type.Optional(Type.String({ format: 'uuid' })),
+            endpointId: Type.Optional(Uuid()),
             limit: Type.Integer({ minimum: 1, maximum: deliveriesPageMax, default: 50 }),
           }),
           response: { 200: Type.Object({ items: Type.Array(DeliverySchema) }) },

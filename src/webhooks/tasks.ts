@@ -1,4 +1,5 @@
 import type { Sql } from '../platform/db/types.ts';
+import { isUuid } from '../platform/ids.ts';
 import { enqueueJob, type TaskMap } from '../platform/jobs.ts';
 import type { Runtime } from '../platform/runtime.ts';
 import { selectOverdueDeliveries } from './data.ts';
@@ -14,11 +15,9 @@ export const merchantWebhooksCrontab = `* * * * * ${sweepTask}`;
 export const sweepGraceMs = 120_000;
 export const sweepBatchMax = 100;
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 function deliveryIdOf(payload: unknown): string {
   const id = (payload as { deliveryId?: unknown } | null)?.deliveryId;
-  if (typeof id !== 'string' || !uuidPattern.test(id)) {
+  if (!isUuid(id)) {
     throw new Error(`${deliverTask} needs a deliveryId, got ${JSON.stringify(payload)}`);
   }
   return id;

@@ -4,11 +4,11 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { assert } from '../assert.ts';
-import type { Access, Principal } from '../auth/roles.ts';
+import type { Access, Principal, Role } from '../auth/roles.ts';
 import type { Logger } from '../logging.ts';
 import { type Authenticator, registerAuth } from './auth.ts';
 import { registerRequestMetrics } from './metrics.ts';
-import { handleError, handleNotFound } from './problems.ts';
+import { handleClientError, handleError, handleFrameworkError, handleNotFound } from './problems.ts';
 import { logRefusal, RequestLogController, requestLogFields } from './request-log.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -18,6 +18,9 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal: Principal | undefined;
+  }
+  interface FastifySchema {
+    'x-roles'?: readonly Role[];
   }
 }
 
@@ -66,6 +69,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     bodyLimit: options.bodyBytesMax,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
 
@@ -80,7 +85,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.addHook('onRoute', (route) => {
     assert(route.config?.access !== undefined, `route ${route.method} ${route.url} declares no access`);
     if (route.config.access !== 'public') {
-      route.schema = { ...route.schema, security: [{ bearer: [] }] };
+      // `x-roles` tells a client (and the OpenAPI-driven fuzz test) which token roles may call it.
+      route.schema = { ...route.schema, security: [{ bearer: [] }], 'x-roles': [...route.config.access] };
     }
   });
   app.decorateRequest('principal', undefined);

@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
+import { freeTextFormat, freeTextMessage, isFreeText } from './schemas.ts';
 
 /**
  * Two validators. Bodies are validated strictly, with no type coercion: a JSON number where the
@@ -16,6 +17,7 @@ function createAjv(coerceTypes: boolean): Ajv {
     strict: false,
   });
   addFormats.default(ajv);
+  ajv.addFormat(freeTextFormat, { type: 'string', validate: isFreeText });
   return ajv;
 }
 
@@ -36,6 +38,7 @@ export function fieldErrors(errors: readonly Partial<ErrorObject>[], part: strin
     const params = error.params as Record<string, unknown> | undefined;
     const missing = params?.missingProperty ?? params?.additionalProperty;
     if (typeof missing === 'string') path.push(missing);
-    return { field: [part, ...path].join('.'), message: error.message ?? 'is invalid' };
+    const message = params?.format === freeTextFormat ? freeTextMessage : (error.message ?? 'is invalid');
+    return { field: [part, ...path].join('.'), message };
   });
 }
