@@ -100,9 +100,10 @@ export function redactValue(value: unknown, depth = 0, inError = false): unknown
  * PostgreSQL quotes the refused value in data exceptions (class 22: `invalid input syntax for
  * type uuid: "…"`) and in the detail of constraint violations (class 23: `Key (reference)=(…)`,
  * `Failing row contains (…)`), so those errors are logged by code and the names of the table,
- * column and constraint, which say what failed without saying what was sent.
+ * column and constraint, which say what failed without saying what was sent. A trigger's `raise`
+ * (class P0) formats whatever its author chose, often the row, so it is withheld too.
  */
-const postgresQuotingClasses = new Set(['22', '23']);
+const postgresQuotingClasses = new Set(['22', '23', 'P0']);
 const postgresNamingFields = [
   'code',
   'severity',
