@@ -6,7 +6,7 @@ import { SettlementEngine } from './payouts/engine.ts';
 import { startAccessSync } from './platform/auth/access.ts';
 import type { Principal } from './platform/auth/roles.ts';
 import { TokenRejected, VerifiedTokens } from './platform/auth/tokens.ts';
-import { DomainError } from './platform/errors.ts';
+import { DomainError, OperatingError } from './platform/errors.ts';
 import { heartbeatTask } from './platform/heartbeat.ts';
 import { type App, createApp } from './platform/http/app.ts';
 import type { Authenticator } from './platform/http/auth.ts';
@@ -110,7 +110,8 @@ function startSettlement(
     if (stellar.network === 'sandbox' && stellar.friendbotUrl !== undefined) {
       const assets = (await selectAssets(runtime.sql)).map((asset) => asset.code);
       const problems = problemsOf(await ensureChannels(stellar, wallet, assets));
-      if (problems.length > 0) throw new Error(`sandbox channels are not ready: ${problems.join('; ')}`);
+      if (problems.length > 0)
+        throw new OperatingError(`sandbox channels are not ready: ${problems.join('; ')}`);
     }
     await engine.registerChannels();
   };

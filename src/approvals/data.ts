@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
 
 export const proposalStates = ['pending', 'approved', 'executed', 'rejected', 'expired'] as const;
@@ -53,7 +54,7 @@ export async function insertProposal(
       ${proposal.approvalsRequired}::int, now() + make_interval(secs => ${proposal.ttlSeconds}::int)
     )
     returning ${proposalColumns(db)}`;
-  if (!row) throw new Error('insert into proposals returned no row');
+  assert(row, 'insert into proposals returned no row');
   return row;
 }
 

@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts';
-import { DomainError } from '../platform/errors.ts';
+import { DomainError, OperatingError } from '../platform/errors.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { openRuntime, type Runtime } from '../platform/runtime.ts';
 import { SandboxInUseError, SandboxPortInUseError } from '../sandbox/ownership.ts';
@@ -52,6 +52,7 @@ export function reportFailure(error: unknown): number {
   }
   if (
     error instanceof ConfigError ||
+    error instanceof OperatingError ||
     error instanceof CliError ||
     error instanceof SandboxInUseError ||
     error instanceof SandboxPortInUseError

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts';
+import { OperatingError } from '../platform/errors.ts';
 import { startMetricsListener } from '../platform/http/metrics-listener.ts';
 import { type Stop, stopAll } from '../platform/lifecycle.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
@@ -89,6 +90,7 @@ const selfExplainingErrors = [
   SandboxInUseError,
   ConfigError,
   WalletConfigError,
+  OperatingError,
 ];
 /** Connection and authentication failures: PostgreSQL is not where the settings say. */
 const databaseErrorCodes = new Set([

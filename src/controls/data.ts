@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
 
 export const paymentsModes = ['standard', 'read_only'] as const;
@@ -17,7 +18,7 @@ const columns = (db: Executor) => db`
 
 export async function selectControls(db: Executor): Promise<Controls> {
   const [row] = await db<Controls[]>`select ${columns(db)} from payment_controls where singleton`;
-  if (!row) throw new Error('payment_controls has no row: migrations incomplete');
+  assert(row, 'payment_controls has no row: migrations incomplete');
   return row;
 }
 

@@ -4,6 +4,7 @@ import { assertMoneyMovementAllowed } from '../controls/service.ts';
 import { selectAccount, selectSystemAccount } from '../ledger/data.ts';
 import { lockAccounts, postJournal } from '../ledger/service.ts';
 import { parsePositiveAmount } from '../ledger/transfers.ts';
+import { assert } from '../platform/assert.ts';
 import type { Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { depositCreditedEvent, emitEvent } from '../webhooks/events.ts';
@@ -66,7 +67,7 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
   }
   const amountMinor = parsePositiveAmount(input.amount, account.precision);
   const offset = await selectSystemAccount(tx, offsetOf(input), account.asset);
-  if (!offset) throw new Error(`no ${offsetOf(input)} account for ${account.asset}`);
+  assert(offset, `no ${offsetOf(input)} account for ${account.asset}`);
   const locked = await lockAccounts(tx, [account.id, offset.id]);
   const deposit = {
     id: randomUUID(),
@@ -82,7 +83,7 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
   if ((await insertDeposit(tx, { ...deposit, journalId })) === undefined) {
     // A concurrent duplicate claimed the reference first and has committed.
     const existing = await selectDeposit(tx, input.provider, input.reference);
-    if (!existing) throw new Error('a claimed deposit reference has no row');
+    assert(existing, 'a claimed deposit reference has no row');
     return replayOrMismatch(existing, hash);
   }
   await postJournal(
@@ -134,7 +135,7 @@ export async function parkInSuspense(
     selectSystemAccount(tx, 'deposit_suspense', input.asset),
     selectSystemAccount(tx, 'settlement', input.asset),
   ]);
-  if (!suspense || !settlement) throw new Error(`no suspense or settlement account for ${input.asset}`);
+  assert(suspense && settlement, `no suspense or settlement account for ${input.asset}`);
   const deposit = {
     id: randomUUID(),
     provider: input.provider,
@@ -148,7 +149,7 @@ export async function parkInSuspense(
   const journalId = randomUUID();
   if ((await insertDeposit(tx, { ...deposit, journalId })) === undefined) {
     const existing = await selectDeposit(tx, input.provider, input.reference);
-    if (!existing) throw new Error('a claimed deposit reference has no row');
+    assert(existing, 'a claimed deposit reference has no row');
     return replayOrMismatch(existing, hash);
   }
   await postJournal(tx, {

@@ -1,7 +1,7 @@
 import { xdr } from '@stellar/stellar-sdk';
 import { formatAmount } from '../money/money.ts';
-import { stellarDecimals } from '../reconciliation/chain-units.ts';
 import type { HorizonPayment } from '../stellar/horizon-read.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 
 /**
  * What a Horizon payment record brought into the receiving account: one definition shared by the

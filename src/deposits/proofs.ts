@@ -27,6 +27,7 @@ import {
   readPathsOf,
   type TransactionLookup,
 } from '../stellar/read.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 import { loadWallet } from '../stellar/wallet.ts';
 import { creditDeposit } from './credit.ts';
 import { decideProof, insertProof, selectPendingProof } from './data.ts';
@@ -172,7 +173,7 @@ function assetCodeOf(payment: Operation.Payment): string {
 }
 
 function amountMinorOf(text: string): bigint | undefined {
-  const parsed = parseAmount(text, { precision: 7 });
+  const parsed = parseAmount(text, { precision: stellarDecimals });
   return parsed.ok ? parsed.minor : undefined;
 }
 

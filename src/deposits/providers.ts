@@ -1,4 +1,5 @@
 import { appendAudit } from '../audit/audit.ts';
+import { assert } from '../platform/assert.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
@@ -25,7 +26,7 @@ export async function addProvider(sql: Sql, name: string, actor: string): Promis
     const row = await insertProvider(tx, name, actor);
     if (!row) {
       const existing = await selectProvider(tx, name);
-      if (!existing) throw new Error('provider vanished');
+      assert(existing, 'provider vanished');
       return existing;
     }
     await appendAudit(tx, {
@@ -47,7 +48,7 @@ export async function setProviderMode(
     const before = await selectProvider(tx, input.name);
     if (!before) throw new DomainError('webhook/unknown-provider', `no deposit provider ${input.name}`);
     const after = await updateProviderMode(tx, input.name, input.mode, input.actor);
-    if (!after) throw new Error('provider vanished');
+    assert(after, 'provider vanished');
     await appendAudit(tx, {
       actor: input.actor,
       action: 'provider.mode',

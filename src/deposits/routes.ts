@@ -3,7 +3,6 @@ import { assetLengthMax } from '../ledger/routes.ts';
 import { operatorRoles } from '../platform/auth/roles.ts';
 import type { Config } from '../platform/config.ts';
 import type { Sql } from '../platform/db/types.ts';
-import { DomainError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
 import { problemResponse } from '../platform/http/problem-schema.ts';
 import { sendProblem } from '../platform/http/problems.ts';
@@ -31,8 +30,8 @@ const WebhookView = Type.Object({
 
 const WebhookOutcome = Type.Object({
   outcome: Type.Union([Type.Literal('credited'), Type.Literal('replay')]),
-  depositId: Type.String({ format: 'uuid' }),
-  webhookId: Type.String({ format: 'uuid' }),
+  depositId: Uuid(),
+  webhookId: Uuid(),
 });
 
 /** Every status the provider webhook answers; a 4xx refusal of the content is also dead-lettered (`webhookId`). */

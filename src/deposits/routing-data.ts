@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
 
 export type Routing = { defaultProvider: string; cohortProvider: string | null; cohortPercent: number };
@@ -11,7 +12,7 @@ export async function selectRouting(
     select default_provider as "defaultProvider", cohort_provider as "cohortProvider", cohort_percent as "cohortPercent",
            updated_at as "updatedAt", updated_by as "updatedBy", reason
     from deposit_routing ${options.lock ? db`for update` : db``}`;
-  if (!row) throw new Error('deposit_routing has no row');
+  assert(row, 'deposit_routing has no row');
   return row;
 }
 

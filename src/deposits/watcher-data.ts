@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
 
 export type WatcherState = { cursor: bigint; seenLedger: number | null; seenLedgerClosedAt: Date | null };
@@ -5,7 +6,7 @@ export type WatcherState = { cursor: bigint; seenLedger: number | null; seenLedg
 export async function selectWatcher(db: Executor): Promise<WatcherState> {
   const [row] = await db<WatcherState[]>`
     select cursor, seen_ledger as "seenLedger", seen_ledger_closed_at as "seenLedgerClosedAt" from deposit_watcher`;
-  if (!row) throw new Error('deposit_watcher has no row');
+  assert(row, 'deposit_watcher has no row');
   return row;
 }
 
@@ -51,6 +52,6 @@ export async function ensureMemo(db: Executor, accountId: string): Promise<bigin
     union all
     select memo_id from deposit_memos where account_id = ${accountId}::uuid
     limit 1`;
-  if (!row) throw new Error('no deposit memo after insert');
+  assert(row, 'no deposit memo after insert');
   return row.memoId;
 }

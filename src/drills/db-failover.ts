@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { postJournal } from '../ledger/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
+import { stroopsPerUnit } from '../stellar/units.ts';
 import { type Drill, type DrillContext, messageOf, type ServiceProcess } from './harness.ts';
 import { findPostgresBinaries, type PostgresPair, startPostgresPair } from './postgres-pair.ts';
 import { issueToken, openSql } from './support.ts';
@@ -9,7 +10,7 @@ import { TransferLoad } from './transfer-load.ts';
 
 const database = 'settledesk';
 const accountsCount = 4;
-const fundingMinor = 1_000n * 10_000_000n;
+const fundingMinor = 1_000n * stroopsPerUnit;
 /** Bounds of the load: a few clients, a capped number of requests, each with a timeout. */
 const load = { clients: 4, requestsMax: 6_000, requestTimeoutMs: 5_000, triesPerKeyMax: 3 };
 const acknowledgedBeforeKillMin = 150;

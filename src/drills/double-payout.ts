@@ -3,6 +3,7 @@ import { formatAmount, parseAmount } from '../money/money.ts';
 import { loadConfig } from '../platform/config.ts';
 import { findStellar } from '../stellar/connect.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
+import { stellarDecimals, stroopsPerUnit } from '../stellar/units.ts';
 import { loadWallet } from '../stellar/wallet.ts';
 import type { Drill, DrillContext } from './harness.ts';
 import {
@@ -22,14 +23,13 @@ import {
   idempotencyKey,
   metricValue,
   scrapeMetrics,
-  stroopsPerXlm,
 } from './support.ts';
 
-const fundingMinor = 100n * stroopsPerXlm;
+const fundingMinor = 100n * stroopsPerUnit;
 const payoutAmount = '25';
 const unknownAmount = '7';
 /** What friendbot gives a new account on the sandbox (src/sandbox/limits.ts). */
-const friendbotMinor = 10_000n * stroopsPerXlm;
+const friendbotMinor = 10_000n * stroopsPerUnit;
 /**
  * outgoing_payments books the fees the hot wallet paid as unbooked outflows, so the drift is what
  * left; a difference beyond it up to this (a few fees) is tolerated.
@@ -430,7 +430,7 @@ function checkDoublePayoutFindings(
     );
   if (
     unknown.evidence.destination !== stranger ||
-    unknown.evidence.amount !== formatAmount(BigInt(unknownAmount) * stroopsPerXlm, 7) ||
+    unknown.evidence.amount !== formatAmount(BigInt(unknownAmount) * stroopsPerUnit, stellarDecimals) ||
     unknown.evidence.transactionHash !== fault.unknown
   )
     throw context.fail(
@@ -478,7 +478,7 @@ async function moneyIntact(
       `money moved after the fault: ${after.journals - facts.before.journals} journals, ${after.payouts - facts.before.payouts} payouts`,
     );
 
-  const payoutMinor = BigInt(payoutAmount) * stroopsPerXlm;
+  const payoutMinor = BigInt(payoutAmount) * stroopsPerUnit;
   const balances = await drill.sql<
     { id: string; type: string; balanceMinor: bigint; entriesMinor: bigint }[]
   >`
@@ -498,7 +498,7 @@ async function moneyIntact(
   if (drifted.length > 0) throw context.fail(`${drifted.length} balances differ from their entries`);
 
   // On chain the loss is real: the payee holds the payout twice, the stranger the unknown payment.
-  const unknownMinor = BigInt(unknownAmount) * stroopsPerXlm;
+  const unknownMinor = BigInt(unknownAmount) * stroopsPerUnit;
   const payee = await nativeBalance(facts.horizon, facts.recipients.payee);
   const stranger = await nativeBalance(facts.horizon, facts.recipients.stranger);
   if (payee !== friendbotMinor + 2n * payoutMinor || stranger !== friendbotMinor + unknownMinor)
@@ -506,16 +506,16 @@ async function moneyIntact(
   const [drift] = await drill.sql<{ drift: string }[]>`
     select evidence ->> 'drift' as drift from reconciliation_findings
     where kind = 'chain_ledger_drift' and resolved_at is null`;
-  const driftMinor = parseAmount(drift?.drift ?? '', { precision: 7, allowNegative: true });
+  const driftMinor = parseAmount(drift?.drift ?? '', { precision: stellarDecimals, allowNegative: true });
   const leftMinor = payoutMinor + unknownMinor;
   if (!driftMinor.ok || -driftMinor.minor < leftMinor || -driftMinor.minor > leftMinor + feesToleranceMinor)
     throw context.fail(
-      `chain_ledger_drift is ${drift?.drift}, not the ${formatAmount(leftMinor, 7)} XLM that left`,
+      `chain_ledger_drift is ${drift?.drift}, not the ${formatAmount(leftMinor, stellarDecimals)} XLM that left`,
     );
   context.figure(
     'lostOnChainMinor',
     Number(leftMinor),
-    `${formatAmount(leftMinor, 7)} XLM left the hot wallet outside the ledger: chain_ledger_drift ${drift?.drift}, ` +
+    `${formatAmount(leftMinor, stellarDecimals)} XLM left the hot wallet outside the ledger: chain_ledger_drift ${drift?.drift}, ` +
       'the ledger balanced, the payout settled once, no journal or payout after the fault',
   );
   const open = await drill.sql<{ kind: string }[]>`
@@ -538,7 +538,7 @@ async function moneyIntact(
 async function nativeBalance(horizon: Horizon.Server, address: string): Promise<bigint> {
   const account = await horizon.loadAccount(address);
   const native = account.balances.find((line) => line.asset_type === 'native')?.balance ?? '0';
-  const parsed = parseAmount(native, { precision: 7, allowZero: true });
+  const parsed = parseAmount(native, { precision: stellarDecimals, allowZero: true });
   if (!parsed.ok) throw new Error(`unreadable balance ${native}`);
   return parsed.minor;
 }

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatAmount } from '../money/money.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
+import { stellarDecimals, stroopsPerUnit } from '../stellar/units.ts';
 import { type Drill, type DrillContext, DrillFailure, runProcess } from './harness.ts';
 import {
   controlModes,
@@ -22,12 +23,11 @@ import {
   idempotencyKey,
   metricValue,
   scrapeMetrics,
-  stroopsPerXlm,
 } from './support.ts';
 
-const fundingMinor = 100n * stroopsPerXlm;
+const fundingMinor = 100n * stroopsPerUnit;
 /** What the hand-made transfer moved from the payer to the payee. */
-const movedMinor = 30n * stroopsPerXlm;
+const movedMinor = 30n * stroopsPerUnit;
 const detectionMsMax = 20_000;
 const repairTimeoutMs = 30_000;
 const secondAdmin = 'admin-bob';
@@ -86,7 +86,9 @@ export const ledgerImbalanceDrill: Drill = {
           await tx`update accounts set balance_minor = balance_minor - ${movedMinor}::int8 where id = ${payer}::uuid`;
           await tx`update accounts set balance_minor = balance_minor + ${movedMinor}::int8 where id = ${payee}::uuid`;
         });
-        context.note(`journal ${id}: ${formatAmount(-movedMinor, 7)} XLM on the payer, nothing on the payee`);
+        context.note(
+          `journal ${id}: ${formatAmount(-movedMinor, stellarDecimals)} XLM on the payer, nothing on the payee`,
+        );
         return id;
       },
     );
@@ -305,8 +307,8 @@ function checkLedgerFindings(
   const mismatch = report.findings.find((finding) => finding.kind === 'account_balance_mismatch');
   if (report.balanced || report.findings.length !== 2 || !imbalance || !mismatch)
     throw context.fail(`the ledger report does not show the imbalance: ${JSON.stringify(report)}`);
-  const moved = formatAmount(movedMinor, 7);
-  if (imbalance.subject !== 'XLM' || imbalance.evidence.sum !== formatAmount(-movedMinor, 7))
+  const moved = formatAmount(movedMinor, stellarDecimals);
+  if (imbalance.subject !== 'XLM' || imbalance.evidence.sum !== formatAmount(-movedMinor, stellarDecimals))
     throw context.fail(
       `the ledger_imbalance finding does not show XLM short by ${moved}: ${JSON.stringify(imbalance)}`,
     );
@@ -368,7 +370,7 @@ type Reversal = { payer: string; payee: string; journalId: string; finding: Find
 
 /** One admin (admin-alice) proposes the adjustment that moves the amount back, through the API. */
 function proposeReversal(context: DrillContext, drill: SandboxService, facts: Reversal) {
-  const moved = formatAmount(movedMinor, 7);
+  const moved = formatAmount(movedMinor, stellarDecimals);
   return api<Proposal & { type?: string }>(
     drill.service,
     drill.tokens.admin,
@@ -442,6 +444,6 @@ async function moneyIntact(context: DrillContext, drill: SandboxService, custome
   context.figure(
     'customersRestored',
     restored.length,
-    `${restored.length} customers hold ${formatAmount(fundingMinor, 7)} XLM again; journals: ${journals?.kinds.join(', ')}`,
+    `${restored.length} customers hold ${formatAmount(fundingMinor, stellarDecimals)} XLM again; journals: ${journals?.kinds.join(', ')}`,
   );
 }

@@ -4,6 +4,7 @@ import { loadConfig } from '../platform/config.ts';
 import type { FaultSpec } from '../sandbox/faults.ts';
 import { findStellar } from '../stellar/connect.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 import { loadWallet } from '../stellar/wallet.ts';
 import type { DrillContext } from './harness.ts';
 import { openFundedCustomers, type SandboxService, startSandboxService } from './sandbox-service.ts';
@@ -17,7 +18,6 @@ import { api, idempotencyKey, scrapeMetrics, xlmMinor } from './support.ts';
  * chain, nothing else paid, nothing left in `payout_clearing`, nothing refunded.
  */
 
-const xlmPrecision = 7;
 const requestTimeoutMs = 10_000;
 /** Hot-wallet payments read back from Horizon at most (pages of 200); a drill makes a dozen. */
 const paymentPagesMax = 10;
@@ -190,7 +190,7 @@ export async function postPayouts(
     const input = {
       source: plan.customers[index % plan.customers.length]?.id ?? '',
       destination: plan.destinations[index % plan.destinations.length] ?? '',
-      amount: `1.${String(number).padStart(xlmPrecision, '0')}`,
+      amount: `1.${String(number).padStart(stellarDecimals, '0')}`,
     };
     const posted = await api<{ id: string; state: string }>(
       world.service,

@@ -8,6 +8,7 @@ import { startEmbeddedPostgres } from '../platform/db/embedded.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { createLogger } from '../platform/logging.ts';
 import { repositoryRoot } from '../runbooks/cells.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 import { assertTraversable, type DrillContext, type ServiceProcess } from './harness.ts';
 
 /**
@@ -19,8 +20,6 @@ import { assertTraversable, type DrillContext, type ServiceProcess } from './har
  */
 
 const requestTimeoutMs = 10_000;
-const xlmPrecision = 7;
-export const stroopsPerXlm = 10_000_000n;
 
 export function openSql(url: string, poolMax = 2): Sql {
   return connect({ url, poolMax, logger: createLogger('silent'), applicationName: 'settledesk-drill' });
@@ -172,7 +171,7 @@ export function idempotencyKey(context: DrillContext): string {
 
 /** An XLM amount as the API and Horizon write it, in stroops. */
 export function xlmMinor(amount: string): bigint {
-  const parsed = parseAmount(amount, { precision: xlmPrecision, allowZero: true });
+  const parsed = parseAmount(amount, { precision: stellarDecimals, allowZero: true });
   if (!parsed.ok) throw new Error(`not an XLM amount: ${amount}`);
   return parsed.minor;
 }

@@ -157,7 +157,8 @@ async function reserve(sql: Sql, scope: KeyScope): Promise<Lease | { replay: Sen
       }
       throw inFlight();
     }
-    throw new Error(`idempotency key still contended after ${reserveAttemptsMax} attempts`);
+    // Reserved and released again each time we looked: another request is busy with this key.
+    throw inFlight();
   } catch (error) {
     if (error instanceof DomainError) {
       if (error.type === 'idempotency/in-flight') idempotencyEvents.inc({ outcome: 'in_flight' });

@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
 
 export const customerAccountTypes = ['customer', 'merchant'] as const;
@@ -38,7 +39,7 @@ export async function insertAccount(
       returning *
     )
     select ${accountColumns(db)} from inserted a join assets s on s.code = a.asset`;
-  if (!row) throw new Error('insert into accounts returned no row');
+  assert(row, 'insert into accounts returned no row');
   return row;
 }
 
@@ -107,7 +108,7 @@ export async function insertJournalWithEntries(
       ${entries.map((entry) => entry.amountMinor.toString())}::bigint[]
     ) as e(account_id, asset, amount_minor)
     returning created_at as "createdAt"`;
-  if (!row) throw new Error('insert into entries returned no row');
+  assert(row, 'insert into entries returned no row');
   return row;
 }
 

@@ -1,4 +1,5 @@
 import { openStates } from '../payouts/states.ts';
+import { assert } from '../platform/assert.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 
 /** Read-only SQL behind the triage library (plus the one snapshot insert). */
@@ -115,6 +116,6 @@ export async function insertSnapshot(
     values (${snapshot.id}::uuid, ${snapshot.incidentRef}::text, ${snapshot.takenBy}::text,
             ${tx.json(snapshot.content as Parameters<typeof tx.json>[0])}::jsonb)
     returning taken_at as "takenAt"`;
-  if (!row) throw new Error('snapshot insert returned no row');
+  assert(row, 'snapshot insert returned no row');
   return row.takenAt;
 }

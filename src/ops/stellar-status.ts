@@ -1,6 +1,7 @@
 import { Gauge } from 'prom-client';
 import { registry } from '../platform/metrics.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
+import { StellarHttpError, StellarRpcError } from '../stellar/read.ts';
 import type { PathReport } from '../stellar/settlement-chain.ts';
 
 /**
@@ -58,7 +59,7 @@ type FeeStats = { last_ledger_base_fee?: string; ledger_capacity_usage?: string;
 
 async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
   const response = await fetch(url, { ...init, signal: AbortSignal.timeout(probeTimeoutMs) });
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  if (!response.ok) throw new StellarHttpError(url, response.status);
   return (await response.json()) as T;
 }
 
@@ -129,7 +130,7 @@ async function rpcCall<T>(url: string, method: string): Promise<T> {
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method }),
   });
   if (answer.error || answer.result === undefined) {
-    throw new Error(`${method}: ${answer.error?.message ?? 'no result'}`);
+    throw new StellarRpcError(0, `${method}: ${answer.error?.message ?? 'no result'}`);
   }
   return answer.result;
 }

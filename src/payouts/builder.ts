@@ -62,7 +62,7 @@ export function buildFeeBump(input: {
   networkPassphrase: string;
 }): { envelopeXdr: string; feeStroops: bigint } {
   const inner = TransactionBuilder.fromXDR(input.envelopeXdr, input.networkPassphrase);
-  if (!(inner instanceof Transaction)) throw new Error('a settlement envelope is never itself a fee bump');
+  assert(inner instanceof Transaction, 'a settlement envelope is never itself a fee bump');
   const bump = TransactionBuilder.buildFeeBumpTransaction(
     input.hotWallet,
     input.feePerOperationStroops.toString(),

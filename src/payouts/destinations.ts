@@ -1,7 +1,8 @@
 import { StrKey } from '@stellar/stellar-sdk';
 import { DomainError } from '../platform/errors.ts';
-import { stellarDecimals, toStroops } from '../reconciliation/chain-units.ts';
+import { toStroops } from '../reconciliation/chain-units.ts';
 import { baseReserveStroops } from '../sandbox/limits.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 import type { DestinationAccount } from './chain.ts';
 
 /**

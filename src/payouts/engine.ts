@@ -3,6 +3,7 @@ import type { Keypair } from '@stellar/stellar-sdk';
 import { isPayoutSubmissionFrozen } from '../controls/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql, Tx } from '../platform/db/types.ts';
+import { OperatingError } from '../platform/errors.ts';
 import type { Logger } from '../platform/logging.ts';
 import {
   type AttemptRow,
@@ -551,7 +552,9 @@ export class SettlementEngine {
   async #chainSequence(accountId: string): Promise<bigint> {
     const sequence = await this.#chain.accountSequence(accountId);
     if (sequence === undefined)
-      throw new Error(`channel account ${accountId} does not exist on chain: run settledesk channels ensure`);
+      throw new OperatingError(
+        `channel account ${accountId} does not exist on chain: run settledesk channels ensure`,
+      );
     return sequence;
   }
 }

@@ -11,6 +11,7 @@ import type { Executor, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { isUuid } from '../platform/ids.ts';
 import { enqueueJob } from '../platform/jobs.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 import { emitEvents, payoutFinishedEvent } from '../webhooks/events.ts';
 import { type AttemptRow, selectPayoutAttempts } from './attempts-data.ts';
 import {
@@ -30,7 +31,6 @@ export const settleTask = 'payouts_settle';
 export const resolveAction = 'payouts.resolve';
 export const resolveReasonLengthMax = 1_000;
 /** Stellar amounts are int64 stroops: seven decimals. */
-const stellarDecimals = 7;
 
 export type PayoutInput = {
   sourceAccountId: string;
@@ -72,7 +72,7 @@ export function payoutView(row: PayoutRow): PayoutView {
 
 async function clearingAccount(db: Executor, asset: string): Promise<string> {
   const account = await selectSystemAccount(db, 'payout_clearing', asset);
-  if (!account) throw new Error(`no payout_clearing account for ${asset}: system accounts missing`);
+  assert(account, `no payout_clearing account for ${asset}: system accounts missing`);
   return account.id;
 }
 
@@ -154,7 +154,7 @@ export async function acceptPayout(
   });
   await enqueueJob(tx, settleTask, {}, { jobKey: settleTask });
   const row = await selectPayout(tx, id);
-  if (!row) throw new Error('payout vanished after insert');
+  assert(row, 'payout vanished after insert');
   return payoutView(row);
 }
 
@@ -236,7 +236,7 @@ export async function settlePayouts(
       clearingAccount(tx, asset),
       selectSystemAccount(tx, 'settlement', asset),
     ]);
-    if (!settlement) throw new Error(`no settlement account for ${asset}`);
+    assert(settlement, `no settlement account for ${asset}`);
     groups.push({ journalId, ids, totalMinor, clearing, settlement: settlement.id });
   }
   if (groups.length > 0) {

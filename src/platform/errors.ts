@@ -129,6 +129,17 @@ export class DomainError extends Error {
   }
 }
 
+/**
+ * An operating error that a person fixes outside any request: a dependency that is missing or
+ * answered wrongly (the embedded PostgreSQL, a database host, a friendbot, a Stellar path), or a
+ * setup step not done yet (channel accounts, a running sandbox). Its message names the cause and
+ * what to change; the CLI and `serve` print it as one line. A broken invariant of our own code is
+ * not one of these: it is an `assert`.
+ */
+export class OperatingError extends Error {
+  override name = 'OperatingError';
+}
+
 export function problemFor(
   type: ProblemType,
   detail: string,

@@ -2,7 +2,8 @@ import { formatAmount, parseAmount } from '../money/money.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import { fetchHorizonJson, HorizonNotFound } from '../stellar/horizon-read.ts';
 import { onEachHorizon } from '../stellar/read.ts';
-import { stellarDecimals, toStroops } from './chain-units.ts';
+import { stellarDecimals } from '../stellar/units.ts';
+import { toStroops } from './chain-units.ts';
 import {
   type ChainAccess,
   type Detector,

@@ -1,11 +1,11 @@
 import { parseAmount } from '../money/money.ts';
 import type { HorizonPayment } from '../stellar/horizon-read.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 
 /**
  * Stellar amounts are int64 stroops (7 decimals) whatever the asset; the ledger keeps each asset
  * at its own precision. Comparisons with the chain are made in stroops.
  */
-export const stellarDecimals = 7;
 
 export function parseStroops(text: string | undefined): bigint | undefined {
   const parsed = parseAmount(text ?? '', { precision: stellarDecimals, allowZero: true });

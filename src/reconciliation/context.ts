@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { ReconciliationConfig } from '../platform/config.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
 import type { Logger } from '../platform/logging.ts';
@@ -99,6 +100,6 @@ export async function storeCheckpoint(
 }
 
 export function requireChain(context: DetectorContext): ChainAccess {
-  if (context.chain === undefined) throw new Error(`${context.detector} needs Stellar endpoints`);
+  assert(context.chain !== undefined, `${context.detector} needs Stellar endpoints: the runner checks first`);
   return context.chain;
 }

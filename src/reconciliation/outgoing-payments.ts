@@ -3,12 +3,12 @@ import { formatAmount } from '../money/money.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { type HorizonPayment, horizonPageLimitMax, readPaymentsPage } from '../stellar/horizon-read.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 import {
   assetCodeOf,
   fromStroops,
   operationIndexOfToken,
   parseStroops,
-  stellarDecimals,
   tokenAfterLedger,
   toStroops,
 } from './chain-units.ts';

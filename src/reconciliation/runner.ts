@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { OperatingError } from '../platform/errors.ts';
 import { type DetectorContext, leaseSeconds, type Progress, type ReconciliationDeps } from './context.ts';
 import { claimLease, releaseLease } from './data.ts';
 import { detectors } from './detectors.ts';
@@ -52,7 +53,7 @@ export async function runDetector(
 ): Promise<RunReport> {
   const detector = detectors[name];
   if (detector.needsChain && deps.chain === undefined) {
-    throw new Error(`detector ${name} reads Stellar: run it where Stellar endpoints are configured`);
+    throw new OperatingError(`detector ${name} reads Stellar: run it where Stellar endpoints are configured`);
   }
   const started = performance.now();
   const findings = new FindingsTally();

@@ -7,6 +7,7 @@ import {
   recordedMetricNames,
   seriesNames,
 } from '../ops/promql-names.ts';
+import { OperatingError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
 import { registry } from '../platform/metrics.ts';
 import { repositoryRoot } from './cells.ts';
@@ -22,7 +23,9 @@ function sourceFiles(directory: string, found: string[] = []): string[] {
     if (entry.isDirectory()) sourceFiles(path, found);
     else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) found.push(path);
     if (found.length > sourceFilesMax)
-      throw new Error(`more than ${sourceFilesMax} source files under ${directory}`);
+      throw new OperatingError(
+        `more than ${sourceFilesMax} source files under ${directory}: raise sourceFilesMax`,
+      );
   }
   return found;
 }

@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { OperationOutcome, TransactionOutcome } from './codes.ts';
 import { feePayer, type ParsedEnvelope } from './envelope.ts';
 import { applyOperation } from './operations.ts';
@@ -13,7 +14,7 @@ export type FeeCharge = { changes: EntryChange[]; writes: Overlay };
 export function chargeFee(state: EntryReader, envelope: ParsedEnvelope, feeStroops: bigint, ledger: number) {
   const overlay = new Overlay(state);
   const payer = overlay.account(feePayer(envelope));
-  if (payer === undefined) throw new Error('fee payer vanished between selection and apply');
+  assert(payer !== undefined, 'fee payer vanished between selection and apply');
   overlay.putAccount({
     ...payer,
     balanceStroops: payer.balanceStroops - feeStroops,
@@ -39,7 +40,7 @@ export function applyTransaction(
   const { inner } = envelope;
   const sequenceBump = new Overlay(state);
   const source = sequenceBump.account(inner.source.accountId);
-  if (source === undefined) throw new Error('transaction source vanished between selection and apply');
+  assert(source !== undefined, 'transaction source vanished between selection and apply');
   sequenceBump.putAccount({ ...source, sequence: inner.sequence, lastModifiedLedger: ledger });
   const sequenceChanges = sequenceBump.changes();
   const operations = new Overlay(sequenceBump);

@@ -1,6 +1,7 @@
 import type { RequestContext, Route } from './context.ts';
 import { checkFaultSpec } from './faults.ts';
 import { badRequest, notFound, sendJson, sendProblem } from './http.ts';
+import { faultsMax } from './limits.ts';
 
 /**
  * The control API under `/_sandbox/`: fault injection and on-demand ledger closing. It is never
@@ -36,6 +37,12 @@ export function controlRoutes(actions: ControlActions): Route[] {
       handle: (context: RequestContext) => {
         const check = checkFaultSpec(readJson(context.body));
         if (!check.ok) return sendProblem(context.response, badRequest('fault', check.detail));
+        if (context.sandbox.faults.isFull()) {
+          return sendProblem(
+            context.response,
+            badRequest('fault', `at most ${faultsMax} faults can be active`),
+          );
+        }
         const fault = context.sandbox.faults.add(check.spec);
         sendJson(context.response, 201, { fault }, 'application/json');
       },

@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import { faultDurationMsMax, faultLatencyMsMax, faultsMax, staleLagLedgersMax } from './limits.ts';
 
 /**
@@ -150,8 +151,12 @@ export class FaultRegistry {
     for (const listener of this.listeners) listener();
   }
 
+  isFull(): boolean {
+    return this.active.size >= faultsMax;
+  }
+
   add(spec: FaultSpec): Fault {
-    if (this.active.size >= faultsMax) throw new Error(`at most ${faultsMax} faults can be active`);
+    assert(this.active.size < faultsMax, `at most ${faultsMax} faults can be active: check isFull() first`);
     this.ordinal += 1;
     const now = this.clock();
     const expiresAtMs = spec.durationMs === undefined ? undefined : now + spec.durationMs;

@@ -1,12 +1,12 @@
+import { stroopsPerUnit } from '../stellar/units.ts';
 /**
  * Every constant and bound of the sandbox network in one place. Values mirror the public Stellar
  * network where settledesk depends on them (fees, reserves, queue behaviour) so that code tested
  * here behaves the same against testnet and mainnet.
  */
 
-export const stroopsPerLumen = 10_000_000n;
 /** The genesis supply of the real network: 100 billion lumens, all held by the root account. */
-export const totalCoinsStroops = 100_000_000_000n * stroopsPerLumen;
+export const totalCoinsStroops = 100_000_000_000n * stroopsPerUnit;
 export const baseFeeStroops = 100n;
 export const baseReserveStroops = 5_000_000n;
 export const int64MaxStroops = 9_223_372_036_854_775_807n;
@@ -24,7 +24,7 @@ export const submissionTimeoutMsDefault = 30_000;
 export const horizonListenersDefault = 2;
 export const networkPassphraseDefault = 'settledesk sandbox network ; 2026';
 
-export const friendbotStartingBalanceStroops = 10_000n * stroopsPerLumen;
+export const friendbotStartingBalanceStroops = 10_000n * stroopsPerUnit;
 
 export const pageLimitDefault = 10;
 export const pageLimitMax = 200;

@@ -1,4 +1,6 @@
 import { Keypair } from '@stellar/stellar-sdk';
+import { assert } from '../platform/assert.ts';
+import { OperatingError } from '../platform/errors.ts';
 import { type Applied, applyTransaction, chargeFee } from './apply.ts';
 import { isSuccess, resultCodes, type TransactionOutcome } from './codes.ts';
 import { feePayer, type ParsedEnvelope, parseEnvelope } from './envelope.ts';
@@ -99,7 +101,9 @@ export class Network {
 
   private restore(snapshot: NetworkSnapshot): void {
     if (snapshot.networkPassphrase !== this.networkPassphrase) {
-      throw new Error(`the data folder holds a network with passphrase "${snapshot.networkPassphrase}"`);
+      throw new OperatingError(
+        `the data folder holds a network with passphrase "${snapshot.networkPassphrase}": use another data folder`,
+      );
     }
     for (const entry of snapshot.entries) {
       const ledger =
@@ -128,13 +132,13 @@ export class Network {
 
   latestLedger(): LedgerRecord {
     const latest = this.ledgers.at(-1);
-    if (latest === undefined) throw new Error('the network has no genesis ledger');
+    assert(latest !== undefined, 'the network has no genesis ledger');
     return latest;
   }
 
   oldestLedger(): LedgerRecord {
     const oldest = this.ledgers[0];
-    if (oldest === undefined) throw new Error('the network has no genesis ledger');
+    assert(oldest !== undefined, 'the network has no genesis ledger');
     return oldest;
   }
 
@@ -271,7 +275,7 @@ export class Network {
     });
     const applied = selection.selected.map((pending, index) => {
       const fee = fees[index];
-      if (fee === undefined) throw new Error('fee phase and apply phase disagree');
+      assert(fee !== undefined, 'fee phase and apply phase disagree');
       const result = applyTransaction(this.state, pending.envelope, fee.fee, sequence);
       this.commit(result.writes, sequence);
       return { envelope: pending.envelope, result, feeChanges: fee.changes };

@@ -1,4 +1,5 @@
 import { StrKey, type xdr } from '@stellar/stellar-sdk';
+import { assert } from '../platform/assert.ts';
 import type { OperationOutcome } from './codes.ts';
 import { accountRef } from './envelope.ts';
 import { baseReserveStroops, int64MaxStroops } from './limits.ts';
@@ -113,7 +114,7 @@ function touch(account: Account, ledger: number, balanceStroops: bigint): Accoun
 function createAccount(op: xdr.CreateAccountOp, { overlay, sourceId, ledger }: OperationContext) {
   const destination = StrKey.encodeEd25519PublicKey(op.destination.ed25519.value);
   const source = overlay.account(sourceId);
-  if (source === undefined) throw new Error('operation source vanished during apply');
+  assert(source !== undefined, 'operation source vanished during apply');
   if (overlay.account(destination) !== undefined) return 'op_already_exists';
   if (op.startingBalance < 2n * baseReserveStroops) return 'op_low_reserve';
   if (available(source) < op.startingBalance) return 'op_underfunded';
@@ -146,7 +147,7 @@ function nativePayment(
 ) {
   const source = overlay.account(sourceId);
   const destination = overlay.account(destinationId);
-  if (source === undefined || destination === undefined) throw new Error('payment account vanished');
+  assert(source !== undefined && destination !== undefined, 'payment account vanished');
   if (sourceId === destinationId) return available(source) < amount ? 'op_underfunded' : 'op_success';
   if (destination.balanceStroops > int64MaxStroops - amount) return 'op_line_full';
   if (available(source) < amount) return 'op_underfunded';
@@ -199,7 +200,7 @@ function changeTrust(op: xdr.ChangeTrustOp, { overlay, sourceId, ledger }: Opera
   const asset = assetOf(op.line);
   if (asset === undefined || asset.type === 'native') return 'op_malformed';
   const source = overlay.account(sourceId);
-  if (source === undefined) throw new Error('operation source vanished during apply');
+  assert(source !== undefined, 'operation source vanished during apply');
   const existing = overlay.trustline(sourceId, asset);
   if (existing !== undefined) {
     if (op.limit < existing.balanceStroops) return 'op_invalid_limit';

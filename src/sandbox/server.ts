@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { assert } from '../platform/assert.ts';
 import type { RequestContext, Route, Sandbox } from './context.ts';
 import { matchRoute } from './context.ts';
 import { controlRoutes } from './control.ts';
@@ -72,9 +73,10 @@ type Listener = { index: number; port: number; server: Server | undefined; socke
 /** Starts the sandbox network. Everything it opens is closed again by `stop()`. */
 export async function startSandbox(options: SandboxOptions = {}): Promise<RunningSandbox> {
   const listenerCount = options.horizonListeners ?? horizonListenersDefault;
-  if (!Number.isInteger(listenerCount) || listenerCount < 1 || listenerCount > listenersMax) {
-    throw new Error(`horizonListeners must be between 1 and ${listenersMax}`);
-  }
+  assert(
+    Number.isInteger(listenerCount) && listenerCount >= 1 && listenerCount <= listenersMax,
+    `horizonListeners must be between 1 and ${listenersMax}`,
+  );
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'settledesk-sandbox-')));
   const release = await claimDataDir(dataDir);
   try {

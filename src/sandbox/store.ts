@@ -1,5 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { OperatingError } from '../platform/errors.ts';
 import type { NetworkSnapshot } from './network.ts';
 
 /**
@@ -63,7 +64,9 @@ export function fileStore(dataDir: string): Store {
       }
       const parsed = JSON.parse(text, reviver) as { version: number; network: NetworkSnapshot };
       if (parsed.version !== formatVersion)
-        throw new Error(`unknown sandbox state version ${parsed.version}`);
+        throw new OperatingError(
+          `the sandbox state in ${dataDir} has version ${parsed.version}, this release reads ${formatVersion}: use another data folder`,
+        );
       return parsed.network;
     },
     async save(snapshot) {

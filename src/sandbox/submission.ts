@@ -1,4 +1,5 @@
 import { Account, Keypair, Operation, StrKey, TransactionBuilder } from '@stellar/stellar-sdk';
+import { assert } from '../platform/assert.ts';
 import { resultCodes } from './codes.ts';
 import type { RequestContext } from './context.ts';
 import { badRequest, type Problem, problemTypeBase, sendJson, sendProblem } from './http.ts';
@@ -194,7 +195,7 @@ export async function friendbot(context: RequestContext): Promise<void> {
   const { network } = context.sandbox;
   const rootKeypair = Keypair.master(network.networkPassphrase);
   const root = network.account(network.rootAccountId);
-  if (root === undefined) throw new Error('the root account is missing');
+  assert(root !== undefined, 'the root account is missing');
   const sequence = network.nextSequence(root) - 1n;
   const transaction = new TransactionBuilder(new Account(root.id, sequence.toString()), {
     fee: String(friendbotFeeBidStroops),

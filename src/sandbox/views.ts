@@ -1,4 +1,5 @@
 import { formatAmount } from '../money/money.ts';
+import { stellarDecimals } from '../stellar/units.ts';
 import { protocolVersion } from './limits.ts';
 import type { Asset } from './operations.ts';
 import type {
@@ -13,10 +14,8 @@ import type { Account, Trustline } from './state.ts';
 
 /** Horizon's JSON shapes: amounts, fees and sequence numbers are strings, as real Horizon sends them. */
 
-const stellarPrecision = 7;
-
 export function amount(stroops: bigint): string {
-  return formatAmount(stroops, stellarPrecision);
+  return formatAmount(stroops, stellarDecimals);
 }
 
 function isoTime(unixSeconds: number): string {

@@ -205,8 +205,7 @@ function innerResultBody(code: InnerCode, operations: OperationOutcome[] | undef
 function resultBody(outcome: TransactionOutcome): ResultBody {
   const { code, inner } = outcome;
   if (isFeeBumpCode(code)) {
-    if (inner === undefined || isFeeBumpCode(inner.code))
-      throw new Error('fee-bump result without inner result');
+    assert(inner !== undefined && !isFeeBumpCode(inner.code), 'a fee-bump result carries its inner result');
     return {
       code: transactionCodes[code],
       innerResultPair: {

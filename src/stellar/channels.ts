@@ -6,6 +6,7 @@ import {
   Operation,
   TransactionBuilder,
 } from '@stellar/stellar-sdk';
+import { OperatingError } from '../platform/errors.ts';
 import type { StellarEndpoints } from './endpoints.ts';
 import type { Wallet } from './wallet.ts';
 
@@ -120,9 +121,11 @@ export function problemsOf(reports: readonly AccountReport[]): string[] {
 
 async function friendbot(endpoints: StellarEndpoints, accountId: string): Promise<void> {
   if (endpoints.friendbotUrl === undefined)
-    throw new Error(`${accountId} does not exist and ${endpoints.network} has no friendbot: fund it`);
+    throw new OperatingError(
+      `${accountId} does not exist and ${endpoints.network} has no friendbot: fund it`,
+    );
   const response = await fetch(`${endpoints.friendbotUrl}?addr=${encodeURIComponent(accountId)}`);
-  if (!response.ok) throw new Error(`friendbot answered ${response.status} for ${accountId}`);
+  if (!response.ok) throw new OperatingError(`friendbot answered ${response.status} for ${accountId}`);
 }
 
 async function submitFromHotWallet(

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Config } from '../platform/config.ts';
+import { OperatingError } from '../platform/errors.ts';
 import type { Logger } from '../platform/logging.ts';
 import { networkPassphraseDefault } from '../sandbox/limits.ts';
 import { findRunningSandbox } from '../sandbox/ownership.ts';
@@ -78,7 +79,7 @@ export async function findStellar(config: Config): Promise<StellarEndpoints> {
   if (configured) return configured;
   const running = await findRunningSandbox(sandboxDataDir(config));
   if (running === undefined) {
-    throw new Error(
+    throw new OperatingError(
       `no sandbox network is running for ${config.dataDir}: start settledesk (npm start) or \`settledesk sandbox\`, or set STELLAR_HORIZON_URLS`,
     );
   }

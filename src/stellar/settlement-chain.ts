@@ -2,7 +2,6 @@ import { Horizon, NotFoundError, rpc, TransactionBuilder } from '@stellar/stella
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
 import { Counter, Histogram } from 'prom-client';
 import type {
-  ChainLedger,
   DestinationAccount,
   LookupOutcome,
   ResultCodes,

@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
 
 /** Outbound webhook SQL: one exported function per statement, the executor first. */
@@ -35,7 +36,7 @@ export async function insertEndpoint(
     values (${endpoint.id}::uuid, ${endpoint.url}::text, ${endpoint.description}::text, ${endpoint.ownerRef}::text,
             ${endpoint.eventTypes as string[]}::text[], ${endpoint.secretSealed}::bytea, ${endpoint.createdBy}::text)
     returning ${endpointColumns(db)}`;
-  if (!row) throw new Error('insert returned no endpoint');
+  assert(row, 'insert returned no endpoint');
   return row;
 }
 

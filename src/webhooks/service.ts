@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../audit/audit.ts';
+import { assert } from '../platform/assert.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
@@ -181,7 +182,7 @@ export async function setEndpointEnabled(
     if (current.enabled === input.enabled) return endpointView(current);
     if (input.enabled) await assertRoomForEndpoint(tx);
     const changed = await updateEndpointEnabled(tx, input.id, input.enabled);
-    if (!changed) throw new Error('endpoint vanished under its lock');
+    assert(changed, 'endpoint vanished under its lock');
     await appendAudit(tx, {
       actor: actor.name,
       action: input.enabled ? 'merchant_webhook.endpoint_enabled' : 'merchant_webhook.endpoint_disabled',
@@ -285,7 +286,7 @@ export async function replayDelivery(sql: Sql, id: string, actor: Actor): Promis
       requestId: actor.requestId,
     });
     const after = await selectDelivery(tx, id);
-    if (!after) throw new Error('delivery vanished after its replay');
+    assert(after, 'delivery vanished after its replay');
     return deliveryView(after);
   });
 }

@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { isUuid } from '../platform/ids.ts';
 import { enqueueJob, type TaskMap } from '../platform/jobs.ts';
@@ -17,9 +18,8 @@ export const sweepBatchMax = 100;
 
 function deliveryIdOf(payload: unknown): string {
   const id = (payload as { deliveryId?: unknown } | null)?.deliveryId;
-  if (!isUuid(id)) {
-    throw new Error(`${deliverTask} needs a deliveryId, got ${JSON.stringify(payload)}`);
-  }
+  // Only this module enqueues the task, always with a delivery id: anything else is our bug.
+  assert(isUuid(id), `${deliverTask} needs a deliveryId, got ${JSON.stringify(payload)}`);
   return id;
 }
 

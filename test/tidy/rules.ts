@@ -37,15 +37,46 @@ export const tidyRules: readonly TidyRule[] = [
       { path: 'src/payouts/states.ts', reason: 'the state machine defines every group of its states' },
     ],
   },
+  {
+    name: 'one-uuid-pattern',
+    // A uuid regex written out, or JSON Schema's uuid format alone (it accepts `urn:uuid:…`).
+    pattern: /\{8\}-\[0-9a-f|format: 'uuid'/i,
+    message: 'validate ids with isUuid or Uuid() from src/platform/ids.ts, the one strict definition',
+    allowed: [{ path: 'src/platform/ids.ts', reason: 'the one definition of an id' }],
+  },
+  {
+    name: 'one-stellar-precision',
+    pattern: /\b10_?000_?000n\b|precision: 7\b|\b\w*(Decimals|Precision|precision)\s*=\s*7\b|, 7\)/,
+    message:
+      'take the 7-decimal Stellar precision from src/stellar/units.ts (stellarDecimals, stroopsPerUnit)',
+    allowed: [{ path: 'src/stellar/units.ts', reason: 'the one copy of the network fact' }],
+  },
+  {
+    name: 'assert-invariants',
+    pattern: /throw new Error\(/,
+    message:
+      'a broken invariant is assert(…) (src/platform/assert.ts); an operating error is a DomainError, an OperatingError or another named class',
+    allowed: [
+      {
+        path: 'src/drills/',
+        reason: "a drill's failed check is its report: the step throws it and the harness prints it",
+      },
+    ],
+  },
 ];
 
 const sourceFilesMax = 2_000;
+
+/** Tests and the helpers only tests import (`test-support.ts`) may throw plain errors and the like. */
+function isTestCode(name: string): boolean {
+  return name.endsWith('.test.ts') || name === 'test-support.ts';
+}
 
 /** Every non-test TypeScript file under `src/`, as paths relative to `root`. */
 export async function sourceFiles(root: string): Promise<string[]> {
   const entries = await readdir(join(root, 'src'), { recursive: true, withFileTypes: true });
   const files = entries
-    .filter((entry) => entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts'))
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.ts') && !isTestCode(entry.name))
     .map((entry) => relative(root, join(entry.parentPath, entry.name)))
     .sort();
   if (files.length > sourceFilesMax) throw new Error(`more than ${sourceFilesMax} source files under src/`);

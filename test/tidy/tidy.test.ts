@@ -14,6 +14,15 @@ const planted: Record<string, { file: string; line: string }> = {
     file: 'src/ops/data.ts',
     line: "    from payouts where state in ('accepted', 'submitted', 'manual_review')",
   },
+  'one-uuid-pattern': {
+    file: 'src/webhooks/tasks.ts',
+    line: 'const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;',
+  },
+  'one-stellar-precision': { file: 'src/payouts/service.ts', line: 'const stellarDecimals = 7;' },
+  'assert-invariants': {
+    file: 'src/ledger/data.ts',
+    line: "  if (!row) throw new Error('insert into accounts returned no row');",
+  },
 };
 
 describe('tidy', () => {

@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { assert } from '../assert.ts';
 import type { Logger } from '../logging.ts';
 import { multiHostBackoff, primarySocket, writableHostTargets } from './multi-host.ts';
 import type { Sql } from './types.ts';
@@ -45,6 +46,6 @@ export function connect(options: ConnectOptions): Sql {
 /** A connection string with a different database name; keeps hosts, credentials and parameters. */
 export function withDatabase(url: string, database: string): string {
   const match = /^(postgres(?:ql)?:\/\/[^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/.exec(url);
-  if (!match) throw new Error('not a postgres URL');
+  assert(match, 'not a postgres URL');
   return `${match[1]}/${encodeURIComponent(database)}${match[3] ?? ''}`;
 }

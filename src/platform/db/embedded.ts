@@ -5,6 +5,8 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, parse } from 'node:path';
 import postgres from 'postgres';
+import { assert } from '../assert.ts';
+import { OperatingError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 
 export type EmbeddedDatabase = { url: string; port: number; stop(): Promise<void> };
@@ -137,7 +139,7 @@ async function startServer(options: {
   closeSync(log);
   child.unref();
   const pid = child.pid;
-  if (pid === undefined) throw new Error('could not spawn the embedded PostgreSQL');
+  assert(pid !== undefined, 'could not spawn the embedded PostgreSQL');
   let exited = false;
   child.on('exit', () => {
     exited = true;
@@ -145,7 +147,7 @@ async function startServer(options: {
   const deadline = Date.now() + readyWaitMs;
   while (!(await acceptsConnections(clusterUrl(options.password, options.port, 'postgres')))) {
     if (exited || Date.now() > deadline) {
-      throw new Error(
+      throw new OperatingError(
         `embedded PostgreSQL did not start in ${options.clusterDir}; its log is ${options.logFile}`,
       );
     }
@@ -211,7 +213,7 @@ async function assertPostgresUserCanReach(paths: readonly string[]): Promise<voi
     while (true) {
       const info = await stat(current);
       if ((info.mode & 0o001) === 0) {
-        throw new Error(
+        throw new OperatingError(
           `the embedded PostgreSQL runs as the "postgres" user when started as root, and it cannot enter ${current} ` +
             `(mode ${(info.mode & 0o777).toString(8)}), which lies above ${path}. Move the checkout and ` +
             'SETTLEDESK_DATA_DIR to a folder every user can traverse (e.g. /srv or /tmp), run as a normal user, ' +
@@ -254,7 +256,7 @@ async function runningCluster(
   const deadline = Date.now() + orphanStopWaitMs;
   while (isAlive(pid)) {
     if (Date.now() > deadline)
-      throw new Error(`embedded PostgreSQL (pid ${pid}) did not stop; stop it by hand`);
+      throw new OperatingError(`embedded PostgreSQL (pid ${pid}) did not stop; stop it by hand`);
     await sleep(100);
   }
   return undefined;

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import postgres from 'postgres';
+import { OperatingError } from '../errors.ts';
 
 /**
  * Multi-host connection strings (`postgres://u:p@db-a:5432,db-b:5432/db?target_session_attrs=read-write`)
@@ -65,7 +66,7 @@ export function primarySocket(targets: readonly HostTarget[]): () => Promise<net
   let lastFailure = '';
   let round: Promise<HostTarget> | undefined;
   const findPrimary = async (): Promise<HostTarget> => {
-    if (performance.now() < noPrimaryUntil) throw new Error(lastFailure);
+    if (performance.now() < noPrimaryUntil) throw new OperatingError(lastFailure);
     const reasons: string[] = [];
     for (let offset = 0; offset < targets.length; offset += 1) {
       const index = (preferred + offset) % targets.length;
@@ -79,7 +80,7 @@ export function primarySocket(targets: readonly HostTarget[]): () => Promise<net
     }
     noPrimaryUntil = performance.now() + noPrimaryHoldMs;
     lastFailure = `no host accepts writes (${reasons.join('; ')})`;
-    throw new Error(lastFailure);
+    throw new OperatingError(lastFailure);
   };
   return async () => {
     try {
@@ -203,5 +204,5 @@ export async function primaryHostUrl(url: string): Promise<string> {
     if (refusal === undefined) return target.url;
     reasons.push(`${target.host}:${target.port} ${refusal}`);
   }
-  throw new Error(`no host of the database URL accepts writes (${reasons.join('; ')})`);
+  throw new OperatingError(`no host of the database URL accepts writes (${reasons.join('; ')})`);
 }
