@@ -83,9 +83,13 @@ const databaseDetails: Partial<Record<ProblemType, string>> = {
   'service/unavailable': 'the database is unavailable or busy; retry after the Retry-After delay',
 };
 
-/** The client went away while its body was being read: nobody is left to answer. */
+/**
+ * The client went away while its body was being read: nobody is left to answer. The request stream
+ * ended without its end (`readableAborted`); `destroyed` alone is no sign, since a body read to its
+ * end is destroyed too, and postgres.js reports a dropped database connection as `ECONNRESET`.
+ */
 function isClientDisconnect(error: FastifyError, request: FastifyRequest): boolean {
-  return (error.code === 'ECONNRESET' || error.message === 'aborted') && request.raw.destroyed;
+  return (error.code === 'ECONNRESET' || error.message === 'aborted') && request.raw.readableAborted;
 }
 
 /**

@@ -57,6 +57,14 @@ function testRoutes(app: App): void {
       return {};
     },
   );
+  // Loses its database connection after the body was read, as postgres.js reports it.
+  app.post(
+    '/v1/test/lost-connection',
+    { config: { access: 'public' }, schema: { body: Type.Object({ note: Type.String({ maxLength: 20 }) }) } },
+    async () => {
+      throw Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' });
+    },
+  );
 }
 
 beforeAll(async () => {
@@ -192,6 +200,17 @@ describe('database errors that reach the handler', () => {
 });
 
 describe('a client that goes away mid-body', () => {
+  it('is not confused with the database dropping its connection after the body was read', async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/test/lost-connection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ note: 'whole body' }),
+    });
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ type: 'service/unavailable' });
+    expect(response.headers.get('retry-after')).toBe('1');
+  });
+
   it('is logged as a disconnect at info, not as an unhandled error', async () => {
     const before = logLines.length;
     await new Promise<void>((resolve) => {
