@@ -97,6 +97,13 @@ const terminalOperationCodes = new Set([
 
 /** Destination accounts read at once while a batch is built. */
 export const destinationReadsConcurrencyMax = 8;
+/**
+ * Destinations this engine has seen on chain, remembered so that a busy engine reads each one once,
+ * not once per batch: with the reads, the 1 s-ledger payouts benchmark used 0.91 of ledger capacity
+ * (13.6 s for 10,000 payouts) against 1.00 (11.3 s) without them. An account can only vanish by a
+ * merge; its payment then fails `op_no_destination`, is refunded once, and the account is forgotten.
+ */
+export const knownAccountsMax = 10_000;
 
 /** Refusals of the envelope itself (signatures, shape): no copy of it can ever apply. */
 const envelopeRefusals = new Set([
@@ -115,6 +122,8 @@ export class SettlementEngine {
   readonly #options: EngineOptions;
   readonly #channels: Map<string, Keypair>;
   readonly #clock: () => number;
+  /** Insertion order is age: the oldest is dropped first when the set is full. */
+  readonly #knownAccounts = new Set<string>();
 
   constructor(sql: Sql, chain: SettlementChain, options: EngineOptions) {
     this.#sql = sql;
@@ -320,6 +329,7 @@ export class SettlementEngine {
         terminalOperationCodes.has(code)
       ) {
         refunds.push({ payout, reason: code });
+        if (code === 'op_no_destination') this.#knownAccounts.delete(baseAccountOf(payout.destination));
       } else {
         retry.push(link.payoutId);
       }
@@ -536,17 +546,31 @@ export class SettlementEngine {
   }
 
   async #readDestinations(accountIds: readonly string[]): Promise<Map<string, DestinationAccount>> {
-    const distinct = [...new Set(accountIds)];
     const accounts = new Map<string, DestinationAccount>();
-    for (let start = 0; start < distinct.length; start += destinationReadsConcurrencyMax) {
-      const slice = distinct.slice(start, start + destinationReadsConcurrencyMax);
+    const unread: string[] = [];
+    for (const accountId of new Set(accountIds)) {
+      if (this.#knownAccounts.has(accountId)) accounts.set(accountId, { kind: 'exists', trusted: true });
+      else unread.push(accountId);
+    }
+    for (let start = 0; start < unread.length; start += destinationReadsConcurrencyMax) {
+      const slice = unread.slice(start, start + destinationReadsConcurrencyMax);
       const read = await Promise.all(slice.map((accountId) => this.#chain.destination(accountId, 'XLM')));
       slice.forEach((accountId, index) => {
         const account = read[index];
-        if (account !== undefined) accounts.set(accountId, account);
+        if (account === undefined) return;
+        accounts.set(accountId, account);
+        if (account.kind === 'exists') this.#remember(accountId);
       });
     }
     return accounts;
+  }
+
+  #remember(accountId: string): void {
+    if (this.#knownAccounts.size >= knownAccountsMax) {
+      const oldest = this.#knownAccounts.values().next();
+      if (!oldest.done) this.#knownAccounts.delete(oldest.value);
+    }
+    this.#knownAccounts.add(accountId);
   }
 
   async #chainSequence(accountId: string): Promise<bigint> {

@@ -207,6 +207,44 @@ describe('XLM payouts to an address that does not exist yet', () => {
   });
 });
 
+describe('what the engine remembers of destinations', () => {
+  it('reads a destination once while it exists, and reads it again after a payment finds it gone', async () => {
+    const source = await harness.customer(100_000_000n);
+    const existing = (await fundedKeypair()).publicKey();
+    const vanished = Keypair.random().publicKey();
+    const reads: string[] = [];
+    let staleExists = true;
+    const engine = harness.engineWith({
+      ...harness.chain,
+      destination: async (accountId, asset) => {
+        reads.push(accountId);
+        // As if the account had existed when read and was merged away before the payment applied.
+        if (accountId === vanished && staleExists) return { kind: 'exists', trusted: true };
+        return harness.chain.destination(accountId, asset);
+      },
+    });
+    const settle = async (destination: string, state: 'settled' | 'failed'): Promise<string> => {
+      const response = await harness.pay({ source, destination, amount: '2' });
+      expect(response.statusCode).toBe(201);
+      const id = String(response.body.id);
+      await harness.settleUntil(async () => (await harness.states([id]))[id] === state, undefined, engine);
+      return id;
+    };
+
+    await settle(existing, 'settled');
+    await settle(existing, 'settled');
+    expect(reads.filter((accountId) => accountId === existing)).toHaveLength(1);
+
+    const failed = await settle(vanished, 'failed');
+    expect(await refundsOf(failed)).toBe(1);
+    staleExists = false;
+    const created = await settle(vanished, 'settled');
+    expect(await operationsCarrying([created])).toEqual([['createAccount']]);
+    expect(reads.filter((accountId) => accountId === vanished)).toHaveLength(2);
+    expect(await nativeBalance(vanished)).toBe('2.0000000');
+  });
+});
+
 describe('credit asset payouts', () => {
   it('refuses a destination that does not exist or has no trustline, and pays one that has', async () => {
     const { code, asset, customer } = await creditAsset();
