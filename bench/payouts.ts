@@ -321,6 +321,7 @@ async function settle(
   const loops: Poller[] = Array.from({ length: loopsCount }, (_, index) =>
     startPoller({
       name: `settlement loop ${index}`,
+      worker: 'payout',
       round: async () => {
         const report = await setup.engine.runRound();
         return report.built > 0 || report.resolved > 0;

@@ -18,10 +18,14 @@ import { resolveProposalAction, settleTask } from './payouts/service.ts';
 import { healthRoutes } from './platform/health.ts';
 import { heartbeat, heartbeatCrontab, heartbeatTask, workersCheck } from './platform/heartbeat.ts';
 import type { RouteModule } from './platform/http/app.ts';
-import type { TaskMap } from './platform/jobs.ts';
+import type { TaskMap, WorkerOf } from './platform/jobs.ts';
 import type { Poller } from './platform/poller.ts';
 import type { Runtime } from './platform/runtime.ts';
-import { reconciliationCrontab, reconciliationTasks } from './reconciliation/tasks.ts';
+import {
+  reconciliationCrontab,
+  reconciliationTasks,
+  reconciliationWorkerOf,
+} from './reconciliation/tasks.ts';
 import type { StellarEndpoints } from './stellar/endpoints.ts';
 import { createSettlementChain, type StellarChain } from './stellar/settlement-chain.ts';
 import { loadWallet } from './stellar/wallet.ts';
@@ -122,3 +126,6 @@ export const domainCrontab = [
   merchantWebhooksCrontab,
   reconciliationCrontab,
 ].join('\n');
+
+/** The worker name each task is counted under in worker_runs_total: its own, but the detectors' is one. */
+export const domainWorkerOf: WorkerOf = (task) => reconciliationWorkerOf(task) ?? task;

@@ -1,6 +1,13 @@
 import { createRequire } from 'node:module';
 import { DepositWatcher } from './deposits/watcher.ts';
-import { createDomains, type Domains, domainCrontab, domainRoutes, domainTasks } from './domains.ts';
+import {
+  createDomains,
+  type Domains,
+  domainCrontab,
+  domainRoutes,
+  domainTasks,
+  domainWorkerOf,
+} from './domains.ts';
 import { ensureSystemAccounts, selectAssets } from './ledger/data.ts';
 import { SettlementEngine } from './payouts/engine.ts';
 import { startAccessSync } from './platform/auth/access.ts';
@@ -69,6 +76,7 @@ export async function startJobs(
       connectionString: runtime.databaseUrl,
       tasks: domainTasks(runtime, domains),
       crontab: domainCrontab,
+      workerOf: domainWorkerOf,
       concurrency: runtime.config.workerConcurrency,
       pollIntervalMs: runtime.config.workerPollIntervalMs,
       logger: runtime.logger,
@@ -121,6 +129,7 @@ function startSettlement(
   );
   return startPoller({
     name: 'settlement engine',
+    worker: 'payout',
     round: async () => {
       const report = await engine.runRound();
       return report.built > 0 || report.resolved > 0;
@@ -140,6 +149,7 @@ function startDepositWatcher(runtime: Runtime, stellar: StellarEndpoints, wallet
   });
   return startPoller({
     name: 'deposit watcher',
+    worker: 'deposit_watcher',
     round: () => watcher.poll(),
     pollMs: runtime.config.deposits.watcherPollMs,
     logger: runtime.logger,
@@ -175,6 +185,7 @@ export async function startService(
     // Keeps the Stellar and readiness gauges current for Prometheus, and the summary's status fresh.
     statusProbe = startPoller({
       name: 'status probe',
+      worker: 'status_probe',
       round: async () => {
         await domains.triage.refreshStatus();
         return false;

@@ -92,7 +92,7 @@ function decided(id: string) {
   );
 }
 
-async function jobRuns(result: 'success' | 'failure'): Promise<number> {
+async function jobRuns(result: 'success' | 'failed'): Promise<number> {
   const values = (await registry.getSingleMetric('worker_runs_total')?.get())?.values ?? [];
   return values
     .filter((value) => value.labels.worker === verifyProofTask && value.labels.result === result)
@@ -186,7 +186,7 @@ describe('payment proofs no path can decide', () => {
   it('keeps a proof pending while every path is down, and the job credits it once they are back', async () => {
     const before = await balance();
     const hash = await pay(hotWallet.publicKey(), '4', Memo.id(memo.toString()));
-    const failuresBefore = await jobRuns('failure');
+    const failuresBefore = await jobRuns('failed');
     const { faults } = network.sandbox;
     const down = [
       faults.add({ kind: 'listener_down', listener: 0 }),
@@ -203,7 +203,7 @@ describe('payment proofs no path can decide', () => {
       expect(job?.maxAttempts).toBe(10);
       // The job ran while everything was down: counted as a failure, and the proof still pending.
       await waitFor(
-        async () => ((await jobRuns('failure')) > failuresBefore ? true : undefined),
+        async () => ((await jobRuns('failed')) > failuresBefore ? true : undefined),
         30_000,
         'the proof job to fail once',
       );

@@ -1,9 +1,10 @@
 import { type JobHelpers, type Runner, run, type TaskList, Logger as WorkerLogger } from 'graphile-worker';
 import pg from 'pg';
+import { assert } from './assert.ts';
 import { primaryHostUrl } from './db/multi-host.ts';
 import type { Executor } from './db/types.ts';
 import type { Logger } from './logging.ts';
-import { workerRuns } from './metrics.ts';
+import { countWorkerRun, registerLoop } from './metrics.ts';
 
 export type Task = (payload: unknown, helpers: JobHelpers) => Promise<void>;
 export type TaskMap = Readonly<Record<string, Task>>;
@@ -39,27 +40,57 @@ export async function enqueueJob(
     )`;
 }
 
-/** Every task is counted in `worker_runs_total{worker,result}` and logged once per outcome. */
-export function instrument(tasks: TaskMap): TaskList {
+/** The worker a task is counted as: its own name unless `workerOf` groups it with others. */
+export type WorkerOf = (task: string) => string;
+
+/**
+ * Every task is counted in `worker_runs_total{worker,result}` (with its last success in
+ * `worker_last_success_timestamp_seconds`) and logged once per outcome.
+ */
+export function instrument(tasks: TaskMap, workerOf: WorkerOf = (task) => task): TaskList {
   const list: TaskList = {};
   for (const [name, task] of Object.entries(tasks)) {
+    const worker = workerOf(name);
     list[name] = async (payload, helpers) => {
       const started = performance.now();
       try {
         await task(payload, helpers);
-        workerRuns.inc({ worker: name, result: 'success' });
+        countWorkerRun(worker, 'success');
         helpers.logger.debug(`task ${name} succeeded`, {
           jobId: helpers.job.id,
           attempt: helpers.job.attempts,
           durationMs: Math.round(performance.now() - started),
         });
       } catch (error) {
-        workerRuns.inc({ worker: name, result: 'failure' });
+        countWorkerRun(worker, 'failed');
         throw error;
       }
     };
   }
   return list;
+}
+
+/**
+ * The interval of a crontab line of ours: every minute (`* * * * *`) or every N minutes
+ * (`*\/N * * * *`). Other schedules are not used; one would need its own rule here.
+ */
+export function cronIntervalSeconds(line: string): { task: string; intervalSeconds: number } {
+  const [minute, hour, day, month, weekday, task] = line.trim().split(/\s+/);
+  const every = minute === '*' ? 1 : Number(/^\*\/(\d+)$/.exec(minute ?? '')?.[1]);
+  assert(
+    Number.isInteger(every) && every > 0 && [hour, day, month, weekday].every((field) => field === '*'),
+    `crontab line "${line}" is not every minute or every N minutes`,
+  );
+  assert(task !== undefined, `crontab line "${line}" names no task`);
+  return { task, intervalSeconds: every * 60 };
+}
+
+/** Declares each scheduled task as a loop of this process (see registerLoop). */
+export function registerCronLoops(crontab: string, workerOf: WorkerOf): void {
+  for (const line of crontab.split('\n').filter((entry) => entry.trim() !== '')) {
+    const { task, intervalSeconds } = cronIntervalSeconds(line);
+    registerLoop(workerOf(task), intervalSeconds);
+  }
 }
 
 function workerLogger(logger: Logger): WorkerLogger {
@@ -76,6 +107,8 @@ export type WorkerOptions = {
   connectionString: string;
   tasks: TaskMap;
   crontab?: string;
+  /** Groups tasks under one worker name in the metrics (the detectors are `reconciliation`). */
+  workerOf?: WorkerOf;
   concurrency: number;
   pollIntervalMs: number;
   logger: Logger;
@@ -91,11 +124,13 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const connectionString = await primaryHostUrl(options.connectionString);
   const pool = new pg.Pool({ connectionString, max: options.concurrency + 2 });
   pool.on('error', (error) => options.logger.warn({ err: error }, 'job worker lost a database connection'));
+  const workerOf = options.workerOf ?? ((task: string) => task);
+  registerCronLoops(options.crontab ?? '', workerOf);
   let runner: Runner;
   try {
     runner = await run({
       pgPool: pool,
-      taskList: instrument(options.tasks),
+      taskList: instrument(options.tasks, workerOf),
       crontab: options.crontab ?? '',
       concurrency: options.concurrency,
       pollInterval: options.pollIntervalMs,

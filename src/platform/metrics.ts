@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * One registry for the process. Domains declare their metrics at module level against it, so a
@@ -16,9 +16,44 @@ export const httpRequestDuration = new Histogram({
   registers: [registry],
 });
 
+/** The two results of a background run; the operators' alerts name them (`result="failed"`). */
+export type WorkerResult = 'success' | 'failed';
+
 export const workerRuns = new Counter({
   name: 'worker_runs_total',
-  help: 'Background worker task runs by task name and result (success or failure).',
+  help: 'Background runs by worker (a graphile task or a loop) and result (success or failed).',
   labelNames: ['worker', 'result'] as const,
   registers: [registry],
 });
+
+export const workerLastSuccess = new Gauge({
+  name: 'worker_last_success_timestamp_seconds',
+  help: 'Unix time of the latest successful run of each worker in this process (a loop: its start until then).',
+  labelNames: ['worker'] as const,
+  registers: [registry],
+});
+
+export const workerInterval = new Gauge({
+  name: 'worker_interval_seconds',
+  help: 'How often each periodic loop of this process is meant to succeed; the staleness alerts scale it.',
+  labelNames: ['worker'] as const,
+  registers: [registry],
+});
+
+/** Counts one run; a success also moves the worker's last-success time. */
+export function countWorkerRun(worker: string, result: WorkerResult): void {
+  workerRuns.inc({ worker, result });
+  if (result === 'success') workerLastSuccess.set({ worker }, Date.now() / 1_000);
+}
+
+/**
+ * Declares a periodic loop run by this process. Both results exist from here at zero (so
+ * increase() sees the first failure), and the last success starts at now: a loop that never
+ * succeeds ages from its start, so the staleness alert covers it too.
+ */
+export function registerLoop(worker: string, intervalSeconds: number): void {
+  workerInterval.set({ worker }, intervalSeconds);
+  workerRuns.inc({ worker, result: 'success' }, 0);
+  workerRuns.inc({ worker, result: 'failed' }, 0);
+  workerLastSuccess.set({ worker }, Date.now() / 1_000);
+}

@@ -1,10 +1,12 @@
 import type { Logger } from './logging.ts';
+import { countWorkerRun, registerLoop } from './metrics.ts';
 
 /**
  * Runs a background round in a worker process again and again: at once while it reports it was
  * busy or when woken, every `pollMs` otherwise. The rounds themselves must be safe to run anywhere
  * and to stop at any point (the settlement engine and the deposit watcher are): a process killed
- * mid-round leaves nothing the next round cannot pick up.
+ * mid-round leaves nothing the next round cannot pick up. Each round (and each failed preparation)
+ * is counted in worker_runs_total under `worker`, the name the operators' alerts use.
  */
 export type Poller = { wake(): void; stop(): Promise<void> };
 
@@ -13,11 +15,14 @@ export const roundDrainMsMax = 2_000;
 
 export function startPoller(options: {
   name: string;
+  /** The `worker` label of its runs (`payout` for the settlement engine). */
+  worker: string;
   round: () => Promise<boolean>;
   pollMs: number;
   logger: Logger;
   prepare?: () => Promise<void>;
 }): Poller {
+  registerLoop(options.worker, options.pollMs / 1_000);
   let stopped = false;
   let wakeUp: (() => void) | undefined;
   let woken = false;
@@ -46,6 +51,7 @@ export function startPoller(options: {
         await options.prepare?.();
         prepared = true;
       } catch (error) {
+        countWorkerRun(options.worker, 'failed');
         options.logger.warn({ err: error, poller: options.name }, `${options.name} not ready yet`);
         await sleep(options.pollMs);
       }
@@ -54,7 +60,9 @@ export function startPoller(options: {
       let busy = false;
       try {
         busy = await options.round();
+        countWorkerRun(options.worker, 'success');
       } catch (error) {
+        countWorkerRun(options.worker, 'failed');
         options.logger.error({ err: error, poller: options.name }, `${options.name} round failed`);
       }
       if (!busy) await sleep(options.pollMs);

@@ -3,7 +3,7 @@ import { openStates } from '../payouts/states.ts';
 import type { Executor } from '../platform/db/types.ts';
 import { registry } from '../platform/metrics.ts';
 import { countOpenFindingsByKind, selectLastSuccesses } from './data.ts';
-import { findingKinds } from './findings.ts';
+import { detectorNames, findingKinds } from './findings.ts';
 
 /**
  * Reconciliation metrics. The gauges are read back from the database after every run, so every
@@ -39,6 +39,13 @@ export const lastSuccess = new Gauge({
   registers: [registry],
 });
 
+export const detectorRuns = new Counter({
+  name: 'reconciliation_runs_total',
+  help: 'Reconciliation detector runs by detector and result (success or failed; busy elsewhere is a success).',
+  labelNames: ['detector', 'result'] as const,
+  registers: [registry],
+});
+
 export const stuckStates = openStates;
 
 for (const kind of findingKinds) {
@@ -46,6 +53,10 @@ for (const kind of findingKinds) {
   findingsOpen.set({ kind }, 0);
 }
 for (const state of stuckStates) payoutsStuck.set({ state }, 0);
+for (const detector of detectorNames) {
+  detectorRuns.inc({ detector, result: 'success' }, 0);
+  detectorRuns.inc({ detector, result: 'failed' }, 0);
+}
 
 /** Sets the open-findings gauge and the last-success gauge from the database. */
 export async function refreshFromDatabase(db: Executor): Promise<void> {

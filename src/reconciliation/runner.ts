@@ -4,7 +4,7 @@ import { type DetectorContext, leaseSeconds, type Progress, type ReconciliationD
 import { claimLease, releaseLease } from './data.ts';
 import { detectors } from './detectors.ts';
 import { type DetectorName, FindingsTally } from './findings.ts';
-import { findingsCreated, refreshFromDatabase } from './metrics.ts';
+import { detectorRuns, findingsCreated, refreshFromDatabase } from './metrics.ts';
 
 /**
  * Runs one detector: takes its lease (one process at a time; another one busy is not an error),
@@ -59,6 +59,7 @@ export async function runDetector(
   const findings = new FindingsTally();
   const lease = await claim(deps, name, options.leaseWaitMs ?? 0);
   if (lease === undefined) {
+    detectorRuns.inc({ detector: name, result: 'success' });
     deps.logger.info({ detector: name }, 'reconciliation detector busy in another process');
     return {
       detector: name,
@@ -80,6 +81,7 @@ export async function runDetector(
   try {
     outcome = await detector.run(context);
   } catch (error) {
+    detectorRuns.inc({ detector: name, result: 'failed' });
     await releaseLease(deps.sql, name, lease, false).catch(() => undefined);
     deps.logger.error(
       { detector: name, err: error, durationMs: Math.round(performance.now() - started) },
@@ -91,6 +93,7 @@ export async function runDetector(
   }
   await releaseLease(deps.sql, name, lease, outcome.complete);
   await refreshFromDatabase(deps.sql);
+  detectorRuns.inc({ detector: name, result: 'success' });
   const report: RunReport = {
     detector: name,
     outcome: outcome.complete ? 'completed' : 'behind',

@@ -48,16 +48,26 @@ describe('reconciliation tasks', () => {
     );
   });
 
-  it('runs a detector as a job of the worker, counted in worker_runs_total', async () => {
+  it('runs a detector as a job of the worker, counted as worker="reconciliation" and by detector', async () => {
     const task = reconcileTaskOf('escrow');
-    const before = await metric('worker_runs_total', { worker: task, result: 'success' });
+    const byDetector = { detector: 'escrow', result: 'success' };
+    const before = await metric('reconciliation_runs_total', byDetector);
+    const beforeAll = await metric('worker_runs_total', { worker: 'reconciliation', result: 'success' });
     await service.db.sql.begin((tx) => enqueueJob(tx, task, {}, { jobKey: task }));
     await waitFor(
-      async () =>
-        (await metric('worker_runs_total', { worker: task, result: 'success' })) > before ? true : undefined,
+      async () => ((await metric('reconciliation_runs_total', byDetector)) > before ? true : undefined),
       20_000,
       'the reconciliation job to run',
     );
+    await waitFor(
+      async () =>
+        (await metric('worker_runs_total', { worker: 'reconciliation', result: 'success' })) > beforeAll
+          ? true
+          : undefined,
+      20_000,
+      'the run to be counted under worker="reconciliation"',
+    );
+    expect(await metric('worker_runs_total', { worker: task, result: 'success' })).toBe(0);
     const [checkpoint] = await service.db.sql<{ lastSuccessAt: Date | null; lease: string | null }[]>`
       select last_success_at as "lastSuccessAt", lease from reconciliation_checkpoints where detector = 'escrow'`;
     expect(checkpoint?.lastSuccessAt).not.toBeNull();

@@ -11,10 +11,23 @@ import { runDetector } from './runner.ts';
  * One graphile-worker task per detector, `reconcile_<detector>`, every minute. Each run is
  * incremental, so a minute is plenty; the job key keeps at most one waiting job per detector
  * (a process without Stellar never takes the Stellar ones, and they do not pile up), and one
- * attempt per job: the next minute is the retry. worker_runs_total counts every run.
+ * attempt per job: the next minute is the retry.
  */
 
 export const reconcileTaskOf = (detector: DetectorName) => `reconcile_${detector}`;
+
+/**
+ * Every detector run counts in worker_runs_total as `worker="reconciliation"`, the name the
+ * operators' alerts use; which detector ran is in reconciliation_runs_total{detector,result}. A
+ * `detector` label on worker_runs_total would give it a label set no other worker has, and counting
+ * each run under both names would double every sum over workers.
+ */
+export const reconciliationWorker = 'reconciliation';
+const reconcileTasks = new Set<string>(detectorNames.map(reconcileTaskOf));
+
+export function reconciliationWorkerOf(task: string): string | undefined {
+  return reconcileTasks.has(task) ? reconciliationWorker : undefined;
+}
 
 export const reconciliationCrontab = detectorNames
   .map((detector) => {

@@ -1,5 +1,6 @@
 import type { Sql } from '../db/types.ts';
 import type { Logger } from '../logging.ts';
+import { countWorkerRun, registerLoop } from '../metrics.ts';
 import type { Keyring } from './keyring.ts';
 import { accessChannel } from './keyring-data.ts';
 import { selectSuspendedUserNames } from './users-data.ts';
@@ -17,6 +18,9 @@ export class SuspendedUsers {
   }
 }
 
+/** The `worker` label of the periodic reload in worker_runs_total. */
+export const accessReloadWorker = 'access_reload';
+
 export type AccessState = { keyring: Keyring; users: SuspendedUsers };
 
 /**
@@ -30,10 +34,13 @@ export async function startAccessSync(
   reloadMs: number,
   logger: Logger,
 ): Promise<() => Promise<void>> {
+  registerLoop(accessReloadWorker, reloadMs / 1_000);
   const reload = async () => {
     try {
       await Promise.all([access.keyring.reload(sql), access.users.reload(sql)]);
+      countWorkerRun(accessReloadWorker, 'success');
     } catch (error) {
+      countWorkerRun(accessReloadWorker, 'failed');
       logger.warn({ err: error }, 'access reload failed');
     }
   };
