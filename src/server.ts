@@ -9,6 +9,7 @@ import {
   domainWorkerOf,
 } from './domains.ts';
 import { ensureSystemAccounts, selectAssets } from './ledger/data.ts';
+import { exportBusinessHours } from './ops/business-hours.ts';
 import { SettlementEngine } from './payouts/engine.ts';
 import { startAccessSync } from './platform/auth/access.ts';
 import type { Principal } from './platform/auth/roles.ts';
@@ -65,6 +66,8 @@ export async function startJobs(
   stellar?: StellarEndpoints,
 ): Promise<Worker> {
   domains ??= createDomains(runtime, stellar);
+  // Beside the manual review queue size that the settlement engine reports: its alert joins on it.
+  exportBusinessHours(runtime.config.oncall);
   const wallet = stellar ? await loadWallet(runtime.config) : undefined;
   const settlement = stellar && wallet ? startSettlement(runtime, domains, stellar, wallet) : undefined;
   const watcher = stellar && wallet ? startDepositWatcher(runtime, stellar, wallet) : undefined;

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerAccessCommands } from './access.ts';
 import { registerAdminCommands } from './admin.ts';
+import { registerAlertCommands } from './alerts.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerAssetCommands } from './assets.ts';
 import { registerAuditCommands } from './audit.ts';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerReconcileCommands(program, output);
   registerRunbookCommands(program, output);
   registerDrillCommands(program, output);
+  registerAlertCommands(program);
   return program;
 }
 

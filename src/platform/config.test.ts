@@ -73,4 +73,51 @@ describe('configuration', () => {
     expect(problemsOf({ STELLAR_NETWORK: 'futurenet' })[0]).toMatch(/^STELLAR_NETWORK:/);
     expect(problemsOf({ SANDBOX_LEDGER_CLOSE_MS: '5' })[0]).toMatch(/^SANDBOX_LEDGER_CLOSE_MS:/);
   });
+  it('reads business hours as days, minutes and a named time zone, Monday to Friday 09:00-17:00 UTC by default', () => {
+    expect(loadConfig({}).oncall).toEqual({
+      timeZone: 'UTC',
+      businessDays: ['mon', 'tue', 'wed', 'thu', 'fri'],
+      businessOpenMinute: 540,
+      businessShutMinute: 1020,
+    });
+    expect(
+      loadConfig({
+        ONCALL_TIME_ZONE: 'Asia/Jerusalem',
+        ONCALL_BUSINESS_DAYS: 'sun-thu',
+        ONCALL_BUSINESS_HOURS: '08:30-24:00',
+      }).oncall,
+    ).toEqual({
+      timeZone: 'Asia/Jerusalem',
+      businessDays: ['mon', 'tue', 'wed', 'thu', 'sun'],
+      businessOpenMinute: 510,
+      businessShutMinute: 1440,
+    });
+    expect(loadConfig({ ONCALL_BUSINESS_DAYS: 'fri, mon,wed-wed' }).oncall.businessDays).toEqual([
+      'mon',
+      'wed',
+      'fri',
+    ]);
+  });
+
+  it('refuses an unknown time zone, unknown days, and hours that are malformed, empty or cross midnight', () => {
+    expect(problemsOf({ ONCALL_TIME_ZONE: 'Mars/Olympus' })).toEqual([
+      'ONCALL_TIME_ZONE: must be an IANA time zone name such as Europe/Berlin or UTC, got "Mars/Olympus"',
+    ]);
+    for (const days of ['weekdays', 'mon-fri-sat', 'mon,,fri', 'monday'])
+      expect(problemsOf({ ONCALL_BUSINESS_DAYS: days }), days).toEqual([
+        expect.stringMatching(/^ONCALL_BUSINESS_DAYS: must be days or ranges/),
+      ]);
+    for (const hours of [
+      '9-17',
+      '09:00',
+      '17:00-09:00',
+      '09:00-09:00',
+      '09:60-17:00',
+      '09:00-24:01',
+      '00:00-25:00',
+    ])
+      expect(problemsOf({ ONCALL_BUSINESS_HOURS: hours }), hours).toEqual([
+        expect.stringMatching(/^ONCALL_BUSINESS_HOURS: must be HH:MM-HH:MM/),
+      ]);
+  });
 });

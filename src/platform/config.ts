@@ -39,6 +39,23 @@ export type Config = {
   deposits: DepositConfig;
   merchantWebhooks: MerchantWebhookConfig;
   reconciliation: ReconciliationConfig;
+  oncall: OncallConfig;
+};
+
+export const weekdays = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+export type Weekday = (typeof weekdays)[number];
+
+/**
+ * When a person is at work to pick up what does not page (the manual review queue): exported as
+ * `oncall_business_hours`, which alerts join on (ops/README.md). Hours are local to a named time
+ * zone, so they follow its daylight-saving changes, which PromQL's UTC `hour()` cannot.
+ */
+export type OncallConfig = {
+  timeZone: string;
+  businessDays: readonly Weekday[];
+  /** Minutes after local midnight: open from businessOpenMinute, closed from businessShutMinute. */
+  businessOpenMinute: number;
+  businessShutMinute: number;
 };
 
 /** The reconciliation detectors' thresholds; see docs/reconciliation.md. */
@@ -228,6 +245,65 @@ class Reader {
     }
     return value;
   }
+
+  /** An IANA time zone name the runtime's time zone database knows (`Europe/Berlin`, `UTC`). */
+  timeZone(name: string, fallback: string): string {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    try {
+      return new Intl.DateTimeFormat('en-US', { timeZone: value }).resolvedOptions().timeZone;
+    } catch {
+      this.problems.push(
+        `${name}: must be an IANA time zone name such as Europe/Berlin or UTC, got "${value}"`,
+      );
+      return fallback;
+    }
+  }
+
+  /** Comma-separated days or ranges of days (`mon-fri`, `sun-thu`, `mon,wed,fri`), in week order. */
+  weekdays(name: string, fallback: readonly Weekday[]): readonly Weekday[] {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const chosen = new Set<Weekday>();
+    for (const item of value.toLowerCase().split(',')) {
+      const ends = item
+        .trim()
+        .split('-')
+        .map((day) => weekdays.indexOf(day.trim() as Weekday));
+      if (ends.length > 2 || ends.some((index) => index === -1)) {
+        this.problems.push(
+          `${name}: must be days or ranges of ${weekdays.join(' ')} such as mon-fri, got "${value}"`,
+        );
+        return fallback;
+      }
+      const first = ends[0]!;
+      const last = ends.at(-1)!;
+      // A range runs forward through the week and may wrap past Sunday (sun-thu).
+      for (let day = first; ; day = (day + 1) % weekdays.length) {
+        chosen.add(weekdays[day]!);
+        if (day === last) break;
+      }
+    }
+    return weekdays.filter((day) => chosen.has(day));
+  }
+
+  /** `HH:MM-HH:MM` within one day (`24:00` closes at midnight) as minutes after midnight. */
+  minuteRange(name: string, fallback: readonly [number, number]): readonly [number, number] {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const match = /^(\d{2}):(\d{2})-(\d{2}):(\d{2})$/.exec(value);
+    const [open, shut] = match
+      ? [Number(match[1]) * 60 + Number(match[2]), Number(match[3]) * 60 + Number(match[4])]
+      : [-1, -1];
+    const minutesValid = match !== null && Number(match[2]) < 60 && Number(match[4]) < 60;
+    if (!minutesValid || open < 0 || open >= shut || shut > minutesPerDay) {
+      this.problems.push(
+        `${name}: must be HH:MM-HH:MM with the start before the end on one day (09:00-17:00; 24:00 for midnight), got "${value}"`,
+      );
+      return fallback;
+    }
+    return [open, shut];
+  }
 }
 
 export const portMax = 65_535;
@@ -235,6 +311,17 @@ export const stellarUrlsMax = 8;
 export const channelsMax = 100;
 export const webhookSecretLengthMin = 16;
 export const keyringKeyBytes = 32;
+export const minutesPerDay = 1_440;
+
+function oncallConfig(read: Reader): OncallConfig {
+  const [open, shut] = read.minuteRange('ONCALL_BUSINESS_HOURS', [9 * 60, 17 * 60]);
+  return {
+    timeZone: read.timeZone('ONCALL_TIME_ZONE', 'UTC'),
+    businessDays: read.weekdays('ONCALL_BUSINESS_DAYS', weekdays.slice(0, 5)),
+    businessOpenMinute: open,
+    businessShutMinute: shut,
+  };
+}
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const read = new Reader(env);
@@ -302,6 +389,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       ),
       chainDriftGraceSeconds: read.integer('RECONCILIATION_CHAIN_DRIFT_GRACE_SECONDS', 300, 0, 86_400),
     },
+    oncall: oncallConfig(read),
   };
   if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {
     read.problems.push('STELLAR_RPC_URL: set STELLAR_HORIZON_URLS too (an RPC URL alone is not a network)');

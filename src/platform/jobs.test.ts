@@ -10,7 +10,9 @@ let service: TestService;
 let worker: Worker;
 
 beforeAll(async () => {
-  service = await startTestService({ env: { WORKER_POLL_INTERVAL_MS: '50' } });
+  service = await startTestService({
+    env: { WORKER_POLL_INTERVAL_MS: '50', ONCALL_TIME_ZONE: 'Asia/Tokyo' },
+  });
   worker = await startJobs(service.runtime);
 });
 
@@ -50,6 +52,11 @@ describe('background jobs', () => {
     );
     const metrics = await service.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/worker_runs_total\{worker="platform_heartbeat",result="success"\} [1-9]/);
+  });
+
+  it('exports oncall_business_hours in its configured time zone beside the queues it reports', async () => {
+    const metrics = await service.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(/^oncall_business_hours\{time_zone="Asia\/Tokyo"\} [01]$/m);
   });
 
   it('does not keep a job enqueued in a transaction that rolls back', async () => {

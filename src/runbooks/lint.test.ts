@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../../test/support/service.ts';
+import { runbookBaseDefault } from '../ops/alert-rules.ts';
 import { repositoryRoot } from './cells.ts';
 import { type Finding, type LintContext, lintRunbookDirectory, templateSections } from './lint.ts';
 import { buildLintContext } from './lint-context.ts';
@@ -205,25 +206,46 @@ describe('the runbook linter', () => {
     });
   });
 
-  it('reports an alert whose runbook_url names a missing runbook or heading', () => {
+  it('reports an alert whose runbook_url is relative, on another base, or names a missing runbook or heading', () => {
     const alerts = [
       'groups:',
       '  - name: g',
       '    rules:',
       '      - alert: Fine',
       '        annotations:',
-      '          runbook_url: docs/runbooks/good.md#indicators',
+      `          runbook_url: ${runbookBaseDefault}docs/runbooks/good.md#indicators`,
       '      - alert: NoHeading',
       '        annotations:',
-      '          runbook_url: https://example.com/blob/main/docs/runbooks/good.md#nothing-here',
+      `          runbook_url: ${runbookBaseDefault}docs/runbooks/good.md#nothing-here`,
       '      - alert: NoFile',
       '        annotations:',
-      "          runbook_url: 'docs/runbooks/absent.md#indicators'",
+      `          runbook_url: '${runbookBaseDefault}docs/runbooks/absent.md#indicators'`,
+      '      - alert: Relative',
+      '        annotations:',
+      '          runbook_url: docs/runbooks/good.md#indicators',
+      '      - alert: OtherBase',
+      '        annotations:',
+      '          runbook_url: https://example.com/blob/main/docs/runbooks/good.md#indicators',
+      '      - alert: OutsideRunbooks',
+      '        annotations:',
+      `          runbook_url: ${runbookBaseDefault}README.md#indicators`,
     ].join('\n');
     const findings = lintFixtures(alerts).filter((finding) => finding.rule === 'alert-link');
     expect(findings.map((finding) => [finding.line, finding.message])).toEqual([
       [9, 'NoHeading: dead link good.md#nothing-here: good.md has no heading #nothing-here'],
       [12, 'NoFile: dead link absent.md#indicators: no file absent.md'],
+      [
+        15,
+        `Relative: runbook_url docs/runbooks/good.md#indicators is not absolute on the runbook base ${runbookBaseDefault}`,
+      ],
+      [
+        18,
+        `OtherBase: runbook_url https://example.com/blob/main/docs/runbooks/good.md#indicators is not absolute on the runbook base ${runbookBaseDefault}`,
+      ],
+      [
+        21,
+        `OutsideRunbooks: runbook_url ${runbookBaseDefault}README.md#indicators is not under docs/runbooks/`,
+      ],
     ]);
   });
 

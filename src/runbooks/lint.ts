@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { runbookBaseDefault, runbookDirectoryPath, runbookPathOf } from '../ops/alert-rules.ts';
 import { metricInCodeSpan, promqlMetricNames } from '../ops/promql-names.ts';
 import { shellLanguages } from './cells.ts';
 import { settledeskCommands } from './commands.ts';
@@ -303,12 +304,20 @@ function checkAlertLinks(context: LintContext, directory: string, documents: Doc
     if (name) alert = name[1]!;
     const url = /^\s*runbook_url:\s*['"]?([^'"\s]+)/.exec(text)?.[1];
     if (url === undefined) return;
-    const at = url.indexOf('docs/runbooks/');
-    if (at === -1) {
-      report(offset + 1, 'alert-link', `${alert}: runbook_url ${url} is not under docs/runbooks/`);
+    const path = runbookPathOf(url);
+    if (path === undefined) {
+      report(
+        offset + 1,
+        'alert-link',
+        `${alert}: runbook_url ${url} is not absolute on the runbook base ${runbookBaseDefault}`,
+      );
       return;
     }
-    const target = url.slice(at + 'docs/runbooks/'.length);
+    if (!path.startsWith(runbookDirectoryPath)) {
+      report(offset + 1, 'alert-link', `${alert}: runbook_url ${url} is not under ${runbookDirectoryPath}`);
+      return;
+    }
+    const target = path.slice(runbookDirectoryPath.length);
     if (!target.includes('#'))
       report(offset + 1, 'alert-link', `${alert}: runbook_url ${url} names no heading`);
     const problem = checkLink(join(directory, indexFile), target, documents);

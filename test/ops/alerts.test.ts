@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { runbookBaseDefault, runbookPathOf } from '../../src/ops/alert-rules.ts';
+import { runCli } from '../support/process.ts';
 import {
   type AlertRule,
   type AlertTestGroup,
@@ -43,7 +45,7 @@ const runbooks = [
 ];
 // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JavaScript template.
 const datasourceVariable = '${datasource}';
-const runbookUrl = /^docs\/runbooks\/([a-z0-9-]+)\.md#indicators$/;
+const runbookPath = /^docs\/runbooks\/([a-z0-9-]+)\.md#indicators$/;
 /** Downloading and unpacking Debian's prometheus package (about 20 MB) on a machine without promtool. */
 const promtoolInstallTimeoutMs = 300_000;
 
@@ -107,7 +109,7 @@ describe('ops/prometheus/alerts.yml', () => {
     expect(result.output).toContain('SUCCESS');
   });
 
-  it('gives every alert a unique name, a severity, a summary, a description and a runbook in docs/runbooks/', () => {
+  it('gives every alert a unique name, a severity, a summary, a description and an absolute runbook_url to docs/runbooks/', () => {
     expect(rules.length).toBeGreaterThan(0);
     const problems: string[] = [];
     const seen = new Set<string>();
@@ -123,7 +125,7 @@ describe('ops/prometheus/alerts.yml', () => {
         if ((rule.annotations?.[annotation] ?? '').trim() === '')
           problems.push(`${rule.alert}: no ${annotation}`);
       }
-      const runbook = runbookUrl.exec(rule.annotations?.runbook_url ?? '')?.[1];
+      const runbook = runbookPath.exec(runbookPathOf(rule.annotations?.runbook_url ?? '') ?? '')?.[1];
       if (runbook === undefined || !runbooks.includes(runbook)) {
         problems.push(`${rule.alert}: runbook_url ${rule.annotations?.runbook_url} is not a known runbook`);
       }
@@ -173,6 +175,36 @@ describe('ops/prometheus/alerts.yml', () => {
     expect(coverageOf(rule, [{ alert_rule_test: [check('30m', false)] }]).fires).toBe(false);
   });
 
+  it('renders with another runbook base into rules that promtool accepts, every runbook_url on that base', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'settledesk-alerts-render-'));
+    try {
+      const base = 'https://git.example.com/acme/settledesk/-/blob/v1.4.0';
+      const run = await runCli(
+        ['alerts', 'render', '--runbook-base', base, '--output', join(folder, 'settledesk.yml')],
+        {},
+      );
+      expect(run.code, run.stderr).toBe(0);
+      const rendered = await readFile(join(folder, 'settledesk.yml'), 'utf8');
+      const urls = [...rendered.matchAll(/runbook_url: (\S+)/g)].map((match) => match[1]);
+      expect(urls).toHaveLength(rules.length);
+      expect(urls).toEqual(
+        rules.map((rule) => `${base}/${runbookPathOf(rule.annotations?.runbook_url ?? '')}`),
+      );
+      expect(rendered).not.toContain(runbookBaseDefault);
+      const check = await runPromtool(promtool, ['check', 'rules', 'settledesk.yml'], folder);
+      expect(check.code, check.output).toBe(0);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to render with a runbook base that is not an absolute http(s) URL', async () => {
+    const run = await runCli(['alerts', 'render', '--runbook-base', 'docs/{{ $labels.x }}'], {});
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('must be an absolute http:// or https:// URL');
+    expect(run.stdout).toBe('');
+  });
+
   it('is listed alert by alert in ops/README.md with the same severity and runbook', async () => {
     const readme = await readFile(join(opsDir, 'README.md'), 'utf8');
     const rows = new Map<string, { severity: string; link: string }>();
@@ -182,7 +214,10 @@ describe('ops/prometheus/alerts.yml', () => {
     const expected = new Map(
       rules.map((rule) => [
         rule.alert,
-        { severity: rule.labels?.severity ?? '', link: `../${rule.annotations?.runbook_url}` },
+        {
+          severity: rule.labels?.severity ?? '',
+          link: `../${runbookPathOf(rule.annotations?.runbook_url ?? '')}`,
+        },
       ]),
     );
     expect(Object.fromEntries(rows)).toEqual(Object.fromEntries(expected));
