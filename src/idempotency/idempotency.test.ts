@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/support/db.ts'
 import { canonicalJson } from '../approvals/canonical.ts';
 import { connect } from '../platform/db/connect.ts';
 import { freePort } from '../platform/db/embedded.ts';
-import { DomainError } from '../platform/errors.ts';
+import { DatabaseUnavailableError, DomainError } from '../platform/errors.ts';
 import { createLogger } from '../platform/logging.ts';
 import { registry } from '../platform/metrics.ts';
 import {
@@ -203,6 +203,11 @@ describe('idempotency keys', () => {
       expect(failed).not.toBeInstanceOf(DomainError);
       // The release found no database: the key is still reserved, as another instance sees it.
       expect(await outcomeCount('finalize_error')).toBe(finalizeErrors + 1);
+      // The client keeps retrying while the database is still gone: more tries than leases kept.
+      for (let attempt = 0; attempt < 12; attempt += 1) {
+        const error = await runIdempotent(pool, lost, effect, refusal).catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(DatabaseUnavailableError);
+      }
       await allowConnections(true);
       const [stored] = await db.sql<{ state: string }[]>`
         select state from idempotency_keys where caller = ${lost.caller} and key = ${lost.key}`;

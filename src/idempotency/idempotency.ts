@@ -4,7 +4,7 @@ import { canonicalJson } from '../approvals/canonical.ts';
 import { assert } from '../platform/assert.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql, Tx } from '../platform/db/types.ts';
-import { DomainError, problemFor } from '../platform/errors.ts';
+import { DatabaseUnavailableError, DomainError, problemFor } from '../platform/errors.ts';
 import { registry } from '../platform/metrics.ts';
 
 export const idempotencyOutcomes = [
@@ -160,7 +160,9 @@ class Unreleased {
 
   remember(held: Lease): void {
     const id = Unreleased.#id(held.scope);
-    const leases = [...(this.#leases.get(id) ?? []), held.lease].slice(-unreleasedLeasesPerKeyMax);
+    const leases = this.#leases.get(id) ?? [];
+    // The first is the one most likely stored: later tries of the key rarely reach the database.
+    if (leases.length < unreleasedLeasesPerKeyMax) leases.push(held.lease);
     this.#leases.delete(id);
     this.#leases.set(id, leases);
     for (const oldest of this.#leases.keys()) {
@@ -184,12 +186,15 @@ class Unreleased {
 
 const unreleased = new Unreleased();
 
-/** Inserts the reservation; when its answer is lost, remembers the lease it may have stored. */
+/**
+ * Inserts the reservation; when its answer is lost, remembers the lease it may have stored. With
+ * no writable host the insert was never sent: there is nothing to remember.
+ */
 async function insertRemembered(db: Executor, scope: KeyScope, lease: string): Promise<boolean> {
   try {
     return await insertReservation(db, scope, lease);
   } catch (error) {
-    unreleased.remember({ scope, lease });
+    if (!(error instanceof DatabaseUnavailableError)) unreleased.remember({ scope, lease });
     throw error;
   }
 }
