@@ -14,13 +14,23 @@ import { WalletConfigError } from '../stellar/wallet.ts';
 /**
  * What a start has opened so far, stopped in the reverse order. `stopping` is set by the first
  * signal: a start checks it between its slow steps and stops early instead of finishing first.
+ * Each part logs how long it took to stop, so a shutdown that overran its timeout names the part.
  */
 class Opened {
   readonly #stops: Stop[] = [];
+  readonly #logger: Logger;
   stopping = false;
 
-  add(stop: Stop): void {
-    this.#stops.unshift(stop);
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  add(part: string, stop: Stop): void {
+    this.#stops.unshift(async () => {
+      const started = performance.now();
+      await stop();
+      this.#logger.info({ part, durationMs: Math.round(performance.now() - started) }, 'stopped part');
+    });
   }
 
   stop(): Promise<void> {
@@ -49,7 +59,7 @@ async function runUntilSignal(
   logger: Logger,
   start: (opened: Opened) => Promise<void>,
 ): Promise<void> {
-  const opened = new Opened();
+  const opened = new Opened(logger);
   let signalled = () => {};
   const signal = new Promise<void>((resolve) => {
     signalled = resolve;
@@ -153,17 +163,17 @@ export function registerServeCommands(program: Command): void {
           migrate: true,
           applicationName: 'settledesk-api',
         });
-        opened.add(() => runtime.close());
+        opened.add('database', () => runtime.close());
         if (opened.stopping) return;
         // The sandbox stops after the service has drained, so in-flight work can still reach it.
         const stellar = await openStellar(config, logger);
-        opened.add(() => stellar.close());
+        opened.add('stellar', () => stellar.close());
         if (opened.stopping) return;
         const service = await startService(runtime, {
           worker: config.workerEnabled,
           stellar: stellar.endpoints,
         });
-        opened.add(() => service.stop());
+        opened.add('api', () => service.stop());
         logger.info(
           {
             url: service.url,
@@ -197,16 +207,16 @@ export function registerServeCommands(program: Command): void {
           migrate: true,
           applicationName: 'settledesk-worker',
         });
-        opened.add(() => runtime.close());
+        opened.add('database', () => runtime.close());
         if (opened.stopping) return;
         const worker = await startJobs(runtime, undefined, stellar);
-        opened.add(() => worker.stop());
+        opened.add('job worker', () => worker.stop());
         const metrics = await startMetricsListener({
           host: config.host,
           port: config.workerMetricsPort,
           logger,
         });
-        opened.add(() => metrics.stop());
+        opened.add('metrics listener', () => metrics.stop());
         logger.info({ metrics: metrics.url }, 'settledesk worker is running');
       });
     });

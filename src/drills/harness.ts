@@ -81,7 +81,16 @@ export type ServiceProcess = {
   logFile: string;
   alive(): boolean;
   logTail(): string;
-  stop(): Promise<void>;
+  /** SIGTERM, then SIGKILL to its group if it has not exited after `serviceStopMs`. */
+  stop(): Promise<ServiceStop>;
+};
+
+/** How a stopped service ended; `durationMs` from SIGTERM to exit, undefined if it had exited before. */
+export type ServiceStop = {
+  durationMs: number | undefined;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  killed: boolean;
 };
 
 type Cleanup = { what: string; run: () => Promise<void> };
@@ -239,22 +248,41 @@ export class DrillContext {
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     let exited = false;
+    let ended: Pick<ServiceStop, 'code' | 'signal'> = { code: null, signal: null };
+    let exitedAt = 0;
     const exit = new Promise<void>((resolve) => {
-      child.on('exit', () => {
+      child.on('exit', (code, signal) => {
         exited = true;
+        exitedAt = performance.now();
+        ended = { code, signal };
         resolve();
       });
     });
-    const stop = async () => {
+    let stopping: Promise<ServiceStop> | undefined;
+    const stopOnce = async (): Promise<ServiceStop> => {
+      let durationMs: number | undefined;
+      let killed = false;
       if (!exited) {
+        const signalledAt = performance.now();
         signalGroup(pid, 'SIGTERM');
         await Promise.race([exit, bound(serviceStopMs)]);
-        if (!exited) signalGroup(pid, 'SIGKILL');
+        if (!exited) {
+          killed = true;
+          signalGroup(pid, 'SIGKILL');
+        }
         await Promise.race([exit, bound(serviceStopMs)]);
+        durationMs = exited ? Math.round(exitedAt - signalledAt) : undefined;
       }
       await new Promise<void>((resolve) => log.end(resolve));
+      return { durationMs, ...ended, killed };
     };
-    this.defer(`stop settledesk serve (pid ${pid})`, stop);
+    const stop = () => {
+      stopping ??= stopOnce();
+      return stopping;
+    };
+    this.defer(`stop settledesk serve (pid ${pid})`, async () => {
+      await stop();
+    });
     const url = `http://127.0.0.1:${port}`;
     await this.waitFor(
       `settledesk serve to be ready on ${url}`,

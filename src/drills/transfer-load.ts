@@ -12,6 +12,8 @@ export type TransferAttempt = {
   /** HTTP status, or 0 when no answer came (connection error, timeout). */
   status: number;
   replayed: boolean;
+  /** The `Retry-After` header of the answer, as sent. */
+  retryAfter: string | undefined;
   transferId: string | undefined;
   problemType: string | undefined;
 };
@@ -76,6 +78,31 @@ export class TransferLoad {
     );
   }
 
+  /** How many answers had each status; 0 counts requests with no answer. */
+  countsByStatus(): Map<number, number> {
+    const counts = new Map<number, number>();
+    for (const attempt of this.attempts) counts.set(attempt.status, (counts.get(attempt.status) ?? 0) + 1);
+    return counts;
+  }
+
+  /**
+   * Retries refused with 409 `idempotency/in-flight` after an earlier try of their key answered
+   * 5xx: that failed request did not release its key, so the client could not retry it. A key
+   * with a try that got no answer is left out: that request may really still be running.
+   */
+  heldAfterFailure(): TransferAttempt[] {
+    const failed = new Set<string>();
+    const unanswered = new Set<string>();
+    const held: TransferAttempt[] = [];
+    for (const attempt of this.attempts) {
+      if (attempt.status === 409 && failed.has(attempt.key) && !unanswered.has(attempt.key))
+        held.push(attempt);
+      if (attempt.status >= 500) failed.add(attempt.key);
+      if (attempt.status === 0) unanswered.add(attempt.key);
+    }
+    return held;
+  }
+
   async #client(index: number): Promise<void> {
     const { accounts } = this.#options;
     let sequence = 0;
@@ -109,6 +136,7 @@ export class TransferLoad {
       try: attempt,
       startedAt,
       replayed: false,
+      retryAfter: undefined,
       transferId: undefined,
       problemType: undefined,
     };
@@ -129,6 +157,7 @@ export class TransferLoad {
         endedAt: performance.now(),
         status: response.status,
         replayed: response.headers.get('idempotent-replayed') === 'true',
+        retryAfter: response.headers.get('retry-after') ?? undefined,
         transferId: typeof json.id === 'string' ? json.id : undefined,
         problemType: typeof json.type === 'string' ? json.type : undefined,
       };

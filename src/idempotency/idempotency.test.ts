@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/db.ts';
 import { canonicalJson } from '../approvals/canonical.ts';
-import { DomainError } from '../platform/errors.ts';
+import { connect } from '../platform/db/connect.ts';
+import { freePort } from '../platform/db/embedded.ts';
+import { DatabaseUnavailableError, DomainError } from '../platform/errors.ts';
+import { createLogger } from '../platform/logging.ts';
 import { registry } from '../platform/metrics.ts';
 import {
   concretePath,
@@ -39,6 +42,14 @@ const effect = async () => {
 async function outcomeCount(outcome: string): Promise<number> {
   const metric = await idempotencyEvents.get();
   return metric.values.find((value) => value.labels.outcome === outcome)?.value ?? 0;
+}
+
+/** `url` with a host nobody listens on in front of its own, asking for a writable session. */
+function multiHost(url: string, deadPort: number): string {
+  const parsed = new URL(url);
+  const host = parsed.host;
+  parsed.searchParams.set('target_session_attrs', 'read-write');
+  return parsed.toString().replace(`@${host}/`, `@127.0.0.1:${deadPort},${host}/`);
 }
 
 async function effects(): Promise<number> {
@@ -162,6 +173,69 @@ describe('idempotency keys', () => {
       runIdempotent(db.sql, crashed, async () => Promise.reject(new Error('boom')), refusal),
     ).rejects.toThrow('boom');
     expect((await runIdempotent(db.sql, crashed, effect, refusal)).status).toBe(201);
+  });
+
+  it('lets the next try of a key take it over at once when its request lost the database and could not release it', async () => {
+    const lost = scope('lost-database');
+    const logger = createLogger('silent');
+    // The request's own pool on a multi-host URL, as in production (with a single host postgres.js
+    // crashes when a connection dies inside a transaction: see multi-host.ts), and a connection
+    // outside the test database to cut it off.
+    const pool = connect({ url: multiHost(db.url, await freePort()), poolMax: 1, logger });
+    const admin = connect({ url: inject('databaseAdminUrl'), poolMax: 1, logger });
+    const allowConnections = (allowed: boolean) =>
+      admin.unsafe(`alter database "${db.name}" allow_connections ${allowed}`);
+    const finalizeErrors = await outcomeCount('finalize_error');
+    try {
+      const failed = await runIdempotent(
+        pool,
+        lost,
+        async (tx) => {
+          const [row] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+          await allowConnections(false);
+          await admin`select pg_terminate_backend(${row?.pid ?? 0}::int)`;
+          await tx`insert into effects values (3)`;
+          return { status: 201, body: { by: 'first' } };
+        },
+        refusal,
+      ).catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(Error);
+      expect(failed).not.toBeInstanceOf(DomainError);
+      // The release found no database: the key is still reserved, as another instance sees it.
+      expect(await outcomeCount('finalize_error')).toBe(finalizeErrors + 1);
+      // The client keeps retrying while the database is still gone: more tries than leases kept.
+      for (let attempt = 0; attempt < 12; attempt += 1) {
+        const error = await runIdempotent(pool, lost, effect, refusal).catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(DatabaseUnavailableError);
+      }
+      await allowConnections(true);
+      const [stored] = await db.sql<{ state: string }[]>`
+        select state from idempotency_keys where caller = ${lost.caller} and key = ${lost.key}`;
+      expect(stored?.state).toBe('in_flight');
+      // The pool refuses at once for a moment after finding no writable host (multi-host.ts).
+      await expect
+        .poll(() =>
+          pool`select 1`.then(
+            () => true,
+            () => false,
+          ),
+        )
+        .toBe(true);
+
+      const retried = await runIdempotent(
+        pool,
+        lost,
+        (tx) => tx`insert into effects values (3)`.then(() => ({ status: 201, body: { by: 'retry' } })),
+        refusal,
+      );
+      expect(retried).toMatchObject({ status: 201, replayed: false });
+      const [row] = await db.sql<{ count: number }[]>`select count(*)::int as count from effects where n = 3`;
+      expect(row?.count).toBe(1);
+    } finally {
+      await allowConnections(true);
+      await pool.end({ timeout: 1 });
+      await admin.end({ timeout: 1 });
+    }
   });
 
   it('counts outcomes in idempotency_events_total, every outcome present from the start', async () => {

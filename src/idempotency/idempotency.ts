@@ -4,7 +4,7 @@ import { canonicalJson } from '../approvals/canonical.ts';
 import { assert } from '../platform/assert.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql, Tx } from '../platform/db/types.ts';
-import { DomainError, problemFor } from '../platform/errors.ts';
+import { DatabaseUnavailableError, DomainError, problemFor } from '../platform/errors.ts';
 import { registry } from '../platform/metrics.ts';
 
 export const idempotencyOutcomes = [
@@ -97,6 +97,24 @@ async function updateTakeOverExpired(db: Executor, scope: KeyScope, lease: strin
   return rows.length === 1;
 }
 
+/**
+ * Takes over a reservation whose holder this process knows to be over (see `Unreleased`): only
+ * while its lease is one of `dead`, so a reservation taken over or completed meanwhile stays.
+ */
+async function updateTakeOverUnreleased(
+  db: Executor,
+  scope: KeyScope,
+  dead: readonly string[],
+  lease: string,
+): Promise<boolean> {
+  const rows = await db`
+    update idempotency_keys set reserved_at = now(), lease = ${lease}::uuid
+    where caller = ${scope.caller}::text and key = ${scope.key}::text and state = 'in_flight'
+      and fingerprint = ${scope.fingerprint}::text and lease = any(${dead}::uuid[])
+    returning key`;
+  return rows.length === 1;
+}
+
 /** Completes the key only while `held` is still its lease; false when it was taken over. */
 async function updateComplete(db: Executor, held: Lease, response: SentResponse): Promise<boolean> {
   const rows = await db`
@@ -123,6 +141,70 @@ export async function deleteKeysOlderThan(db: Executor, seconds: number, limit: 
   return result.count;
 }
 
+/** Keys remembered by `Unreleased`; past it the oldest is forgotten and waits out its lease. */
+export const unreleasedKeysMax = 1_000;
+/** Leases remembered per key: one per try that failed while the database was gone. */
+const unreleasedLeasesPerKeyMax = 8;
+
+/**
+ * Reservations this process could not release because the database was gone (a failover, a lost
+ * or refused connection), and reservations whose insert lost its answer (it may have committed).
+ * Their request is over and nothing of it committed: the money write and the completion commit
+ * together, and a late commit of that transaction is serialized by the row lock, so the takeover
+ * then finds the key completed and replays it. So the client's retry that reaches this process
+ * takes the reservation over at once instead of answering 409 until `inFlightLeaseSeconds` have
+ * passed; a retry that reaches another instance still waits out the lease.
+ */
+class Unreleased {
+  readonly #leases = new Map<string, string[]>();
+
+  remember(held: Lease): void {
+    const id = Unreleased.#id(held.scope);
+    const leases = this.#leases.get(id) ?? [];
+    // The first is the one most likely stored: later tries of the key rarely reach the database.
+    if (leases.length < unreleasedLeasesPerKeyMax) leases.push(held.lease);
+    this.#leases.delete(id);
+    this.#leases.set(id, leases);
+    for (const oldest of this.#leases.keys()) {
+      if (this.#leases.size <= unreleasedKeysMax) break;
+      this.#leases.delete(oldest);
+    }
+  }
+
+  leases(scope: KeyScope): readonly string[] {
+    return this.#leases.get(Unreleased.#id(scope)) ?? [];
+  }
+
+  forget(scope: KeyScope): void {
+    this.#leases.delete(Unreleased.#id(scope));
+  }
+
+  static #id(scope: KeyScope): string {
+    return `${scope.caller}\n${scope.key}`;
+  }
+}
+
+const unreleased = new Unreleased();
+
+/**
+ * Inserts the reservation; when its answer is lost, remembers the lease it may have stored. With
+ * no writable host the insert was never sent: there is nothing to remember.
+ */
+async function insertRemembered(db: Executor, scope: KeyScope, lease: string): Promise<boolean> {
+  try {
+    return await insertReservation(db, scope, lease);
+  } catch (error) {
+    if (!(error instanceof DatabaseUnavailableError)) unreleased.remember({ scope, lease });
+    throw error;
+  }
+}
+
+/** Takes over the key when this process holds one of its reservations unreleased. */
+async function takeOverUnreleased(db: Executor, scope: KeyScope, lease: string): Promise<boolean> {
+  const dead = unreleased.leases(scope);
+  return dead.length > 0 && (await updateTakeOverUnreleased(db, scope, dead, lease));
+}
+
 /**
  * A reservation can vanish between the failed insert and the read (its holder released it after a
  * 503); the insert is then simply tried again, a bounded number of times.
@@ -132,41 +214,48 @@ const reserveAttemptsMax = 3;
 /** Reserves the key, or returns the stored response to replay; throws 422/409 problems otherwise. */
 async function reserve(sql: Sql, scope: KeyScope): Promise<Lease | { replay: SentResponse }> {
   try {
-    for (let attempt = 0; attempt < reserveAttemptsMax; attempt += 1) {
-      const lease = randomUUID();
-      if (await insertReservation(sql, scope, lease)) {
-        idempotencyEvents.inc({ outcome: 'reserved' });
-        return { scope, lease };
-      }
-      const existing = await selectKey(sql, scope);
-      if (existing === undefined) continue;
-      if (existing.fingerprint !== scope.fingerprint) {
-        idempotencyEvents.inc({ outcome: 'mismatch' });
-        throw new DomainError(
-          'idempotency/key-reused',
-          'this Idempotency-Key was used with a different request',
-        );
-      }
-      if (existing.state === 'completed') {
-        idempotencyEvents.inc({ outcome: 'replayed' });
-        return { replay: { status: existing.statusCode ?? 500, body: existing.responseBody ?? '' } };
-      }
-      if (await updateTakeOverExpired(sql, scope, lease)) {
-        idempotencyEvents.inc({ outcome: 'reserved' });
-        return { scope, lease };
-      }
-      throw inFlight();
-    }
-    // Reserved and released again each time we looked: another request is busy with this key.
-    throw inFlight();
+    const reserved = await reserveOnce(sql, scope);
+    unreleased.forget(scope);
+    return reserved;
   } catch (error) {
     if (error instanceof DomainError) {
+      unreleased.forget(scope);
       if (error.type === 'idempotency/in-flight') idempotencyEvents.inc({ outcome: 'in_flight' });
     } else {
       idempotencyEvents.inc({ outcome: 'reserve_error' });
     }
     throw error;
   }
+}
+
+async function reserveOnce(sql: Sql, scope: KeyScope): Promise<Lease | { replay: SentResponse }> {
+  for (let attempt = 0; attempt < reserveAttemptsMax; attempt += 1) {
+    const lease = randomUUID();
+    if (await insertRemembered(sql, scope, lease)) {
+      idempotencyEvents.inc({ outcome: 'reserved' });
+      return { scope, lease };
+    }
+    const existing = await selectKey(sql, scope);
+    if (existing === undefined) continue;
+    if (existing.fingerprint !== scope.fingerprint) {
+      idempotencyEvents.inc({ outcome: 'mismatch' });
+      throw new DomainError(
+        'idempotency/key-reused',
+        'this Idempotency-Key was used with a different request',
+      );
+    }
+    if (existing.state === 'completed') {
+      idempotencyEvents.inc({ outcome: 'replayed' });
+      return { replay: { status: existing.statusCode ?? 500, body: existing.responseBody ?? '' } };
+    }
+    if ((await takeOverUnreleased(sql, scope, lease)) || (await updateTakeOverExpired(sql, scope, lease))) {
+      idempotencyEvents.inc({ outcome: 'reserved' });
+      return { scope, lease };
+    }
+    throw inFlight();
+  }
+  // Reserved and released again each time we looked: another request is busy with this key.
+  throw inFlight();
 }
 
 function inFlight(): DomainError {
@@ -197,8 +286,9 @@ async function finalize<T>(complete: () => Promise<T>): Promise<T> {
  * response nor a response without the money. The completion is guarded by the request's lease:
  * a request that was taken over after `inFlightLeaseSeconds` rolls its money write back instead of
  * committing it a second time. A refusal (a 4xx domain error) is stored too, so a retry gets the
- * same answer; a temporary refusal (503, e.g. read_only) or an unexpected failure releases the key
- * so the client may retry it later.
+ * same answer; a temporary refusal (503, e.g. read_only, a lost database) or an unexpected failure
+ * releases the key so the client may retry it later (when the database is gone the release waits
+ * for the retry: see `Unreleased`).
  */
 export async function runIdempotent(
   sql: Sql,
@@ -223,7 +313,9 @@ export async function runIdempotent(
       if (!(await finalize(() => updateComplete(sql, reserved, refusal)))) throw leaseLost();
       return { ...refusal, replayed: false };
     }
-    await finalize(() => deleteReservation(sql, reserved)).catch(() => undefined);
+    // The database may be gone (that may be why the work failed): then the next try of this key
+    // here takes the reservation over (`Unreleased`), and elsewhere after the lease.
+    await finalize(() => deleteReservation(sql, reserved)).catch(() => unreleased.remember(reserved));
     throw error;
   }
 }

@@ -140,6 +140,18 @@ export class OperatingError extends Error {
   override name = 'OperatingError';
 }
 
+/**
+ * No database server can take a connection now: no host of a multi-host URL accepts writes (the
+ * primary is gone and no replica is promoted yet), or the writable host did not accept a
+ * connection in time. A request that meets it answers 503 `service/unavailable` with Retry-After
+ * (src/platform/http/problems.ts), like a lost connection; a start that meets it prints its message.
+ */
+export class DatabaseUnavailableError extends OperatingError {
+  override name = 'DatabaseUnavailableError';
+  /** The `code` label of `http_database_unavailable_total` and of the log line. */
+  readonly code = 'NO_WRITABLE_HOST';
+}
+
 export function problemFor(
   type: ProblemType,
   detail: string,

@@ -16,6 +16,19 @@ export const httpRequestDuration = new Histogram({
   registers: [registry],
 });
 
+/**
+ * Requests answered 503 because of the database: a connection lost or refused, no writable host
+ * during a failover, or a database too busy (serialization, resources, lock timeout). `code` is
+ * the SQLSTATE or connection code (src/platform/http/problems.ts lists the few that qualify), so
+ * its values are bounded.
+ */
+export const httpDatabaseUnavailable = new Counter({
+  name: 'http_database_unavailable_total',
+  help: 'Requests answered 503 service/unavailable because of the database, by SQLSTATE or connection error code.',
+  labelNames: ['code'] as const,
+  registers: [registry],
+});
+
 /** The two results of a background run; the operators' alerts name them (`result="failed"`). */
 export type WorkerResult = 'success' | 'failed';
 

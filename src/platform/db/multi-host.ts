@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import postgres from 'postgres';
-import { OperatingError } from '../errors.ts';
+import { DatabaseUnavailableError } from '../errors.ts';
 
 /**
  * Multi-host connection strings (`postgres://u:p@db-a:5432,db-b:5432/db?target_session_attrs=read-write`)
@@ -15,7 +15,8 @@ import { OperatingError } from '../errors.ts';
  * saturating a 2-core machine during a failover (the drill did not get past detection). So for
  * read-write (and primary) the pool gets a socket from `primarySocket`, which picks the host
  * itself, the way libpq does (not in recovery, default_transaction_read_only off), and fails the
- * connection at once when no host is writable; the caller's request fails and its client retries.
+ * connection at once when no host is writable (`DatabaseUnavailableError`): the caller's request
+ * answers 503 with Retry-After and its client retries.
  */
 
 export type HostTarget = {
@@ -66,7 +67,7 @@ export function primarySocket(targets: readonly HostTarget[]): () => Promise<net
   let lastFailure = '';
   let round: Promise<HostTarget> | undefined;
   const findPrimary = async (): Promise<HostTarget> => {
-    if (performance.now() < noPrimaryUntil) throw new OperatingError(lastFailure);
+    if (performance.now() < noPrimaryUntil) throw new DatabaseUnavailableError(lastFailure);
     const reasons: string[] = [];
     for (let offset = 0; offset < targets.length; offset += 1) {
       const index = (preferred + offset) % targets.length;
@@ -80,7 +81,7 @@ export function primarySocket(targets: readonly HostTarget[]): () => Promise<net
     }
     noPrimaryUntil = performance.now() + noPrimaryHoldMs;
     lastFailure = `no host accepts writes (${reasons.join('; ')})`;
-    throw new OperatingError(lastFailure);
+    throw new DatabaseUnavailableError(lastFailure);
   };
   return async () => {
     try {
@@ -141,7 +142,9 @@ function openSocket(target: HostTarget): Promise<net.Socket> {
     const timer = setTimeout(() => {
       socket.destroy();
       reject(
-        new Error(`${target.host}:${target.port} did not accept a connection in ${probeTimeoutSeconds} s`),
+        new DatabaseUnavailableError(
+          `${target.host}:${target.port} did not accept a connection in ${probeTimeoutSeconds} s`,
+        ),
       );
     }, probeTimeoutSeconds * 1000);
     const failed = (error: Error) => {
@@ -204,5 +207,5 @@ export async function primaryHostUrl(url: string): Promise<string> {
     if (refusal === undefined) return target.url;
     reasons.push(`${target.host}:${target.port} ${refusal}`);
   }
-  throw new OperatingError(`no host of the database URL accepts writes (${reasons.join('; ')})`);
+  throw new DatabaseUnavailableError(`no host of the database URL accepts writes (${reasons.join('; ')})`);
 }

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, type Problem, type ProblemType, problemCatalogue, problemFor } from '../errors.ts';
+import {
+  DatabaseUnavailableError,
+  DomainError,
+  type Problem,
+  type ProblemType,
+  problemCatalogue,
+  problemFor,
+} from '../errors.ts';
+import { httpDatabaseUnavailable } from '../metrics.ts';
 import { fieldErrors } from './validation.ts';
 
 export const problemContentType = 'application/problem+json';
@@ -67,6 +75,8 @@ function codeOf(error: unknown): string | undefined {
 
 /** The problem type for a database failure, or undefined when it is not one (or is a bug). */
 export function databaseProblem(error: unknown): ProblemType | undefined {
+  // Thrown by the multi-host socket (src/platform/db/multi-host.ts) while no host accepts writes.
+  if (error instanceof DatabaseUnavailableError) return 'service/unavailable';
   const code = codeOf(error);
   if (code === undefined) return undefined;
   if (error instanceof Error && error.name === 'PostgresError' && sqlstatePattern.test(code)) {
@@ -125,8 +135,16 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   const database = databaseProblem(error);
   if (database !== undefined) {
     const status = problemCatalogue[database].status;
-    request.log[status >= 500 ? 'warn' : 'info']({ problem: database, code: error.code }, 'database refused');
-    if (database === 'service/unavailable') reply.header('retry-after', String(retryAfterSeconds));
+    // Only our own message is logged: a PostgreSQL message can quote the request's values.
+    const reason = error instanceof DatabaseUnavailableError ? error.message : undefined;
+    request.log[status >= 500 ? 'warn' : 'info'](
+      { problem: database, code: error.code, reason },
+      'database refused',
+    );
+    if (database === 'service/unavailable') {
+      httpDatabaseUnavailable.inc({ code: codeOf(error) ?? 'unknown' });
+      reply.header('retry-after', String(retryAfterSeconds));
+    }
     return sendProblem(reply, problemFor(database, databaseDetails[database] ?? ''));
   }
   request.log.error({ err: error }, 'unhandled error');

@@ -4,8 +4,12 @@ import { Type } from 'typebox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../../../test/support/service.ts';
 import { authenticator } from '../../server.ts';
+import { connect } from '../db/connect.ts';
+import { freePort } from '../db/embedded.ts';
+import type { Sql } from '../db/types.ts';
 import { problemCatalogue } from '../errors.ts';
 import { createLogger } from '../logging.ts';
+import { httpDatabaseUnavailable } from '../metrics.ts';
 import { type App, createApp } from './app.ts';
 import { FreeText } from './schemas.ts';
 
@@ -15,7 +19,7 @@ import { FreeText } from './schemas.ts';
  * Each must answer problem+json (or, for a vanished client, log quietly), never a 500.
  */
 
-const logLines: { level: string; msg: string }[] = [];
+const logLines: { level: string; msg: string; reason?: string }[] = [];
 const logSink = new Writable({
   write(chunk: Buffer, _encoding, done) {
     for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
@@ -24,6 +28,8 @@ const logSink = new Writable({
 });
 
 let service: TestService;
+/** A pool whose hosts are all gone, as the API's is during a failover before the promotion. */
+let noPrimary: Sql;
 let app: App;
 let port: number;
 
@@ -57,6 +63,10 @@ function testRoutes(app: App): void {
       return {};
     },
   );
+  app.get('/v1/test/no-primary', { config: { access: 'public' } }, async () => {
+    await noPrimary`select 1`;
+    return {};
+  });
   // Loses its database connection after the body was read, as postgres.js reports it.
   app.post(
     '/v1/test/lost-connection',
@@ -69,6 +79,12 @@ function testRoutes(app: App): void {
 
 beforeAll(async () => {
   service = await startTestService();
+  const dead = [await freePort(), await freePort()].map((port) => `127.0.0.1:${port}`);
+  noPrimary = connect({
+    url: `postgres://postgres@${dead.join(',')}/postgres?target_session_attrs=read-write`,
+    poolMax: 1,
+    logger: createLogger('silent'),
+  });
   app = await createApp({
     logger: createLogger('debug', logSink),
     authenticator: authenticator(service.runtime),
@@ -82,6 +98,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await noPrimary.end({ timeout: 1 });
   await app.close();
   await service.close();
 });
@@ -199,6 +216,28 @@ describe('database errors that reach the handler', () => {
   });
 });
 
+async function unavailableCount(code: string): Promise<number> {
+  const metric = await httpDatabaseUnavailable.get();
+  return metric.values.find((value) => value.labels.code === code)?.value ?? 0;
+}
+
+describe('a database with no writable host (a failover before the promotion)', () => {
+  it('answers 503 service/unavailable with Retry-After, counted by code and logged with the hosts, never 500', async () => {
+    const before = await unavailableCount('NO_WRITABLE_HOST');
+    const logged = logLines.length;
+    const response = await app.inject({ method: 'GET', url: '/v1/test/no-primary' });
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toMatchObject({ type: 'service/unavailable', status: 503 });
+    expect(response.headers['retry-after']).toBe('1');
+    expect(await unavailableCount('NO_WRITABLE_HOST')).toBe(before + 1);
+    const lines = logLines.slice(logged);
+    expect(lines.find((line) => line.msg === 'database refused')?.reason).toMatch(
+      /^no host accepts writes \(/,
+    );
+    expect(lines.filter((line) => line.msg === 'unhandled error')).toEqual([]);
+  });
+});
+
 describe('a client that goes away mid-body', () => {
   it('is not confused with the database dropping its connection after the body was read', async () => {
     const response = await fetch(`http://127.0.0.1:${port}/v1/test/lost-connection`, {
@@ -209,6 +248,7 @@ describe('a client that goes away mid-body', () => {
     expect(response.status).toBe(503);
     expect(await response.json()).toMatchObject({ type: 'service/unavailable' });
     expect(response.headers.get('retry-after')).toBe('1');
+    expect(await unavailableCount('ECONNRESET')).toBeGreaterThan(0);
   });
 
   it('is logged as a disconnect at info, not as an unhandled error', async () => {
