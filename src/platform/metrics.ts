@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Executor } from './db/types.ts';
 
 /**
  * One registry for the process. Domains declare their metrics at module level against it, so a
@@ -69,4 +70,43 @@ export function registerLoop(worker: string, intervalSeconds: number): void {
   workerRuns.inc({ worker, result: 'success' }, 0);
   workerRuns.inc({ worker, result: 'failed' }, 0);
   workerLastSuccess.set({ worker }, Date.now() / 1_000);
+}
+
+/**
+ * Figures that gauges count from the database when scraped, not values a worker sets: `/metrics`
+ * is served by API processes while the work may run in a `settledesk worker` that serves none, and
+ * a restarted process would report 0 until its next update. Counted from the database, every
+ * process reports the same true figure (alert on max() across instances). One read per `cacheMs`
+ * per process; if a read fails (database down) the last figure stays and the scrape still
+ * succeeds: the database's own alerts cover that case.
+ */
+export function databaseFigures<T>(
+  read: (db: Executor) => Promise<T>,
+  initial: T,
+  cacheMs: number,
+): { from(db: Executor): void; current(): Promise<T> } {
+  let source: Executor | undefined;
+  let cached: { at: number; value: Promise<T> } | undefined;
+  let last = initial;
+  return {
+    from(db) {
+      source = db;
+      cached = undefined;
+    },
+    async current() {
+      if (source === undefined) return last;
+      const now = Date.now();
+      if (cached === undefined || now - cached.at > cacheMs) {
+        const value = read(source).then(
+          (figures) => {
+            last = figures;
+            return figures;
+          },
+          () => last,
+        );
+        cached = { at: now, value };
+      }
+      return cached.value;
+    },
+  };
 }
