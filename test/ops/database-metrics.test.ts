@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/platform/db/embedded.ts';
 import { statementGroupsMax } from '../../src/platform/db/statement-group.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { type Sample, scrapeSamples } from '../support/metrics.ts';
 import { finished, spawnCli, waitFor } from '../support/process.ts';
 import { testEnv } from '../support/service.ts';
 
@@ -17,26 +18,12 @@ const workerConcurrency = 3;
 const startMsMax = 90_000;
 const figuresMsMax = 30_000;
 
-type Sample = { name: string; labels: Record<string, string>; value: number };
-
-function samplesOf(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const match of text.matchAll(/^(\w+)(?:\{([^}]*)\})? (\S+)$/gm)) {
-    const labels = Object.fromEntries(
-      [...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((pair) => [pair[1] ?? '', pair[2] ?? '']),
-    );
-    samples.push({ name: match[1] ?? '', labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
 let db: TestDatabase;
 let serve: ReturnType<typeof spawnCli>;
 let port = 0;
 
-async function scrape(): Promise<Sample[]> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-  return response.ok ? samplesOf(await response.text()) : [];
+function scrape(): Promise<Sample[]> {
+  return scrapeSamples(`http://127.0.0.1:${port}/metrics`);
 }
 
 function sampled(
