@@ -92,7 +92,10 @@ describe('observeSql', () => {
     const other = observeSql(connect({ url: db.url, poolMax: 2, logger: createLogger('silent') }), 'jobs', 2);
     try {
       await other.sql`select 1`;
-      expect((await poolInUse.get()).values.map((value) => value.labels.pool).sort()).toEqual(['jobs', 'main']);
+      expect((await poolInUse.get()).values.map((value) => value.labels.pool).sort()).toEqual([
+        'jobs',
+        'main',
+      ]);
       other.unregister();
       expect((await poolInUse.get()).values.map((value) => value.labels.pool)).toEqual(['main']);
     } finally {

@@ -8,7 +8,9 @@ function template(strings: TemplateStringsArray, ..._values: unknown[]): Templat
 describe('statementGroupOf', () => {
   it('names the verb and the first table each verb names', () => {
     expect(statementGroupOf('insert into entries (journal_id) values ($1)')).toBe('insert:entries');
-    expect(statementGroupOf('  UPDATE accounts set balance_minor = $1 where id = $2')).toBe('update:accounts');
+    expect(statementGroupOf('  UPDATE accounts set balance_minor = $1 where id = $2')).toBe(
+      'update:accounts',
+    );
     expect(statementGroupOf('delete from idempotency_keys where expires_at < now()')).toBe(
       'delete:idempotency_keys',
     );
