@@ -28,6 +28,7 @@ const runbooks = [
   'double-payout-or-escrow-leak',
   'ledger-imbalance',
   'db-failover',
+  'database-health',
   'jwt-secret-rotation',
   'compromised-admin',
   'leaked-secret',
