@@ -1,9 +1,13 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/db.ts';
+import { findPostgresBinaries, replicaName, startPostgresPair } from '../../drills/postgres-pair.ts';
 import { createLogger } from '../logging.ts';
 import { connect } from './connect.ts';
 import { freePort } from './embedded.ts';
-import { databaseProber } from './server-figures.ts';
+import { databaseProber, readServerFigures, selfStandby } from './server-figures.ts';
 
 let db: TestDatabase;
 
@@ -54,4 +58,42 @@ describe('databaseProber', () => {
     expect(await probe()).toBe('success');
     expect(calls).toEqual(['select 1', 'select 1']);
   });
+});
+
+/** Building the pair: initdb, a base backup, the replica streaming (about 10 s here). */
+const pairStartMsMax = 120_000;
+/** A lag read right after a commit on an idle pair is far below this; it is not a timing claim. */
+const lagSecondsMax = 60;
+
+describe('readServerFigures on a real primary and its streaming replica', () => {
+  it(
+    'reads the standby by application_name on the primary, and its own lag as standby="self" on the replica',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'settledesk-lag-'));
+    // The servers run as the postgres user when the tests run as root.
+    await chmod(dir, 0o755);
+      const pair = await startPostgresPair({ dir, binaries: findPostgresBinaries(), database: 'lag' });
+      const logger = createLogger('silent');
+      const primary = connect({ url: pair.primary.url('lag'), poolMax: 2, logger });
+      const replica = connect({ url: pair.replica.url('lag'), poolMax: 2, logger });
+      try {
+        await primary`create table written (id int)`;
+        await primary`insert into written values (1)`;
+        const onPrimary = await readServerFigures(primary);
+        expect(onPrimary.standbys).toBe(1);
+        expect([...onPrimary.lagSeconds.keys()]).toEqual([replicaName]);
+        expect(onPrimary.lagSeconds.get(replicaName)).toBeLessThan(lagSecondsMax);
+        const onReplica = await readServerFigures(replica);
+        expect(onReplica.standbys).toBe(0);
+        expect([...onReplica.lagSeconds.keys()]).toEqual([selfStandby]);
+        expect(onReplica.lagSeconds.get(selfStandby)).toBeLessThan(lagSecondsMax);
+        expect(onReplica.sessionsMax).toBeGreaterThan(0);
+      } finally {
+        await Promise.all([primary.end({ timeout: 1 }), replica.end({ timeout: 1 })]);
+        await pair.stop();
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    pairStartMsMax,
+  );
 });
