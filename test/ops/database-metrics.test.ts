@@ -21,6 +21,7 @@ const figuresMsMax = 30_000;
 let db: TestDatabase;
 let serve: ReturnType<typeof spawnCli>;
 let port = 0;
+let env: Record<string, string>;
 
 function scrape(): Promise<Sample[]> {
   return scrapeSamples(`http://127.0.0.1:${port}/metrics`);
@@ -41,7 +42,7 @@ function sampled(
 beforeAll(async () => {
   db = await createTestDatabase();
   port = await freePort();
-  const env = await testEnv(db, {
+  env = await testEnv(db, {
     PORT: String(port),
     DATABASE_POOL_MAX: String(poolMax),
     WORKER_CONCURRENCY: String(workerConcurrency),
@@ -61,6 +62,43 @@ afterAll(async () => {
     await finished(serve);
   }
   await db?.drop();
+});
+
+describe('database metrics as scraped from a running settledesk worker', () => {
+  it(
+    'reports the jobs pool and the probe on its metrics listener',
+    async () => {
+      const metricsPort = await freePort();
+      // The same data folder as serve: the worker finds serve's sandbox network there.
+      const worker = spawnCli(['worker'], { ...env, WORKER_METRICS_PORT: String(metricsPort) });
+      try {
+        const samples = await waitFor(
+          async () => {
+            const scraped = await scrapeSamples(`http://127.0.0.1:${metricsPort}/metrics`);
+            const probed = (sampled(scraped, 'db_probes_total', { result: 'success' }) ?? 0) > 0;
+            return probed && sampled(scraped, 'db_pool_size', { pool: 'jobs' }) !== undefined
+              ? scraped
+              : undefined;
+          },
+          startMsMax,
+          'the worker to report its pools and a probe',
+        ).catch((error: unknown) => {
+          throw new Error(`${String(error)}; stderr: ${worker.output().stderr}`);
+        });
+        expect(sampled(samples, 'db_pool_size', { pool: 'main' })).toBe(poolMax);
+        expect(sampled(samples, 'db_pool_size', { pool: 'jobs' })).toBe(workerConcurrency + 2);
+        expect(sampled(samples, 'db_up')).toBe(1);
+        expect(sampled(samples, 'db_probes_total', { result: 'failed' })).toBe(0);
+        expect(
+          sampled(samples, 'worker_runs_total', { worker: 'db_probe', result: 'success' }),
+        ).toBeGreaterThan(0);
+      } finally {
+        worker.kill('SIGTERM');
+        await finished(worker);
+      }
+    },
+    startMsMax,
+  );
 });
 
 describe('database metrics as scraped from a running settledesk serve', () => {
