@@ -4,6 +4,7 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { benchPayouts } from './payouts.ts';
+import { benchQueries } from './queries.ts';
 import { benchTransfers } from './transfers.ts';
 import { benchTriage } from './triage.ts';
 
@@ -17,6 +18,10 @@ const benchmarks: Readonly<Record<string, Benchmark>> = {
   payouts: {
     description: 'sandbox ledger capacity used by the settlement engine while a backlog of payouts exists',
     run: benchPayouts,
+  },
+  queries: {
+    description: 'what timing every query (db_query_duration_seconds) costs: select 1 plain against observed',
+    run: benchQueries,
   },
   triage: {
     description:

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts';
+import { startDatabaseProbe } from '../platform/db/server-figures.ts';
 import { OperatingError } from '../platform/errors.ts';
 import { startMetricsListener } from '../platform/http/metrics-listener.ts';
 import { type Stop, stopAll } from '../platform/lifecycle.ts';
@@ -165,6 +166,8 @@ export function registerServeCommands(program: Command): void {
         });
         opened.add('database', () => runtime.close());
         if (opened.stopping) return;
+        const probe = startDatabaseProbe(runtime.sql, logger);
+        opened.add('database probe', () => probe.stop());
         // The sandbox stops after the service has drained, so in-flight work can still reach it.
         const stellar = await openStellar(config, logger);
         opened.add('stellar', () => stellar.close());
@@ -209,6 +212,8 @@ export function registerServeCommands(program: Command): void {
         });
         opened.add('database', () => runtime.close());
         if (opened.stopping) return;
+        const probe = startDatabaseProbe(runtime.sql, logger);
+        opened.add('database probe', () => probe.stop());
         const worker = await startJobs(runtime, undefined, stellar);
         opened.add('job worker', () => worker.stop());
         const metrics = await startMetricsListener({

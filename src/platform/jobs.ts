@@ -2,6 +2,7 @@ import { type JobHelpers, type Runner, run, type TaskList, Logger as WorkerLogge
 import pg from 'pg';
 import { assert } from './assert.ts';
 import { primaryHostUrl } from './db/multi-host.ts';
+import { registerPool } from './db/observe.ts';
 import type { Executor } from './db/types.ts';
 import type { Logger } from './logging.ts';
 import { countWorkerRun, registerLoop } from './metrics.ts';
@@ -122,8 +123,14 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   // replaced instead of surfacing as an unhandled 'error' event that kills the process.
   // pg takes one host: a multi-host URL is pinned to the primary of the moment (primaryHostUrl).
   const connectionString = await primaryHostUrl(options.connectionString);
-  const pool = new pg.Pool({ connectionString, max: options.concurrency + 2 });
+  const poolMax = options.concurrency + 2;
+  const pool = new pg.Pool({ connectionString, max: poolMax });
   pool.on('error', (error) => options.logger.warn({ err: error }, 'job worker lost a database connection'));
+  const unregisterPool = registerPool('jobs', () => ({
+    inUse: pool.totalCount - pool.idleCount,
+    size: poolMax,
+    waiting: pool.waitingCount,
+  }));
   const workerOf = options.workerOf ?? ((task: string) => task);
   registerCronLoops(options.crontab ?? '', workerOf);
   let runner: Runner;
@@ -139,6 +146,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     });
   } catch (error) {
     // A worker that never ran must not keep its connections: the process could not exit.
+    unregisterPool();
     await pool.end();
     throw error;
   }
@@ -146,6 +154,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     runner,
     stop: async () => {
       await runner.stop();
+      unregisterPool();
       await pool.end();
     },
   };

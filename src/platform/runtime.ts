@@ -6,6 +6,8 @@ import type { Config } from './config.ts';
 import { connect } from './db/connect.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
 import { type MigrationResult, migrate } from './db/migrate.ts';
+import { observeSql } from './db/observe.ts';
+import { serverFigures } from './db/server-figures.ts';
 import type { Sql } from './db/types.ts';
 import { HealthRegistry } from './health.ts';
 import type { Logger } from './logging.ts';
@@ -42,13 +44,20 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
   }
   const databaseUrl = config.databaseUrl ?? embedded?.url ?? '';
-  const sql = connect({
-    url: databaseUrl,
-    poolMax: config.databasePoolMax,
-    logger,
-    applicationName: options.applicationName,
-  });
+  const pool = observeSql(
+    connect({
+      url: databaseUrl,
+      poolMax: config.databasePoolMax,
+      logger,
+      applicationName: options.applicationName,
+    }),
+    'main',
+    config.databasePoolMax,
+  );
+  const sql = pool.sql;
+  serverFigures.from(sql);
   const close = async () => {
+    pool.unregister();
     await sql.end({ timeout: poolCloseTimeoutSeconds });
     await embedded?.stop();
   };

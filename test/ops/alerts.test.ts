@@ -28,6 +28,7 @@ const runbooks = [
   'double-payout-or-escrow-leak',
   'ledger-imbalance',
   'db-failover',
+  'database-health',
   'jwt-secret-rotation',
   'compromised-admin',
   'leaked-secret',
@@ -228,6 +229,7 @@ describe('ops/grafana dashboards', () => {
   it('are Grafana dashboards with a Prometheus data-source variable that every query uses', async () => {
     const dashboards = await readDashboards();
     expect(dashboards.map(({ file }) => file)).toEqual([
+      'ops/grafana/database.json',
       'ops/grafana/deposits.json',
       'ops/grafana/money-path.json',
       'ops/grafana/on-call-overview.json',

@@ -47,7 +47,7 @@ describe('metric names in alerts and dashboards', () => {
   it('reads expressions from every alert and every dashboard panel', async () => {
     const queries = await readQueries();
     expect(queries.filter((query) => query.where.startsWith('ops/prometheus/')).length).toBeGreaterThan(20);
-    expect(new Set(queries.map((query) => query.where.split(' ')[0])).size).toBe(5);
+    expect(new Set(queries.map((query) => query.where.split(' ')[0])).size).toBe(6);
     expect(queries.filter((query) => promqlMetricNames(query.expr).length === 0)).toEqual([]);
   });
 

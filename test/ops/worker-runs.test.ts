@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { domainCrontab } from '../../src/domains.ts';
 import { freePort } from '../../src/platform/db/embedded.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { type Sample, scrapeSamples } from '../support/metrics.ts';
 import { finished, spawnCli, waitFor } from '../support/process.ts';
 import { alertTestsFile } from '../support/promtool.ts';
 import { testEnv } from '../support/service.ts';
@@ -32,26 +33,12 @@ const namedLoops = [
 const startMsMax = 90_000;
 const loopsRunMsMax = 60_000;
 
-type Sample = { name: string; labels: Record<string, string>; value: number };
-
-function samplesOf(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const match of text.matchAll(/^(\w+)\{([^}]*)\} (\S+)$/gm)) {
-    const labels = Object.fromEntries(
-      [...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((pair) => [pair[1] ?? '', pair[2] ?? '']),
-    );
-    samples.push({ name: match[1] ?? '', labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
 let db: TestDatabase;
 let serve: ReturnType<typeof spawnCli>;
 let port = 0;
 
-async function scrape(): Promise<Sample[]> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-  return response.ok ? samplesOf(await response.text()) : [];
+function scrape(): Promise<Sample[]> {
+  return scrapeSamples(`http://127.0.0.1:${port}/metrics`);
 }
 
 function successes(samples: readonly Sample[], worker: string): number {
