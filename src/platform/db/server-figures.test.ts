@@ -70,8 +70,8 @@ describe('readServerFigures on a real primary and its streaming replica', () => 
     'reads the standby by application_name on the primary, and its own lag as standby="self" on the replica',
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'settledesk-lag-'));
-    // The servers run as the postgres user when the tests run as root.
-    await chmod(dir, 0o755);
+      // The servers run as the postgres user when the tests run as root.
+      await chmod(dir, 0o755);
       const pair = await startPostgresPair({ dir, binaries: findPostgresBinaries(), database: 'lag' });
       const logger = createLogger('silent');
       const primary = connect({ url: pair.primary.url('lag'), poolMax: 2, logger });
