@@ -9,6 +9,7 @@ import { type MigrationResult, migrate } from './db/migrate.ts';
 import type { Sql } from './db/types.ts';
 import { HealthRegistry } from './health.ts';
 import type { Logger } from './logging.ts';
+import { connectRedis, type RedisConnection } from './redis.ts';
 
 /** What every entry point (server, worker, CLI command) shares: config, logger, database, keyring. */
 export type Runtime = {
@@ -48,7 +49,9 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     logger,
     applicationName: options.applicationName,
   });
+  let redis: RedisConnection | undefined;
   const close = async () => {
+    redis?.close();
     await sql.end({ timeout: poolCloseTimeoutSeconds });
     await embedded?.stop();
   };
@@ -69,6 +72,10 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
         return { status: 'ok' };
       },
     });
+    if (config.redisUrl !== undefined) {
+      redis = connectRedis(config.redisUrl, logger);
+      health.register(redis.check);
+    }
     return { config, logger, sql, databaseUrl, keyring, users, health, migration, close };
   } catch (error) {
     await close();
