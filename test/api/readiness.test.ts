@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNetwork, type TestNetwork } from '../../src/sandbox/test-support.ts';
+import { startJobs } from '../../src/server.ts';
 import { endpointsOf } from '../support/payouts.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 
@@ -62,6 +63,22 @@ async function ready(app: TestService['app']): Promise<{ statusCode: number; bod
   return { statusCode: response.statusCode, body: response.json<Ready>() };
 }
 
+/** How often each path (horizon-0, horizon-1, rpc) was probed for readiness so far. */
+async function healthProbes(app: TestService['app']): Promise<number[]> {
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  return ['horizon-0', 'horizon-1', 'rpc'].map((path) => {
+    const line = metrics
+      .split('\n')
+      .find(
+        (candidate) =>
+          candidate.startsWith('stellar_request_duration_seconds_count{') &&
+          candidate.includes(`path="${path}"`) &&
+          candidate.includes('operation="health"'),
+      );
+    return line === undefined ? 0 : Number(line.split(' ').at(-1));
+  });
+}
+
 describe('readiness of an API-only instance (no job worker, no settlement engine)', () => {
   it('reports the Stellar paths it reads (every Horizon, then RPC) and Redis when REDIS_URL is set', async () => {
     service = await startTestService({ stellar: endpointsOf(network), env: { REDIS_URL: redis.url } });
@@ -91,6 +108,22 @@ describe('readiness of an API-only instance (no job worker, no settlement engine
     expect(body.checks.redis?.detail).toMatch(/\S/);
     const metrics = await service.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/^dependency_up\{dependency="redis"\} 0$/m);
+  });
+
+  it('probes each Stellar path once per check when the job worker and settlement engine run in the same process', async () => {
+    const stellar = endpointsOf(network);
+    service = await startTestService({ stellar });
+    const worker = await startJobs(service.runtime, service.domains, stellar);
+    try {
+      expect(service.domains.settlement.chain).toBeDefined();
+      const before = await healthProbes(service.app);
+      const { body } = await ready(service.app);
+      expect(body.checks['stellar-rpc']).toMatchObject({ status: 'ok', critical: false });
+      const after = await healthProbes(service.app);
+      expect(after.map((count, index) => count - before[index]!)).toEqual([1, 1, 1]);
+    } finally {
+      await worker.stop();
+    }
   });
 
   it('has no Redis check without REDIS_URL and no Stellar checks without Stellar endpoints', async () => {
