@@ -54,7 +54,7 @@ export class ToolMissingError extends OperatingError {
   override name = 'ToolMissingError';
 }
 
-export const toolCacheDir = fileURLToPath(new URL('../../node_modules/.cache/settledesk/', import.meta.url));
+const toolCacheDir = fileURLToPath(new URL('../../node_modules/.cache/settledesk/', import.meta.url));
 const aptTimeoutMs = 240_000;
 const versionTimeoutMs = 10_000;
 const outputBytesMax = 16 * 1024 * 1024;
