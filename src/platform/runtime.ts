@@ -9,7 +9,7 @@ import { type MigrationResult, migrate } from './db/migrate.ts';
 import type { Sql } from './db/types.ts';
 import { HealthRegistry } from './health.ts';
 import type { Logger } from './logging.ts';
-import { connectRedis, type RedisConnection } from './redis.ts';
+import type { RedisConnection } from './redis.ts';
 
 /** What every entry point (server, worker, CLI command) shares: config, logger, database, keyring. */
 export type Runtime = {
@@ -73,6 +73,9 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       },
     });
     if (config.redisUrl !== undefined) {
+      // Loaded only when configured: importing ioredis costs 170-300 ms, paid by every CLI command
+      // (and runbook cells run many) if it were imported unconditionally.
+      const { connectRedis } = await import('./redis.ts');
       redis = connectRedis(config.redisUrl, logger);
       health.register(redis.check);
     }
