@@ -39,6 +39,14 @@ export type Domains = {
   settlement: { loop: Poller | undefined; chain: StellarChain | undefined };
   /** Where this process reaches Stellar, when it does (the API reports on it; detectors read it). */
   stellar: StellarEndpoints | undefined;
+  /**
+   * The API's own failover client to the chain: payout destinations are read through it, and its
+   * paths (every Horizon, then RPC: the same URLs payment proofs read through src/stellar/read.ts)
+   * are this process's Stellar readiness checks.
+   */
+  apiChain: StellarChain | undefined;
+  /** Whether readiness already checks the Stellar paths, so the settlement engine adds none. */
+  stellarPathsChecked: boolean;
   triage: Triage;
   /** What the API reads about a payout's destination before accepting it. */
   payoutDestinations: DestinationScreen;
@@ -59,7 +67,16 @@ export function createDomains(runtime: Runtime, stellar?: StellarEndpoints): Dom
     breakers: () => settlement.chain?.paths(),
     health: runtime.health,
   });
-  return { approvals, settlement, stellar, triage, payoutDestinations: payoutDestinations(runtime, stellar) };
+  const apiChain = stellar ? createSettlementChain(stellar, runtime.logger) : undefined;
+  return {
+    approvals,
+    settlement,
+    stellar,
+    apiChain,
+    stellarPathsChecked: false,
+    triage,
+    payoutDestinations: payoutDestinations(runtime, apiChain),
+  };
 }
 
 /**
@@ -67,9 +84,8 @@ export function createDomains(runtime: Runtime, stellar?: StellarEndpoints): Dom
  * failover client of its own (the engine's may run in another process). Without Stellar
  * endpoints nothing is read and nothing is refused on the chain's word.
  */
-function payoutDestinations(runtime: Runtime, stellar: StellarEndpoints | undefined): DestinationScreen {
+function payoutDestinations(runtime: Runtime, chain: StellarChain | undefined): DestinationScreen {
   let platform: Promise<ReadonlySet<string>> | undefined;
-  const chain = stellar ? createSettlementChain(stellar, runtime.logger) : undefined;
   return {
     platformAccounts: () => {
       platform ??= loadWallet(runtime.config).then(
@@ -91,6 +107,10 @@ function payoutDestinations(runtime: Runtime, stellar: StellarEndpoints | undefi
  */
 export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] {
   runtime.health.register(workersCheck(runtime.sql));
+  // An API-only instance reads the chain too (payout destinations, payment proofs); deposit
+  // intents only name the hot wallet and reach no path.
+  for (const check of domains.apiChain?.healthChecks() ?? []) runtime.health.register(check);
+  domains.stellarPathsChecked = domains.apiChain !== undefined;
   return [
     healthRoutes(runtime.health),
     ledgerRoutes(runtime.sql),

@@ -104,7 +104,11 @@ function startSettlement(
   const { config, logger } = runtime;
   const chain = createSettlementChain(stellar, logger);
   domains.settlement.chain = chain;
-  for (const check of chain.healthChecks()) runtime.health.register(check);
+  // A worker-only process reports the engine's paths; beside the API they are checked already.
+  if (!domains.stellarPathsChecked) {
+    for (const check of chain.healthChecks()) runtime.health.register(check);
+    domains.stellarPathsChecked = true;
+  }
   const engine = new SettlementEngine(runtime.sql, chain, {
     hotWallet: wallet.hotWallet,
     channels: wallet.channels,

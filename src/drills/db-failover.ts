@@ -49,7 +49,7 @@ export const dbFailoverDrill: Drill = {
     'the service reconnects without a restart and no acknowledged transfer is lost',
   run: async (context) => {
     const binaries = await context.step('locate the system PostgreSQL binaries', async () => {
-      const found = findPostgresBinaries();
+      const found = await findPostgresBinaries();
       context.note(`using ${found.dir}`);
       return found;
     });

@@ -6,6 +6,7 @@ import { dirname, join, parse } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../platform/db/embedded.ts';
 import { type CellResult, parseRunbook, type Runbook, repositoryRoot, runCells } from '../runbooks/cells.ts';
+import { cellToolEnv } from './tools.ts';
 
 /**
  * A drill breaks one thing on purpose, checks that detection sees it, runs the named cells of its
@@ -315,7 +316,7 @@ export class DrillContext {
 
   async #runCells(names: readonly string[], options: { yes?: boolean; timeoutMs?: number }) {
     const results = await runCells(this.#runbook, names, {
-      env: this.env,
+      env: { ...(await cellToolEnv()), ...this.env },
       yes: options.yes ?? false,
       timeoutMs: options.timeoutMs ?? 60_000,
     });

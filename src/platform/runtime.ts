@@ -11,6 +11,7 @@ import { serverFigures } from './db/server-figures.ts';
 import type { Sql } from './db/types.ts';
 import { HealthRegistry } from './health.ts';
 import type { Logger } from './logging.ts';
+import type { RedisConnection } from './redis.ts';
 
 /** What every entry point (server, worker, CLI command) shares: config, logger, database, keyring. */
 export type Runtime = {
@@ -56,8 +57,10 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
   );
   const sql = pool.sql;
   serverFigures.from(sql);
+  let redis: RedisConnection | undefined;
   const close = async () => {
     pool.unregister();
+    redis?.close();
     await sql.end({ timeout: poolCloseTimeoutSeconds });
     await embedded?.stop();
   };
@@ -78,6 +81,13 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
         return { status: 'ok' };
       },
     });
+    if (config.redisUrl !== undefined) {
+      // Loaded only when configured: importing ioredis costs 170-300 ms, paid by every CLI command
+      // (and runbook cells run many) if it were imported unconditionally.
+      const { connectRedis } = await import('./redis.ts');
+      redis = connectRedis(config.redisUrl, logger);
+      health.register(redis.check);
+    }
     return { config, logger, sql, databaseUrl, keyring, users, health, migration, close };
   } catch (error) {
     await close();

@@ -2,6 +2,14 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import {
+  cellTools,
+  locateTool,
+  postgresqlServer,
+  promtool,
+  ToolMissingError,
+  toolEnv,
+} from '../../src/drills/tools.ts';
 import { connect, withDatabase } from '../../src/platform/db/connect.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/platform/db/embedded.ts';
 import { migrate } from '../../src/platform/db/migrate.ts';
@@ -29,6 +37,7 @@ const testClusterSettings = {
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const logger = createLogger('warn', process.stderr);
+  await provideTools();
   let embedded: EmbeddedDatabase | undefined;
   let dataDir: string | undefined;
   let adminUrl = process.env.DATABASE_URL;
@@ -65,4 +74,25 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await embedded?.stop();
     if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
   };
+}
+
+/**
+ * Runbook cells call psql, jq and curl, the db-failover drill runs PostgreSQL's server binaries
+ * and the ops tests run promtool: each is found on this machine or unpacked once (src/drills/tools.ts) before any test
+ * runs, and the cells' tools are put on PATH for every test process. A machine that has them all
+ * keeps its PATH. One message names everything that is missing.
+ */
+async function provideTools(): Promise<void> {
+  const results = await Promise.allSettled(
+    [...cellTools, postgresqlServer, promtool].map((spec) => locateTool(spec)),
+  );
+  const problems = results.flatMap((result) =>
+    result.status === 'rejected'
+      ? [result.reason instanceof Error ? result.reason.message : String(result.reason)]
+      : [],
+  );
+  if (problems.length > 0)
+    throw new ToolMissingError(['The tests need tools that this machine lacks:', ...problems].join('\n\n'));
+  const located = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  Object.assign(process.env, toolEnv(located.slice(0, cellTools.length)));
 }

@@ -1,59 +1,23 @@
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { locateTool, promtool as promtoolSpec } from '../../src/drills/tools.ts';
 
 const run = promisify(execFile);
 
-/**
- * promtool comes from Debian's `prometheus` package. Unpacking the package into this folder (rather
- * than installing it) needs no root and starts no Prometheus server.
- */
-export const promtoolCacheDir = fileURLToPath(
-  new URL('../../node_modules/.cache/settledesk/promtool/', import.meta.url),
-);
-const cachedPromtool = join(promtoolCacheDir, 'root', 'usr', 'bin', 'promtool');
-const systemPromtool = '/usr/bin/promtool';
-const aptTimeoutMs = 240_000;
 const outputBytesMax = 16 * 1024 * 1024;
 
 /**
- * The promtool to run: on PATH, at /usr/bin/promtool, or in the cache folder; otherwise it is
- * unpacked from `apt-get download prometheus`, and only if that fails installed with
- * `apt-get install -y prometheus`. Throws an error saying what to install when all of that fails.
+ * The promtool to run: on PATH, at /usr/bin/promtool, or unpacked from Debian's prometheus package
+ * into node_modules/.cache/settledesk/promtool/ (src/drills/tools.ts). Throws a ToolMissingError
+ * saying what to install when none can be had.
  */
 export async function locatePromtool(): Promise<string> {
-  const found = await findPromtool();
-  if (found) return found;
-  const problems: string[] = [];
-  try {
-    return await unpackFromDebianPackage();
-  } catch (error) {
-    problems.push(`apt-get download prometheus + dpkg-deb -x: ${describe(error)}`);
-  }
-  try {
-    await run('apt-get', ['install', '-y', '--no-install-recommends', 'prometheus'], {
-      timeout: aptTimeoutMs,
-      maxBuffer: outputBytesMax,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    if (await works(systemPromtool)) return systemPromtool;
-    problems.push('apt-get install -y prometheus: no working /usr/bin/promtool afterwards');
-  } catch (error) {
-    problems.push(`apt-get install -y prometheus: ${describe(error)}`);
-  }
-  throw new Error(
-    [
-      'promtool is needed to check and unit-test ops/prometheus/alerts.yml, and it was not found on',
-      `PATH, at ${systemPromtool} or in ${promtoolCacheDir}, nor could it be installed:`,
-      ...problems.map((problem) => `  - ${problem}`),
-      "Install Debian's prometheus package (`sudo apt-get install prometheus`, which provides",
-      '/usr/bin/promtool), or put a promtool binary (Prometheus 2.x) on PATH, and run the tests again.',
-    ].join('\n'),
-  );
+  const located = await locateTool(promtoolSpec);
+  return join(located.binDir, 'promtool');
 }
 
 export type PromtoolRun = { code: number; output: string };
@@ -76,79 +40,6 @@ export async function runPromtool(
     if (typeof failed.code !== 'number') throw error;
     return { code: failed.code, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
   }
-}
-
-async function findPromtool(): Promise<string | undefined> {
-  const onPath = (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter((folder) => folder !== '')
-    .map((folder) => join(folder, 'promtool'));
-  for (const candidate of [...onPath, systemPromtool, cachedPromtool]) {
-    if (await works(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-async function works(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    await run(path, ['--version'], { timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Downloads the .deb into a fresh folder and unpacks it there, then moves the tree into place in
- * one rename, so test files racing each other never see half a binary.
- */
-async function unpackFromDebianPackage(): Promise<string> {
-  await mkdir(promtoolCacheDir, { recursive: true });
-  const work = await mkdtemp(join(promtoolCacheDir, 'download-'));
-  try {
-    await download(work);
-    const debs = (await readdir(work)).filter(
-      (name) => name.startsWith('prometheus_') && name.endsWith('.deb'),
-    );
-    const deb = debs[0];
-    if (deb === undefined) throw new Error(`apt-get download left no prometheus_*.deb in ${work}`);
-    await run('dpkg-deb', ['-x', join(work, deb), join(work, 'root')], {
-      timeout: aptTimeoutMs,
-      maxBuffer: outputBytesMax,
-    });
-    try {
-      await rename(join(work, 'root'), join(promtoolCacheDir, 'root'));
-    } catch (error) {
-      // Another test process unpacked it first; its copy is as good as ours.
-      if (!(await works(cachedPromtool))) throw error;
-    }
-    if (!(await works(cachedPromtool))) throw new Error(`${cachedPromtool} does not run`);
-    return cachedPromtool;
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
-/** A machine that never ran `apt-get update` has no package lists; as root, fetch them once and retry. */
-async function download(folder: string): Promise<void> {
-  const options = { cwd: folder, timeout: aptTimeoutMs, maxBuffer: outputBytesMax };
-  try {
-    await run('apt-get', ['download', 'prometheus'], options);
-  } catch (error) {
-    if (process.getuid?.() !== 0) throw error;
-    await run('apt-get', ['update'], options);
-    await run('apt-get', ['download', 'prometheus'], options);
-  }
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const stderr = 'stderr' in error && typeof error.stderr === 'string' ? error.stderr.trim() : '';
-    const lastLine = stderr.split('\n').at(-1);
-    return lastLine ? `${error.message.split('\n')[0]} (${lastLine})` : error.message;
-  }
-  return String(error);
 }
 
 /* The files promtool checks, read the same way by the ops tests. */

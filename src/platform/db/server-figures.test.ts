@@ -72,7 +72,7 @@ describe('readServerFigures on a real primary and its streaming replica', () => 
       const dir = await mkdtemp(join(tmpdir(), 'settledesk-lag-'));
       // The servers run as the postgres user when the tests run as root.
       await chmod(dir, 0o755);
-      const pair = await startPostgresPair({ dir, binaries: findPostgresBinaries(), database: 'lag' });
+      const pair = await startPostgresPair({ dir, binaries: await findPostgresBinaries(), database: 'lag' });
       const logger = createLogger('silent');
       const primary = connect({ url: pair.primary.url('lag'), poolMax: 2, logger });
       const replica = connect({ url: pair.replica.url('lag'), poolMax: 2, logger });
