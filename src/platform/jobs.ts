@@ -89,7 +89,7 @@ export function cronIntervalSeconds(line: string): { task: string; intervalSecon
 export function registerCronLoops(crontab: string, workerOf: WorkerOf): void {
   for (const line of crontab.split('\n').filter((entry) => entry.trim() !== '')) {
     const { task, intervalSeconds } = cronIntervalSeconds(line);
-    registerLoop(workerOf(task), intervalSeconds);
+    registerLoop(workerOf(task), intervalSeconds, 'shared');
   }
 }
 

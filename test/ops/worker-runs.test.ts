@@ -28,6 +28,7 @@ const namedLoops = [
   'platform_heartbeat',
   'status_probe',
   'access_reload',
+  'loop_reporter',
 ];
 const startMsMax = 90_000;
 const loopsRunMsMax = 60_000;
