@@ -481,6 +481,25 @@ describe('the summary status', () => {
     expect(payout?.processes).toEqual(['worker-b', 'worker-a']);
   });
 
+  it('names at most five silent processes in the summary and counts the rest', async () => {
+    await freshLoops();
+    for (let index = 1; index <= 7; index += 1) {
+      await loopRow({
+        processId: `api-${index}`,
+        worker: 'status_probe',
+        intervalSeconds: 1,
+        staleAfterSeconds: 180,
+        ageSeconds: 5,
+        silentSeconds: 100 * index,
+      });
+    }
+    const { detail } = (await triageOn().summary()).parts.loops;
+    expect(detail).toMatch(
+      /stopped reporting: api-1 silent for \d+ s, api-2 .*api-5 silent for \d+ s, 2 more \(settledesk triage loops\)$/,
+    );
+    expect((await triageOn().loops()).silentProcesses).toHaveLength(7);
+  });
+
   it('is unknown when the Stellar status could not be read, or was read too long ago', async () => {
     await lastHeartbeat(5);
     const unread = await triageOn({ stellar: false }).summary();

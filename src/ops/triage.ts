@@ -187,12 +187,18 @@ function workersPart(workers: WorkersStatus): SummaryPart {
   return { status: workers.status, detail: workers.detail };
 }
 
+/** Silent processes the summary's `loops` line names; `triage loops` lists them all. */
+export const silentProcessesNamedMax = 5;
+
 function loopsPart(report: LoopsReport): SummaryPart {
   if (report.loops.length === 0)
     return { status: 'unknown', detail: 'no process has reported its loops into worker_loops' };
-  const silent = report.silentProcesses.map(
-    (process) => `${process.processId} silent for ${process.silentSeconds} s`,
-  );
+  // Most recently silent first; every restart leaves one for a day, so the line is bounded.
+  const silent = report.silentProcesses
+    .slice(0, silentProcessesNamedMax)
+    .map((process) => `${process.processId} silent for ${process.silentSeconds} s`);
+  const more = report.silentProcesses.length - silent.length;
+  if (more > 0) silent.push(`${more} more (settledesk triage loops)`);
   const silentText = silent.length === 0 ? '' : `; processes that stopped reporting: ${silent.join(', ')}`;
   const stale = report.loops.filter((loop) => loop.stale);
   if (stale.length === 0)
