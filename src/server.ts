@@ -190,8 +190,10 @@ export async function startService(
   let worker: Worker | undefined;
   let statusProbe: Poller | undefined;
   let reporter: Poller | undefined;
-  const stop = () =>
-    stopAll([statusProbe?.stop, reporter?.stop, app?.close.bind(app), worker?.stop, stopAccessSync]);
+  // The two pollers together: each may wait out a round on a dead connection (roundDrainMsMax),
+  // and one after the other could overrun a short SHUTDOWN_TIMEOUT_MS after a failover.
+  const stopPollers = () => Promise.all([statusProbe?.stop(), reporter?.stop()]).then(() => undefined);
+  const stop = () => stopAll([stopPollers, app?.close.bind(app), worker?.stop, stopAccessSync]);
   try {
     stopAccessSync = await startAccessSync(runtime.sql, runtime, config.accessReloadMs, logger);
     // Every asset has its system accounts before the first request (idempotent).
