@@ -20,6 +20,8 @@ import { type App, createApp } from './platform/http/app.ts';
 import type { Authenticator } from './platform/http/auth.ts';
 import { enqueueJob, startWorker, type Worker } from './platform/jobs.ts';
 import { type Stop, stopAll } from './platform/lifecycle.ts';
+import { startLoopReporter } from './platform/loop-report.ts';
+import { ownLoopsCheck } from './platform/loops.ts';
 import { type Poller, startPoller } from './platform/poller.ts';
 import { listenFailure } from './platform/ports.ts';
 import type { Runtime } from './platform/runtime.ts';
@@ -92,6 +94,17 @@ export async function startJobs(
   }
   const started = worker;
   return { ...started, stop: () => stopAll([stopPollers, started.stop]) };
+}
+
+/** Writes this process's loops into `worker_loops` for triage (src/platform/loop-report.ts). */
+export function reportLoops(runtime: Runtime, role: string): Poller {
+  return startLoopReporter({
+    db: runtime.sql,
+    role,
+    reportIntervalMs: runtime.config.loops.reportIntervalMs,
+    staleSecondsMin: runtime.config.loops.staleSecondsMin,
+    logger: runtime.logger,
+  });
 }
 
 /** The settlement engine on this process: wallet, channels (bootstrapped on the sandbox), loop. */
@@ -180,12 +193,21 @@ export async function startService(
   let app: App | undefined;
   let worker: Worker | undefined;
   let statusProbe: Poller | undefined;
-  const stop = () => stopAll([statusProbe?.stop, app?.close.bind(app), worker?.stop, stopAccessSync]);
+  let reporter: Poller | undefined;
+  // The two pollers together: each may wait out a round on a dead connection (roundDrainMsMax),
+  // and one after the other could overrun a short SHUTDOWN_TIMEOUT_MS after a failover.
+  const stopPollers = () => Promise.all([statusProbe?.stop(), reporter?.stop()]).then(() => undefined);
+  const stop = () => stopAll([stopPollers, app?.close.bind(app), worker?.stop, stopAccessSync]);
   try {
     stopAccessSync = await startAccessSync(runtime.sql, runtime, config.accessReloadMs, logger);
     // Every asset has its system accounts before the first request (idempotent).
     await ensureSystemAccounts(runtime.sql);
     const domains = createDomains(runtime, options.stellar);
+    // Reported, not critical: an API instance taken out of the load balancer because a detector
+    // is wedged adds an outage to the incident (docs/operations.md).
+    runtime.health.register(
+      ownLoopsCheck({ critical: false, staleSecondsMin: config.loops.staleSecondsMin }),
+    );
     app = await buildApp(runtime, domains);
     const url = await listen(app, config);
     worker = options.worker ? await startJobs(runtime, domains, options.stellar) : undefined;
@@ -200,6 +222,7 @@ export async function startService(
       pollMs: config.statusProbeIntervalMs,
       logger,
     });
+    reporter = reportLoops(runtime, 'api');
     return { app, url, stop };
   } catch (error) {
     await stop().catch((stopError: unknown) =>

@@ -5,10 +5,11 @@ import { OperatingError } from '../platform/errors.ts';
 import { startMetricsListener } from '../platform/http/metrics-listener.ts';
 import { type Stop, stopAll } from '../platform/lifecycle.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
+import { ownLoopsCheck } from '../platform/loops.ts';
 import { assertPortsFree, type PortClaim, PortUnavailableError } from '../platform/ports.ts';
 import { openRuntime } from '../platform/runtime.ts';
 import { SandboxInUseError, SandboxPortInUseError } from '../sandbox/ownership.ts';
-import { startJobs, startService } from '../server.ts';
+import { reportLoops, startJobs, startService } from '../server.ts';
 import { configuredEndpoints, findStellar, openStellar } from '../stellar/connect.ts';
 import { WalletConfigError } from '../stellar/wallet.ts';
 
@@ -216,10 +217,17 @@ export function registerServeCommands(program: Command): void {
         opened.add('database probe', () => probe.stop());
         const worker = await startJobs(runtime, undefined, stellar);
         opened.add('job worker', () => worker.stop());
+        const reporter = reportLoops(runtime, 'worker');
+        opened.add('loop reporter', () => reporter.stop());
+        // Running loops is this process's whole job: a wedged one makes it not ready.
+        runtime.health.register(
+          ownLoopsCheck({ critical: true, staleSecondsMin: config.loops.staleSecondsMin }),
+        );
         const metrics = await startMetricsListener({
           host: config.host,
           port: config.workerMetricsPort,
           logger,
+          health: runtime.health,
         });
         opened.add('metrics listener', () => metrics.stop());
         logger.info({ metrics: metrics.url }, 'settledesk worker is running');

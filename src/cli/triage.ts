@@ -6,6 +6,7 @@ import type {
   EscrowReport,
   FindingView,
   LedgerReport,
+  LoopsReport,
   StuckReport,
   Summary,
   Timeline,
@@ -102,6 +103,26 @@ function dependenciesText(report: DependencyReport | null): string {
       check.detail ?? '',
     ]),
   );
+}
+
+function loopsText(report: LoopsReport): string {
+  const silent = report.silentProcesses.map(
+    (process) => `stopped reporting: ${process.processId} (silent for ${process.silentSeconds} s)`,
+  );
+  return [
+    table(
+      ['worker', 'stale', 'last success s ago', 'interval s', 'stale after s', 'processes'],
+      report.loops.map((loop) => [
+        loop.worker,
+        loop.stale ? 'YES' : 'no',
+        String(loop.lastSuccessAgeSeconds),
+        String(loop.intervalSeconds),
+        String(loop.staleAfterSeconds),
+        `${loop.processCount}: ${loop.processes.join(', ')}`,
+      ]),
+    ),
+    ...silent,
+  ].join('\n');
 }
 
 function summaryText(summary: Summary): string {
@@ -298,6 +319,18 @@ export function registerTriageCommands(program: Command, output: () => Output): 
     .action(async () => {
       const report = await withTriage((library) => library.dependencies());
       print(output(), report, () => dependenciesText(report));
+    });
+  triage
+    .command('loops')
+    .description(
+      'every background loop any process reports: processes, last success age, interval, stale; silent processes',
+    )
+    .option('--check', 'exit 1 when any loop is stale')
+    .action(async (options: { check?: boolean }) => {
+      const report = await withTriage((library) => library.loops());
+      print(output(), report, () => loopsText(report));
+      const stale = report.loops.filter((loop) => loop.stale).map((loop) => loop.worker);
+      failIf(options.check, stale.length > 0, `stale loops: ${stale.join(', ')}`);
     });
   triage
     .command('payout <id>')

@@ -9,6 +9,7 @@ import { jwtKeyRotationDrill } from './jwt-key-rotation.ts';
 import { ledgerImbalanceDrill } from './ledger-imbalance.ts';
 import { stellarRpcOutageDrill } from './stellar-rpc-outage.ts';
 import { stuckTransactionDrill } from './stuck-transaction.ts';
+import { workerDeadDrill } from './worker-dead.ts';
 
 /**
  * Every drill, in the order `settledesk drill list` shows them. A new drill is a module
@@ -26,6 +27,7 @@ export const drills: readonly Drill[] = [
   horizonOutageDrill,
   stellarRpcOutageDrill,
   stuckTransactionDrill,
+  workerDeadDrill,
 ];
 
 export function findDrill(name: string): Drill | undefined {

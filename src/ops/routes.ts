@@ -9,6 +9,7 @@ import {
   EscrowSchema,
   FindingSchema,
   LedgerSchema,
+  LoopsSchema,
   StellarStatusSchema,
   StuckSchema,
   SummarySchema,
@@ -114,6 +115,19 @@ export function incidentRoutes(triage: Triage) {
       '/internal/incident/dependencies',
       { config, schema: { tags, response: { 200: Type.Union([DependenciesSchema, NotConfigured]) } } },
       async () => (await triage.dependencies()) ?? dependenciesUnknown,
+    );
+    app.get(
+      '/internal/incident/loops',
+      {
+        config,
+        schema: {
+          tags,
+          description:
+            'Every background loop any process reported: processes, last success age, interval, stale; and processes that stopped reporting.',
+          response: { 200: LoopsSchema },
+        },
+      },
+      async () => triage.loops(),
     );
     app.get(
       '/internal/incident/payouts/:id/timeline',

@@ -69,6 +69,7 @@ export const SummarySchema = Type.Object({
   attention: Type.Array(Type.String()),
   parts: Type.Object({
     workers: SummaryPartSchema,
+    loops: SummaryPartSchema,
     stellar: SummaryPartSchema,
     dependencies: SummaryPartSchema,
     money: SummaryPartSchema,
@@ -173,4 +174,19 @@ export const TimelineSchema = Type.Object({
     }),
   ),
   findings: Type.Array(FindingSchema),
+});
+
+export const LoopsSchema = Type.Object({
+  loops: Type.Array(
+    Type.Object({
+      worker: Type.String(),
+      processes: Type.Array(Type.String()),
+      processCount: Type.Integer(),
+      lastSuccessAgeSeconds: Type.Integer(),
+      intervalSeconds: Type.Number(),
+      staleAfterSeconds: Type.Number(),
+      stale: Type.Boolean(),
+    }),
+  ),
+  silentProcesses: Type.Array(Type.Object({ processId: Type.String(), silentSeconds: Type.Integer() })),
 });

@@ -41,6 +41,7 @@ const getRoutes = [
   '/internal/incident/ledger-imbalance',
   '/internal/incident/stellar',
   '/internal/incident/dependencies',
+  '/internal/incident/loops',
 ];
 
 async function get(url: string, role: 'viewer' | 'operator' | 'admin' = 'operator') {
@@ -149,7 +150,7 @@ describe('triage is read-only', () => {
     expect(stored?.incidentRef).toBe('INC-42');
     expect(stored?.takenBy).toBe('oncall-ana');
     expect(Object.keys(stored?.content ?? {}).sort()).toEqual(
-      ['dependencies', 'doublePayouts', 'escrow', 'ledger', 'stellar', 'stuck', 'summary'].sort(),
+      ['dependencies', 'doublePayouts', 'escrow', 'ledger', 'loops', 'stellar', 'stuck', 'summary'].sort(),
     );
     await expect(
       service.db.sql`update incident_snapshots set taken_by = 'someone' where id = ${id}::uuid`,
@@ -359,6 +360,48 @@ describe('the summary status', () => {
       values ('worker-1', now() - make_interval(secs => ${secondsAgo}::float8))`;
   }
 
+  /** A row as a process writes it, `ageSeconds` after the loop's last success. */
+  async function loopRow(row: {
+    processId: string;
+    worker: string;
+    intervalSeconds: number;
+    staleAfterSeconds: number;
+    ageSeconds: number;
+    silentSeconds?: number;
+  }): Promise<void> {
+    await db.sql`
+      insert into worker_loops (process_id, worker, interval_seconds, stale_after_seconds, last_success_at,
+                                report_interval_seconds, reported_at)
+      values (${row.processId}::text, ${row.worker}::text, ${row.intervalSeconds}::float8,
+              ${row.staleAfterSeconds}::float8, now() - make_interval(secs => ${row.ageSeconds}::float8), 10,
+              now() - make_interval(secs => ${row.silentSeconds ?? 0}::float8))`;
+  }
+
+  /** worker-a last ran payout 400 s ago and stopped reporting 100 s ago. */
+  async function silentProcessRanPayout(): Promise<void> {
+    await lastHeartbeat(5);
+    await db.sql`delete from worker_loops`;
+    await loopRow({
+      processId: 'worker-a',
+      worker: 'payout',
+      intervalSeconds: 1,
+      staleAfterSeconds: 180,
+      ageSeconds: 400,
+      silentSeconds: 100,
+    });
+  }
+
+  async function freshLoops(): Promise<void> {
+    await db.sql`delete from worker_loops`;
+    await loopRow({
+      processId: 'worker-b',
+      worker: 'payout',
+      intervalSeconds: 1,
+      staleAfterSeconds: 180,
+      ageSeconds: 1,
+    });
+  }
+
   it('is not OK with no worker heartbeat at all, and reports the workers down', async () => {
     await lastHeartbeat(undefined);
     const summary = await triageOn().summary();
@@ -375,9 +418,86 @@ describe('the summary status', () => {
     await lastHeartbeat(heartbeatDownSeconds + 30);
     expect((await triageOn().summary()).parts.workers.status).toBe('down');
     await lastHeartbeat(5);
+    await freshLoops();
     const fresh = await triageOn().summary();
     expect(fresh.parts.workers.status).toBe('ok');
     expect(fresh.status).toBe('ok');
+  });
+
+  it('reports the loops unknown while no process has reported any', async () => {
+    await lastHeartbeat(5);
+    await db.sql`delete from worker_loops`;
+    const summary = await triageOn().summary();
+    expect(summary.parts.loops).toEqual({
+      status: 'unknown',
+      detail: 'no process has reported its loops into worker_loops',
+    });
+  });
+
+  it('names each stale loop with its age and interval, and each process that stopped reporting', async () => {
+    await silentProcessRanPayout();
+    await loopRow({
+      processId: 'worker-b',
+      worker: 'audit_seal',
+      intervalSeconds: 60,
+      staleAfterSeconds: 180,
+      ageSeconds: 30,
+    });
+    const summary = await triageOn().summary();
+    expect(summary.parts.loops.status).toBe('stale');
+    expect(summary.parts.loops.detail).toMatch(
+      /^payout last succeeded 40\d s ago \(interval 1 s, stale after 180 s\); processes that stopped reporting: worker-a silent for 10\d s$/,
+    );
+    expect(summary.status).toBe('stale');
+    expect(summary.attention).toContainEqual(expect.stringMatching(/^loops: stale \(payout last succeeded/));
+    const report = await triageOn().loops();
+    expect(report.loops.map((loop) => [loop.worker, loop.stale, loop.processes])).toEqual([
+      ['audit_seal', false, ['worker-b']],
+      ['payout', true, ['worker-a']],
+    ]);
+    expect(report.silentProcesses.map((process) => process.processId)).toEqual(['worker-a']);
+  });
+
+  it('judges a loop by the newest success across processes: another process running it keeps it fresh', async () => {
+    await silentProcessRanPayout();
+    await loopRow({
+      processId: 'worker-b',
+      worker: 'payout',
+      intervalSeconds: 1,
+      staleAfterSeconds: 180,
+      ageSeconds: 2,
+    });
+    const summary = await triageOn().summary();
+    expect(summary.parts.loops.status).toBe('ok');
+    expect(summary.parts.loops.detail).toMatch(
+      /^1 loops succeeded in time; processes that stopped reporting: worker-a silent for 10\d s$/,
+    );
+    const [payout] = (await triageOn().loops()).loops;
+    expect(payout).toMatchObject({
+      worker: 'payout',
+      stale: false,
+      processCount: 2,
+    });
+    expect(payout?.processes).toEqual(['worker-b', 'worker-a']);
+  });
+
+  it('names at most five silent processes in the summary and counts the rest', async () => {
+    await freshLoops();
+    for (let index = 1; index <= 7; index += 1) {
+      await loopRow({
+        processId: `api-${index}`,
+        worker: 'status_probe',
+        intervalSeconds: 1,
+        staleAfterSeconds: 180,
+        ageSeconds: 5,
+        silentSeconds: 100 * index,
+      });
+    }
+    const { detail } = (await triageOn().summary()).parts.loops;
+    expect(detail).toMatch(
+      /stopped reporting: api-1 silent for \d+ s, api-2 .*api-5 silent for \d+ s, 2 more \(settledesk triage loops\)$/,
+    );
+    expect((await triageOn().loops()).silentProcesses).toHaveLength(7);
   });
 
   it('is unknown when the Stellar status could not be read, or was read too long ago', async () => {

@@ -11,6 +11,7 @@ import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { HealthRegistry } from '../platform/health.ts';
 import { type WorkersStatus, workersStatus } from '../platform/heartbeat.ts';
+import { selectLoops, selectSilentProcesses } from '../platform/loop-report.ts';
 import { countOpenFindingsByKind, selectOpenFindings } from '../reconciliation/data.ts';
 import { refreshFromDatabase as refreshFindingGauges } from '../reconciliation/metrics.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
@@ -86,7 +87,13 @@ export type Summary = {
   status: SummaryStatus;
   /** One line per part or item that is not ok. */
   attention: string[];
-  parts: { workers: SummaryPart; stellar: SummaryPart; dependencies: SummaryPart; money: SummaryPart };
+  parts: {
+    workers: SummaryPart;
+    loops: SummaryPart;
+    stellar: SummaryPart;
+    dependencies: SummaryPart;
+    money: SummaryPart;
+  };
   controls: { paymentsMode: string; payoutsFrozen: boolean; updatedBy: string; reason: string };
   ledger: { imbalances: { asset: string; sum: string }[]; openFindings: number };
   payouts: {
@@ -102,6 +109,26 @@ export type Summary = {
   approvalsPending: number;
   stellar: StellarStatus | null;
   dependencies: DependencyReport | null;
+};
+
+/**
+ * Every loop any process reported into `worker_loops`, judged as WorkerLoopStale judges it: stale
+ * when the newest success across processes is older than its stale-after time (3 intervals, with
+ * the reporting process's floor). `silentProcesses` stopped reporting (3 reports missed): killed,
+ * stopped or cut off from the database; a graceful stop leaves its rows too, so that a loop only
+ * it ran stays visible as stale. Rows go a day after their process fell silent.
+ */
+export type LoopsReport = {
+  loops: {
+    worker: string;
+    processes: string[];
+    processCount: number;
+    lastSuccessAgeSeconds: number;
+    intervalSeconds: number;
+    staleAfterSeconds: number;
+    stale: boolean;
+  }[];
+  silentProcesses: { processId: string; silentSeconds: number }[];
 };
 
 export type StuckReport = {
@@ -158,6 +185,29 @@ const secondsSince = (at: Date, now: number) => Math.max(0, Math.round((now - at
 
 function workersPart(workers: WorkersStatus): SummaryPart {
   return { status: workers.status, detail: workers.detail };
+}
+
+/** Silent processes the summary's `loops` line names; `triage loops` lists them all. */
+export const silentProcessesNamedMax = 5;
+
+function loopsPart(report: LoopsReport): SummaryPart {
+  if (report.loops.length === 0)
+    return { status: 'unknown', detail: 'no process has reported its loops into worker_loops' };
+  // Most recently silent first; every restart leaves one for a day, so the line is bounded.
+  const silent = report.silentProcesses
+    .slice(0, silentProcessesNamedMax)
+    .map((process) => `${process.processId} silent for ${process.silentSeconds} s`);
+  const more = report.silentProcesses.length - silent.length;
+  if (more > 0) silent.push(`${more} more (settledesk triage loops)`);
+  const silentText = silent.length === 0 ? '' : `; processes that stopped reporting: ${silent.join(', ')}`;
+  const stale = report.loops.filter((loop) => loop.stale);
+  if (stale.length === 0)
+    return { status: 'ok', detail: `${report.loops.length} loops succeeded in time${silentText}` };
+  const named = stale.map(
+    (loop) =>
+      `${loop.worker} last succeeded ${loop.lastSuccessAgeSeconds} s ago (interval ${loop.intervalSeconds} s, stale after ${loop.staleAfterSeconds} s)`,
+  );
+  return { status: 'stale', detail: `${named.join('; ')}${silentText}` };
 }
 
 function tooOld(checkedAt: string, now: number): SummaryPart | undefined {
@@ -252,6 +302,7 @@ export class Triage {
       watcher,
       pending,
       workers,
+      loops,
       status,
     ] = await Promise.all([
       readControls(sql),
@@ -264,6 +315,7 @@ export class Triage {
       selectWatcher(sql),
       countPendingProposals(sql),
       workersStatus(sql),
+      this.loops(),
       this.#cachedStatus(),
     ]);
     const imbalances = sums
@@ -287,6 +339,7 @@ export class Triage {
     const judgedAt = this.#deps.clock?.() ?? now;
     const parts: Summary['parts'] = {
       workers: workersPart(workers),
+      loops: loopsPart(loops),
       stellar: stellarPart(status.stellar, judgedAt),
       dependencies: dependenciesPart(status.dependencies, judgedAt),
       money:
@@ -335,6 +388,28 @@ export class Triage {
       approvalsPending: pending,
       stellar: status.stellar,
       dependencies: status.dependencies,
+    };
+  }
+
+  async loops(): Promise<LoopsReport> {
+    const [loops, silent] = await Promise.all([
+      selectLoops(this.#deps.sql, triageListMax),
+      selectSilentProcesses(this.#deps.sql, triageListMax),
+    ]);
+    return {
+      loops: loops.map((row) => ({
+        worker: row.worker,
+        processes: row.processes,
+        processCount: row.processCount,
+        lastSuccessAgeSeconds: Math.round(row.ageSeconds),
+        intervalSeconds: row.intervalSeconds,
+        staleAfterSeconds: row.staleAfterSeconds,
+        stale: row.ageSeconds > row.staleAfterSeconds,
+      })),
+      silentProcesses: silent.map((row) => ({
+        processId: row.processId,
+        silentSeconds: Math.round(row.silentSeconds),
+      })),
     };
   }
 
@@ -447,7 +522,7 @@ export class Triage {
 
   /** Stores everything above as one snapshot, with an audit entry; it moves no money. */
   async snapshot(takenBy: string, incidentRef: string | null): Promise<{ id: string; takenAt: string }> {
-    const [summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies] = await Promise.all([
+    const [summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies, loops] = await Promise.all([
       this.summary(),
       this.stuckSettlements(stuckOlderThanSecondsDefault),
       this.doublePayouts(),
@@ -455,8 +530,9 @@ export class Triage {
       this.ledgerImbalance(),
       this.stellar(),
       this.dependencies(),
+      this.loops(),
     ]);
-    const content = { summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies };
+    const content = { summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies, loops };
     const id = randomUUID();
     const takenAt = await withTransaction(this.#deps.sql, async (tx) => {
       const at = await insertSnapshot(tx, { id, incidentRef, takenBy, content });

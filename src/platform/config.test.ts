@@ -40,6 +40,14 @@ describe('configuration', () => {
     expect(problemsOf({ SETTLEDESK_KEYRING_KEY: 'c2hvcnQ=' })[0]).toMatch(/^SETTLEDESK_KEYRING_KEY:/);
   });
 
+  it('judges loops stale after 180 s at least, as WorkerLoopStale does, and refuses a floor under two reports', () => {
+    expect(loadConfig({}, '/srv/app').loops).toEqual({ staleSecondsMin: 180, reportIntervalMs: 10_000 });
+    expect(problemsOf({ LOOP_STALE_SECONDS_MIN: '4', LOOP_REPORT_INTERVAL_MS: '2000' })).toEqual([]);
+    expect(problemsOf({ LOOP_STALE_SECONDS_MIN: '15' })).toEqual([
+      'LOOP_STALE_SECONDS_MIN: must be at least two LOOP_REPORT_INTERVAL_MS',
+    ]);
+  });
+
   it('accepts a multi-host URL with target_session_attrs for failover', () => {
     const url = 'postgres://app@db1:5432,db2:5433/settledesk?target_session_attrs=read-write';
     expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);

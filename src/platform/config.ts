@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { type StellarNetworkName, stellarNetworks } from '../stellar/endpoints.ts';
+import { loopStaleSecondsMinDefault } from './loops.ts';
 
 /**
  * Configuration is read once from the environment, validated synchronously before anything
@@ -40,6 +41,15 @@ export type Config = {
   merchantWebhooks: MerchantWebhookConfig;
   reconciliation: ReconciliationConfig;
   oncall: OncallConfig;
+  loops: LoopsConfig;
+};
+
+/** How loops are judged and reported (src/platform/loops.ts, src/platform/loop-report.ts). */
+export type LoopsConfig = {
+  /** The floor of a loop's stale-after time in this process's readiness and triage rows. */
+  staleSecondsMin: number;
+  /** How often a process writes its loops into `worker_loops`. */
+  reportIntervalMs: number;
 };
 
 export const weekdays = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -390,6 +400,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       chainDriftGraceSeconds: read.integer('RECONCILIATION_CHAIN_DRIFT_GRACE_SECONDS', 300, 0, 86_400),
     },
     oncall: oncallConfig(read),
+    loops: {
+      staleSecondsMin: read.integer('LOOP_STALE_SECONDS_MIN', loopStaleSecondsMinDefault, 1, 3_600),
+      reportIntervalMs: read.integer('LOOP_REPORT_INTERVAL_MS', 10_000, 1_000, 60_000),
+    },
   };
   if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {
     read.problems.push('STELLAR_RPC_URL: set STELLAR_HORIZON_URLS too (an RPC URL alone is not a network)');
@@ -406,6 +420,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
   if (config.merchantWebhooks.backoffBaseMs > config.merchantWebhooks.backoffCapMs) {
     read.problems.push('MERCHANT_WEBHOOK_BACKOFF_BASE_MS: must not exceed MERCHANT_WEBHOOK_BACKOFF_CAP_MS');
+  }
+  // Triage reads a loop's last success as last written, up to one report late: a floor under two
+  // reports would call healthy loops stale.
+  if (config.loops.staleSecondsMin * 1_000 < 2 * config.loops.reportIntervalMs) {
+    read.problems.push('LOOP_STALE_SECONDS_MIN: must be at least two LOOP_REPORT_INTERVAL_MS');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

@@ -10,9 +10,15 @@ export type DependencyCheck = { name: string; critical: boolean; check: () => Pr
 
 const checkTimeoutMs = 2_000;
 
+/**
+ * What `dependency_up` says of each status. Degraded sits between so that `== 0` still means down
+ * (PostgresqlNotReady and the runbooks' queries say so) while `< 1` finds degraded ones too.
+ */
+export const dependencyUpValues: Readonly<Record<CheckStatus, number>> = { ok: 1, degraded: 0.5, down: 0 };
+
 export const dependencyUp = new Gauge({
   name: 'dependency_up',
-  help: 'Whether a readiness dependency answered its last check (1: ok or degraded, 0: down).',
+  help: 'The last readiness check of each dependency: 1 ok, 0.5 degraded, 0 down.',
   labelNames: ['dependency'] as const,
   registers: [registry],
 });
@@ -30,7 +36,7 @@ export class HealthRegistry {
     const checks: Record<string, CheckReport> = {};
     for (const report of reports) {
       checks[report.name] = report;
-      dependencyUp.set({ dependency: report.name }, report.status === 'down' ? 0 : 1);
+      dependencyUp.set({ dependency: report.name }, dependencyUpValues[report.status]);
     }
     const ready = reports.every((report) => !report.critical || report.status !== 'down');
     return { ready, checks };

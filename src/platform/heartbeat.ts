@@ -48,7 +48,7 @@ export async function workersStatus(db: Executor): Promise<WorkersStatus> {
 
 /**
  * Not critical: the API still serves without workers, but on-call must see that jobs are stuck.
- * Readiness says `degraded` for stale and down alike (`dependency_up` stays 1); the triage summary
+ * Readiness says `degraded` for stale and down alike (`dependency_up` 0.5); the triage summary
  * tells them apart.
  */
 export function workersCheck(db: Executor): DependencyCheck {

@@ -86,11 +86,11 @@ export function cronIntervalSeconds(line: string): { task: string; intervalSecon
   return { task, intervalSeconds: every * 60 };
 }
 
-/** Declares each scheduled task as a loop of this process (see registerLoop). */
+/** Declares each scheduled task as a loop any worker process may run (registerLoop, `shared`). */
 export function registerCronLoops(crontab: string, workerOf: WorkerOf): void {
   for (const line of crontab.split('\n').filter((entry) => entry.trim() !== '')) {
     const { task, intervalSeconds } = cronIntervalSeconds(line);
-    registerLoop(workerOf(task), intervalSeconds);
+    registerLoop(workerOf(task), intervalSeconds, 'shared');
   }
 }
 

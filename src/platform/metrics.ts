@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Executor } from './db/types.ts';
+import { type LoopScope, noteLoop, noteLoopSuccess } from './loops.ts';
 
 /**
  * One registry for the process. Domains declare their metrics at module level against it, so a
@@ -57,19 +58,26 @@ export const workerInterval = new Gauge({
 /** Counts one run; a success also moves the worker's last-success time. */
 export function countWorkerRun(worker: string, result: WorkerResult): void {
   workerRuns.inc({ worker, result });
-  if (result === 'success') workerLastSuccess.set({ worker }, Date.now() / 1_000);
+  if (result === 'success') {
+    const now = Date.now();
+    workerLastSuccess.set({ worker }, now / 1_000);
+    noteLoopSuccess(worker, now);
+  }
 }
 
 /**
  * Declares a periodic loop run by this process. Both results exist from here at zero (so
  * increase() sees the first failure), and the last success starts at now: a loop that never
- * succeeds ages from its start, so the staleness alert covers it too.
+ * succeeds ages from its start, so the staleness alert covers it too. `scope` says whether this
+ * process alone runs it or any worker process may (src/platform/loops.ts).
  */
-export function registerLoop(worker: string, intervalSeconds: number): void {
+export function registerLoop(worker: string, intervalSeconds: number, scope: LoopScope): void {
+  const now = Date.now();
   workerInterval.set({ worker }, intervalSeconds);
   workerRuns.inc({ worker, result: 'success' }, 0);
   workerRuns.inc({ worker, result: 'failed' }, 0);
-  workerLastSuccess.set({ worker }, Date.now() / 1_000);
+  workerLastSuccess.set({ worker }, now / 1_000);
+  noteLoop(worker, intervalSeconds, scope, now);
 }
 
 /**

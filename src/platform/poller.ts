@@ -22,7 +22,7 @@ export function startPoller(options: {
   logger: Logger;
   prepare?: () => Promise<void>;
 }): Poller {
-  registerLoop(options.worker, options.pollMs / 1_000);
+  registerLoop(options.worker, options.pollMs / 1_000, 'process');
   let stopped = false;
   let wakeUp: (() => void) | undefined;
   let woken = false;

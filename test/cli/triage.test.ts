@@ -18,6 +18,15 @@ afterAll(async () => {
   await db.drop();
 });
 
+/** A loop as a process reports it, last succeeded `ageSeconds` ago (stale after 180 s). */
+async function loopRow(processId: string, worker: string, ageSeconds: number): Promise<void> {
+  await db.sql`
+    insert into worker_loops (process_id, worker, interval_seconds, stale_after_seconds, last_success_at,
+                              report_interval_seconds, reported_at)
+    values (${processId}::text, ${worker}::text, 1, 180, now() - make_interval(secs => ${ageSeconds}::float8), 10, now())
+    on conflict (process_id, worker) do update set last_success_at = excluded.last_success_at, reported_at = now()`;
+}
+
 describe('settledesk triage with the API stopped', () => {
   it('is not OK with nothing running: no worker heartbeat is workers down, no Stellar status is unknown', async () => {
     await db.sql`delete from worker_heartbeats`;
@@ -49,6 +58,7 @@ describe('settledesk triage with the API stopped', () => {
       };
       await db.sql`insert into worker_heartbeats (worker_id, seen_at) values ('worker-1', now())
         on conflict (worker_id) do update set seen_at = now()`;
+      await loopRow('worker-1', 'payout', 1);
       await runCli(['mode', 'freeze', '--reason', 'drill', '--as', 'olga'], withStellar);
       const frozen = await runCli(['triage', 'summary', '--check'], withStellar);
       expect(frozen.code).toBe(1);
@@ -60,6 +70,30 @@ describe('settledesk triage with the API stopped', () => {
     } finally {
       await network.stop();
     }
+  });
+
+  it('triage loops lists every loop with its processes, and --check exits 1 naming the stale ones', async () => {
+    await db.sql`delete from worker_loops`;
+    await loopRow('worker-1', 'payout', 400);
+    await loopRow('worker-1', 'deposit_watcher', 2);
+    const json = await runCli(['--json', 'triage', 'loops'], env);
+    expect(json.code, json.stderr).toBe(0);
+    const report = JSON.parse(json.stdout) as { loops: { worker: string; stale: boolean }[] };
+    expect(report.loops.map((loop) => [loop.worker, loop.stale])).toEqual([
+      ['deposit_watcher', false],
+      ['payout', true],
+    ]);
+    const human = await runCli(['triage', 'loops'], env);
+    expect(human.stdout).toMatch(/payout\s+YES\s+4\d\d\s+1\s+180\s+1: worker-1/);
+    const check = await runCli(['triage', 'loops', '--check'], env);
+    expect(check.code).toBe(1);
+    expect(check.stderr).toContain('stale loops: payout');
+    const summary = await runCli(['triage', 'summary'], env);
+    expect(summary.stdout).toMatch(
+      /^loops: STALE \(payout last succeeded 4\d\d s ago \(interval 1 s, stale after 180 s\)\)$/m,
+    );
+    await loopRow('worker-1', 'payout', 1);
+    expect((await runCli(['triage', 'loops', '--check'], env)).code).toBe(0);
   });
 
   it('refuses a malformed --older-than and an unknown payout with exit status 1', async () => {

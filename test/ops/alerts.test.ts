@@ -40,6 +40,7 @@ const runbooks = [
   'merchant-webhook-delivery',
   'provider-outage-and-migration',
   'deposit-watcher-stalled',
+  'worker-stalled',
   'api-down',
   'high-latency',
   'dependency-compromise',

@@ -29,6 +29,7 @@ const namedLoops = [
   'platform_heartbeat',
   'status_probe',
   'access_reload',
+  'loop_reporter',
 ];
 const startMsMax = 90_000;
 const loopsRunMsMax = 60_000;
@@ -130,6 +131,16 @@ describe('worker_runs_total as scraped from a running settledesk serve', () => {
     const detectors = samples.filter((sample) => sample.name === 'reconciliation_runs_total');
     expect(detectors.some((sample) => sample.labels.result === 'success' && sample.value > 0)).toBe(true);
     expect(samples.some((sample) => sample.labels.worker?.startsWith('reconcile_'))).toBe(false);
+  });
+
+  it("reports serve's own loops in readiness, not critical, and dependency_up 1 for them", async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/health/ready`);
+    const body = (await response.json()) as { checks: Record<string, { critical: boolean; status: string }> };
+    expect(body.checks.loops).toMatchObject({ critical: false, status: 'ok' });
+    const gauge = (await scrape()).find(
+      (sample) => sample.name === 'dependency_up' && sample.labels.dependency === 'loops',
+    );
+    expect(gauge?.value).toBe(1);
   });
 
   it('is what the promtool tests feed the alerts: every worker and result label there is one the service emits', async () => {

@@ -34,7 +34,7 @@ export async function startAccessSync(
   reloadMs: number,
   logger: Logger,
 ): Promise<() => Promise<void>> {
-  registerLoop(accessReloadWorker, reloadMs / 1_000);
+  registerLoop(accessReloadWorker, reloadMs / 1_000, 'process');
   const reload = async () => {
     try {
       await Promise.all([access.keyring.reload(sql), access.users.reload(sql)]);

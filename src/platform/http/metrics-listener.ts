@@ -1,17 +1,20 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
+import type { HealthRegistry } from '../health.ts';
 import type { Logger } from '../logging.ts';
 import { registry } from '../metrics.ts';
 import { listenFailure } from '../ports.ts';
 
 /**
- * `GET /metrics` (and `/health/live`) for a process that serves no API: `settledesk worker`.
- * Counters such as `worker_runs_total` and the settlement metrics live in the process that does
- * the work, so without this a split-out worker would be invisible to Prometheus.
+ * `GET /metrics`, `/health/live` and `/health/ready` for a process that serves no API:
+ * `settledesk worker`. Counters such as `worker_runs_total` and the settlement metrics live in the
+ * process that does the work, so without this a split-out worker would be invisible to Prometheus.
+ * Readiness answers as the API's does (200 ready, 503 not_ready, each check in the body).
  */
 export async function startMetricsListener(options: {
   host: string;
   port: number;
   logger: Logger;
+  health: HealthRegistry;
 }): Promise<{ url: string; stop(): Promise<void> }> {
   const server = createServer((request, response) => {
     if (request.method === 'GET' && request.url === '/metrics') {
@@ -23,6 +26,14 @@ export async function startMetricsListener(options: {
     }
     if (request.method === 'GET' && request.url === '/health/live') {
       response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"live"}');
+      return;
+    }
+    if (request.method === 'GET' && request.url === '/health/ready') {
+      options.health.run().then(
+        ({ ready, checks }) =>
+          sendJson(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks }),
+        () => response.writeHead(500).end(),
+      );
       return;
     }
     response.writeHead(404).end();
@@ -48,4 +59,8 @@ export async function startMetricsListener(options: {
     url,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
