@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { locatePromtool, runPromtool } from '../../test/support/promtool.ts';
 import { freePort } from '../platform/db/embedded.ts';
 import { loopStaleSecondsMinDefault } from '../platform/loops.ts';
 import { reconcileTaskOf } from '../reconciliation/tasks.ts';
 import type { DrillContext } from './harness.ts';
 import { type Drill, sleep } from './harness.ts';
+import { locatePromtool, runPromtool } from './promtool.ts';
 import { runScheduledTask } from './sandbox-service.ts';
 import {
   checkMoneyIntact,
