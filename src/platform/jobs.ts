@@ -1,10 +1,11 @@
 import { type JobHelpers, type Runner, run, type TaskList, Logger as WorkerLogger } from 'graphile-worker';
 import pg from 'pg';
+import { Counter } from 'prom-client';
 import { assert } from './assert.ts';
-import { primaryHostUrl } from './db/multi-host.ts';
+import { primaryClient, writableHostTargets } from './db/multi-host.ts';
 import type { Executor } from './db/types.ts';
 import type { Logger } from './logging.ts';
-import { countWorkerRun, registerLoop } from './metrics.ts';
+import { countWorkerRun, registerLoop, registry } from './metrics.ts';
 
 export type Task = (payload: unknown, helpers: JobHelpers) => Promise<void>;
 export type TaskMap = Readonly<Record<string, Task>>;
@@ -116,14 +117,86 @@ export type WorkerOptions = {
 
 export type Worker = { stop(): Promise<void>; runner: Runner };
 
+/**
+ * Connections of the job worker's pool that failed: an idle one the server dropped or a new one
+ * that found no writable host. Logged once per outage; counted each time.
+ */
+export const jobConnectionsLost = new Counter({
+  name: 'job_worker_connections_lost_total',
+  help: 'Database connections of the job worker that were lost or could not be opened (a restart or failover of the database).',
+  registers: [registry],
+});
+
+/**
+ * graphile-worker's pool on pg, which takes one host. With a multi-host read-write URL every new
+ * connection finds the writable host first (`primaryClient`), so after a failover the same pool,
+ * and so the same runner, reaches the promoted primary without a restart: job fetching retries
+ * every poll interval, the LISTEN connection reconnects with backoff, cron retries its tick, and a
+ * job completed or failed meanwhile is retried (57P03) until a host accepts writes. Stopping and
+ * restarting the runner instead was the other choice; it would rebuild all of these to no gain.
+ */
+function jobPool(options: WorkerOptions): pg.Pool {
+  const targets = writableHostTargets(options.connectionString);
+  let lostSince: number | undefined;
+  const lost = (error: Error) => {
+    jobConnectionsLost.inc();
+    if (lostSince !== undefined) return;
+    lostSince = performance.now();
+    options.logger.warn({ err: error }, 'job worker lost a database connection');
+  };
+  const pool = new pg.Pool({
+    connectionString: targets?.[0]?.url ?? options.connectionString,
+    ...(targets === undefined ? {} : { Client: primaryClient(targets, lost) }),
+    max: options.concurrency + 2,
+  });
+  // Without a listener a dropped idle connection is an unhandled 'error' that kills the process.
+  pool.on('error', lost);
+  pool.on('connect', (client) => {
+    if (lostSince === undefined) return;
+    options.logger.info(
+      { host: `${client.host}:${client.port}`, durationMs: Math.round(performance.now() - lostSince) },
+      'job worker reconnected to the database',
+    );
+    lostSince = undefined;
+  });
+  return pool;
+}
+
+/**
+ * A worker of the pool exits when the job it ran cannot be released (completed or failed) even
+ * after graphile-worker's retries: its connection broke with an error it does not retry. By
+ * default the whole runner then shuts down and the process stops running jobs without exiting; here
+ * the exit is logged and a worker takes its place. The job stays locked until graphile-worker's
+ * own reset of stale locks (4 hours); jobs are idempotent, so its rerun is safe.
+ */
+function replaceExitedWorkers(logger: Logger): GraphileConfig.Plugin {
+  return {
+    name: 'SettledeskReplaceExitedWorkers',
+    worker: {
+      middleware: {
+        poolWorkerPrematureExit: (_next, event) => {
+          logger.error(
+            { workerId: event.worker.workerId },
+            'job worker exited early; starting another in its place',
+          );
+          event.replaceWithNewWorker();
+        },
+      },
+    },
+  };
+}
+
+declare global {
+  namespace GraphileConfig {
+    interface Plugins {
+      SettledeskReplaceExitedWorkers: true;
+    }
+  }
+}
+
 /** Starts a job runner; `stop` lets running jobs finish before it resolves. */
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
-  // Our own pool, so that a connection dropped by the server (restart, failover) is logged and
-  // replaced instead of surfacing as an unhandled 'error' event that kills the process.
-  // pg takes one host: a multi-host URL is pinned to the primary of the moment (primaryHostUrl).
-  const connectionString = await primaryHostUrl(options.connectionString);
-  const pool = new pg.Pool({ connectionString, max: options.concurrency + 2 });
-  pool.on('error', (error) => options.logger.warn({ err: error }, 'job worker lost a database connection'));
+  const pool = jobPool(options);
   const workerOf = options.workerOf ?? ((task: string) => task);
   registerCronLoops(options.crontab ?? '', workerOf);
   let runner: Runner;
@@ -136,6 +209,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       pollInterval: options.pollIntervalMs,
       noHandleSignals: true,
       logger: workerLogger(options.logger),
+      preset: { plugins: [replaceExitedWorkers(options.logger)] },
     });
   } catch (error) {
     // A worker that never ran must not keep its connections: the process could not exit.

@@ -1,11 +1,13 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
+import pg from 'pg';
 import postgres from 'postgres';
-import { DatabaseUnavailableError } from '../errors.ts';
+import { DatabaseUnavailableError, OperatingError } from '../errors.ts';
 
 /**
  * Multi-host connection strings (`postgres://u:p@db-a:5432,db-b:5432/db?target_session_attrs=read-write`)
- * for the two clients settledesk uses. Drilled by src/drills/db-failover.ts.
+ * for the two clients settledesk uses: postgres.js (`primarySocket`) and pg under graphile-worker
+ * (`primaryClient`). Drilled by src/drills/db-failover.ts.
  *
  * postgres.js 3.4.9 does not get read-write right, measured here against a primary and a hot
  * standby: (1) it takes read-write to mean "default_transaction_read_only is off", which a hot
@@ -58,10 +60,10 @@ export function writableHostTargets(url: string): HostTarget[] | undefined {
 }
 
 /**
- * A postgres.js `socket` factory: a TCP socket to the first writable host, starting with the
- * last one that was. Concurrent callers share one probe round.
+ * Finds the writable host, starting with the last one that was; concurrent callers share one
+ * probe round, and after a round finds none, calls fail at once for `noPrimaryHoldMs`.
  */
-export function primarySocket(targets: readonly HostTarget[]): () => Promise<net.Socket | Duplex> {
+export function primaryFinder(targets: readonly HostTarget[]): () => Promise<HostTarget> {
   let preferred = 0;
   let noPrimaryUntil = 0;
   let lastFailure = '';
@@ -83,12 +85,20 @@ export function primarySocket(targets: readonly HostTarget[]): () => Promise<net
     lastFailure = `no host accepts writes (${reasons.join('; ')})`;
     throw new DatabaseUnavailableError(lastFailure);
   };
+  return () => {
+    round ??= findPrimary().finally(() => {
+      round = undefined;
+    });
+    return round;
+  };
+}
+
+/** A postgres.js `socket` factory: a TCP socket to the writable host (see `primaryFinder`). */
+export function primarySocket(targets: readonly HostTarget[]): () => Promise<net.Socket | Duplex> {
+  const findPrimary = primaryFinder(targets);
   return async () => {
     try {
-      round ??= findPrimary().finally(() => {
-        round = undefined;
-      });
-      return await openSocket(await round);
+      return await openSocket(await findPrimary());
     } catch (error) {
       return failedSocket(error instanceof Error ? error : new Error(String(error)));
     }
@@ -194,9 +204,63 @@ function deferClose(socket: net.Socket): net.Socket {
 }
 
 /**
- * pg (under graphile-worker) takes one host and refuses a multi-host URL ("Invalid URL"), so for
- * it a multi-host URL becomes the single-host URL of the host that is writable now. A pg pool
- * built from it stays on that host: after a failover, the job worker must be restarted.
+ * A pg connection that found no writable host, or lost the host it picked while connecting. Its
+ * `code` is SQLSTATE 57P03 (cannot_connect_now), which graphile-worker retries with backoff (3 s,
+ * growing to 120 s) when it completes or fails a job; with any other error there it gives the job
+ * up (src/platform/jobs.ts).
+ */
+export class CannotConnectNowError extends OperatingError {
+  override name = 'CannotConnectNowError';
+  readonly code = '57P03';
+}
+
+type ConnectCallback = (error: Error | null, client?: pg.Client) => void;
+
+/**
+ * A pg `Client` class for a multi-host read-write URL (pg takes one host and refuses a multi-host
+ * URL): each new connection first finds the writable host, as postgres.js's do (`primarySocket`),
+ * so a pool built with it (`Pool({ Client })`) opens its next connections on the promoted primary
+ * after a failover. An error that is not PostgreSQL's own answer becomes `CannotConnectNowError`,
+ * also given to `failed`.
+ */
+export function primaryClient(
+  targets: readonly HostTarget[],
+  failed: (error: CannotConnectNowError) => void,
+): typeof pg.Client {
+  const findPrimary = primaryFinder(targets);
+  return class PrimaryClient extends pg.Client {
+    override connect(): Promise<pg.Client>;
+    override connect(callback: ConnectCallback): void;
+    override connect(callback?: ConnectCallback): Promise<pg.Client> | undefined {
+      const connected = findPrimary().then(async (target) => {
+        this.host = target.host;
+        this.port = target.port;
+        await super.connect();
+        return this;
+      });
+      const answered = connected.catch((error: unknown) => {
+        if (error instanceof pg.DatabaseError) throw error;
+        const unavailable = new CannotConnectNowError(
+          error instanceof Error ? error.message : String(error),
+          {
+            cause: error,
+          },
+        );
+        failed(unavailable);
+        throw unavailable;
+      });
+      if (callback === undefined) return answered;
+      answered.then(
+        (client) => callback(null, client),
+        (error: Error) => callback(error),
+      );
+      return undefined;
+    }
+  };
+}
+
+/**
+ * For one-off pg clients (migrations): the single-host URL of the host that is writable now.
  */
 export async function primaryHostUrl(url: string): Promise<string> {
   const targets = writableHostTargets(url);
