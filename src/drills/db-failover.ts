@@ -1,11 +1,14 @@
 import { join } from 'node:path';
+import { sealTask } from '../audit/tasks.ts';
 import { postJournal } from '../ledger/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
+import { enqueueJob } from '../platform/jobs.ts';
+import { reconcileTaskOf, reconciliationWorker } from '../reconciliation/tasks.ts';
 import { stroopsPerUnit } from '../stellar/units.ts';
 import { type Drill, type DrillContext, messageOf, type ServiceProcess } from './harness.ts';
 import { findPostgresBinaries, type PostgresPair, startPostgresPair } from './postgres-pair.ts';
-import { issueToken, openSql } from './support.ts';
+import { issueToken, metricValue, openSql, scrapeMetrics } from './support.ts';
 import { TransferLoad } from './transfer-load.ts';
 
 const database = 'settledesk';
@@ -20,10 +23,14 @@ const fundingMinor = 1_000n * stroopsPerUnit;
 const load = { clients: 8, requestsMax: 6_000, requestTimeoutMs: 5_000, triesPerKeyMax: 30 };
 /**
  * `SHUTDOWN_TIMEOUT_MS` of the service: after the failover it must still stop within it. Tighter
- * than the default 8 s, since this service has no worker to drain: a pool close that waits out a
- * dead connection (src/platform/runtime.ts) overruns it.
+ * than the default 8 s: the worker's jobs here (seals, detectors, heartbeats) finish in
+ * milliseconds, so draining it adds little, and a pool close that waits out a dead connection
+ * (src/platform/runtime.ts) overruns it.
  */
 const shutdownTimeoutMs = 3_000;
+/** The worker polls this often; a job enqueued after the failover is fetched within it. */
+const workerPollIntervalMs = 500;
+const jobsAfterFailoverMsMax = 30_000;
 const acknowledgedBeforeKillMin = 150;
 const acknowledgedAfterRecoveryMin = 100;
 const loadPhaseMsMax = 30_000;
@@ -34,10 +41,11 @@ const replaysMax = 20;
 
 /**
  * docs/runbooks/db-failover.md against a real primary and synchronous streaming replica:
- * `settledesk serve` (no job worker: see the runbook) on the multi-host URL under transfer load,
+ * `settledesk serve` with its job worker on the multi-host URL under transfer load,
  * the primary killed with SIGKILL, detection through readiness, `dependency_up` and the runbook's
  * checks, the replica promoted by the runbook's cells, and then: the same service process writes
- * to the new primary, every acknowledged transfer is there exactly once, the ledger is balanced,
+ * to the new primary, its job worker runs an audit seal and a detector there, every acknowledged
+ * transfer is there exactly once, the ledger is balanced,
  * no request answered 500 meanwhile (503 with Retry-After only, and a retried key is never held
  * by its failed try), and the process still stops within its shutdown timeout.
  */
@@ -46,7 +54,7 @@ export const dbFailoverDrill: Drill = {
   runbook: 'db-failover.md',
   description:
     'kill the PostgreSQL primary under transfer load, promote the synchronous replica with the runbook; ' +
-    'the service reconnects without a restart and no acknowledged transfer is lost',
+    'the service and its job worker reconnect without a restart and no acknowledged transfer is lost',
   run: async (context) => {
     const binaries = await context.step('locate the system PostgreSQL binaries', async () => {
       const found = findPostgresBinaries();
@@ -65,8 +73,8 @@ export const dbFailoverDrill: Drill = {
     const serviceEnv = {
       DATABASE_URL: pair.multiHostUrl(database),
       SETTLEDESK_DATA_DIR: dataDir,
-      SETTLEDESK_WORKER: 'false',
       SANDBOX_PORT: '0',
+      WORKER_POLL_INTERVAL_MS: String(workerPollIntervalMs),
       LOG_LEVEL: 'info',
       SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
     };
@@ -78,7 +86,7 @@ export const dbFailoverDrill: Drill = {
       if (result.code !== 0) throw context.fail(`settledesk migrate exited ${result.code}: ${result.stderr}`);
     });
     const service = await context.step(
-      'start settledesk serve on the multi-host URL, without the job worker',
+      'start settledesk serve on the multi-host URL, with its job worker',
       () => context.startService(serviceEnv),
     );
     const tokens = await context.step(
@@ -227,6 +235,9 @@ export const dbFailoverDrill: Drill = {
         throw context.fail(`settledesk serve (pid ${service.pid}) did not survive the failover`);
       context.note(`settledesk serve pid ${service.pid} served before and after the failover`);
     });
+    await context.step('the same job worker runs a detector and an audit seal on the new primary', () =>
+      jobsAfterFailover(context, service, pair),
+    );
     await context.step('money: every acknowledged transfer is on the new primary, once', () =>
       context.expectAfter('promote-replica', 'acknowledged transfers are missing after the promotion', () =>
         checkAcknowledged(context, pair, service, tokens.service, transfers, killedAt),
@@ -310,6 +321,66 @@ export const dbFailoverDrill: Drill = {
     });
   },
 };
+
+/**
+ * Jobs enqueued on the promoted primary (as cron would each minute) must be run by the worker of
+ * the serve process that lived through the failover: its own worker_runs_total counts them, and
+ * the audit rows written after the promotion (transfers) are sealed on the new primary.
+ */
+async function jobsAfterFailover(
+  context: DrillContext,
+  service: ServiceProcess,
+  pair: PostgresPair,
+): Promise<void> {
+  const runs = async (worker: string) =>
+    metricValue(await scrapeMetrics(service), 'worker_runs_total', { worker, result: 'success' });
+  const before = { seal: await runs(sealTask), detector: await runs(reconciliationWorker) };
+  const sql = openSql(pair.multiHostUrl(database));
+  try {
+    // Audit rows up to here, the transfers on the new primary among them, must be sealed by the job.
+    const [last] = await sql<{ id: bigint }[]>`select coalesce(max(id), 0)::int8 as id from audit_log`;
+    const lastAuditId = last?.id ?? 0n;
+    await withTransaction(sql, async (tx) => {
+      await enqueueJob(tx, sealTask, {}, { jobKey: 'drill-seal-after-failover' });
+      await enqueueJob(
+        tx,
+        reconcileTaskOf('ledger_balance'),
+        {},
+        { jobKey: 'drill-detector-after-failover' },
+      );
+    });
+    const ran = await context
+      .waitFor(
+        'the audit seal and the ledger_balance detector to succeed in the serve process',
+        async () => {
+          const after = { seal: await runs(sealTask), detector: await runs(reconciliationWorker) };
+          return after.seal > before.seal && after.detector > before.detector ? after : undefined;
+        },
+        jobsAfterFailoverMsMax,
+      )
+      .catch((error: unknown) => {
+        throw context.fail(
+          `the job worker did not run jobs on the new primary (src/platform/jobs.ts): ${messageOf(error)}`,
+        );
+      });
+    const [audit] = await sql<{ unsealed: number }[]>`
+      select count(*)::int as unsealed from audit_log where id <= ${lastAuditId}::bigint and hash is null`;
+    if (audit?.unsealed !== 0)
+      throw context.fail(`${audit?.unsealed} audit rows written before the seal job are still unsealed`);
+    context.figure(
+      'sealsAfterFailover',
+      ran.seal - before.seal,
+      `serve (pid ${service.pid}) ran ${ran.seal - before.seal} audit seals on the new primary`,
+    );
+    context.figure(
+      'detectorRunsAfterFailover',
+      ran.detector - before.detector,
+      `serve (pid ${service.pid}) ran ${ran.detector - before.detector} detector runs on the new primary`,
+    );
+  } finally {
+    await sql.end();
+  }
+}
 
 /** `api 2 ms, stellar 4 ms, …` from the `stopped part` lines of serve's log (src/cli/serve.ts). */
 function stoppedParts(log: string): string {
