@@ -57,6 +57,21 @@ describe('the job worker on a multi-host read-write URL', () => {
     expect((await waitFor(() => ranProbe(1), jobWaitMs, 'the job on the first primary')).host).toBe(
       String(pair.primary.port),
     );
+    // Killed only once the job's completion is stored: graphile-worker does not catch a failure of it.
+    await waitFor(
+      async () => {
+        let left = 1;
+        await withSql(pair.primary.url(database), async (sql) => {
+          const [row] = await sql<
+            { count: number }[]
+          >`select count(*)::int as count from graphile_worker.jobs`;
+          left = row?.count ?? 1;
+        });
+        return left === 0 ? true : undefined;
+      },
+      jobWaitMs,
+      'the first job to be completed',
+    );
     const lostBefore = (await jobConnectionsLost.get()).values[0]?.value ?? 0;
 
     pair.primary.kill();
