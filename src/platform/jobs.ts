@@ -134,8 +134,8 @@ export const jobConnectionsLost = new Counter({
  * every poll interval, the LISTEN connection reconnects with backoff, cron retries its tick, and a
  * job completed or failed meanwhile is retried (57P03) until a host accepts writes. Stopping and
  * restarting the runner instead was the other choice; it would rebuild all of these to no gain.
- * Not covered: graphile-worker 0.18 does not await a job's completion, so a connection that breaks
- * in the middle of that statement (not 57P03) is an unhandled rejection, which ends the process.
+ * A connection that breaks in the middle of storing a job's result fails with 57P03 too
+ * (`primaryClient`), so that store is retried rather than ending the process.
  */
 function jobPool(options: WorkerOptions): pg.Pool {
   const targets = writableHostTargets(options.connectionString);

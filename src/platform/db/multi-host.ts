@@ -220,15 +220,16 @@ type ConnectCallback = (error: Error | null, client?: pg.Client) => void;
  * A pg `Client` class for a multi-host read-write URL (pg takes one host and refuses a multi-host
  * URL): each new connection first finds the writable host, as postgres.js's do (`primarySocket`),
  * so a pool built with it (`Pool({ Client })`) opens its next connections on the promoted primary
- * after a failover. An error that is not PostgreSQL's own answer becomes `CannotConnectNowError`,
- * also given to `failed`.
+ * after a failover. A connect error that is not PostgreSQL's own answer becomes
+ * `CannotConnectNowError`, also given to `failed`; so does a query's error when its connection
+ * broke (`brokenConnection`), which the pool's 'error' event already reports.
  */
 export function primaryClient(
   targets: readonly HostTarget[],
   failed: (error: CannotConnectNowError) => void,
 ): typeof pg.Client {
   const findPrimary = primaryFinder(targets);
-  return class PrimaryClient extends pg.Client {
+  class PrimaryClient extends pg.Client {
     override connect(): Promise<pg.Client>;
     override connect(callback: ConnectCallback): void;
     override connect(callback?: ConnectCallback): Promise<pg.Client> | undefined {
@@ -256,7 +257,58 @@ export function primaryClient(
       );
       return undefined;
     }
-  };
+  }
+  PrimaryClient.prototype.query = unavailableWhenBroken(pg.Client.prototype.query);
+  return PrimaryClient;
+}
+
+/**
+ * How pg 8 fails a query whose connection broke, rather than PostgreSQL answering it: socket
+ * errors, and its own messages for a connection that ended (`Connection terminated unexpectedly`)
+ * or that an earlier error left unusable.
+ */
+const brokenConnectionCodes = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH']);
+const brokenConnectionMessage =
+  /^Connection terminated|^Client has encountered a connection error|^Client was closed/;
+
+/** Whether a pg error says the connection broke (no SQLSTATE: PostgreSQL did not answer). */
+export function brokenConnection(error: unknown): error is Error {
+  if (!(error instanceof Error) || error instanceof pg.DatabaseError) return false;
+  const code = 'code' in error ? error.code : undefined;
+  return (
+    (typeof code === 'string' && brokenConnectionCodes.has(code)) ||
+    brokenConnectionMessage.test(error.message)
+  );
+}
+
+function unavailableIfBroken(error: unknown): unknown {
+  return brokenConnection(error) ? new CannotConnectNowError(error.message, { cause: error }) : error;
+}
+
+/**
+ * pg's `query` (promise and callback forms), with an error of a broken connection turned into
+ * `CannotConnectNowError`. graphile-worker 0.18 stores a job's result (completeJob, failJob)
+ * without awaiting it and retries only SQLSTATE-like codes (57P03 among them): without this, a
+ * primary that dies while a result is being stored ends the process with an unhandled rejection.
+ * Retrying is safe there: a completion deletes the job by id and a failure updates it only while
+ * this worker still holds its lock, so a retry after the first try committed changes nothing.
+ * Queries given as a `Submittable` (cursors, streams) report their errors themselves, unchanged.
+ */
+function unavailableWhenBroken(query: pg.Client['query']): pg.Client['query'] {
+  function guarded(this: pg.Client, ...args: unknown[]): unknown {
+    const callback = args.at(-1);
+    if (typeof callback === 'function') {
+      args[args.length - 1] = (error: unknown, result: unknown) =>
+        Reflect.apply(callback, undefined, [unavailableIfBroken(error), result]);
+      return Reflect.apply(query, this, args);
+    }
+    const result: unknown = Reflect.apply(query, this, args);
+    if (!(result instanceof Promise)) return result;
+    return result.catch((error: unknown) => {
+      throw unavailableIfBroken(error);
+    });
+  }
+  return guarded as pg.Client['query'];
 }
 
 /**
