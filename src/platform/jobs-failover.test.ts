@@ -57,7 +57,8 @@ describe('the job worker on a multi-host read-write URL', () => {
     expect((await waitFor(() => ranProbe(1), jobWaitMs, 'the job on the first primary')).host).toBe(
       String(pair.primary.port),
     );
-    // Killed only once the job's completion is stored: graphile-worker does not catch a failure of it.
+    // Killed once the first job's completion is stored, so that only the second job waits for the new primary
+    // (a completion cut by the kill is retried: src/platform/jobs-connection.test.ts).
     await waitFor(
       async () => {
         let left = 1;

@@ -151,9 +151,12 @@ function jobPool(options: WorkerOptions): pg.Pool {
     ...(targets === undefined ? {} : { Client: primaryClient(targets, lost) }),
     max: options.concurrency + 2,
   });
-  // Without a listener a dropped idle connection is an unhandled 'error' that kills the process.
-  pool.on('error', lost);
+  // An 'error' event nobody listens to ends the process. graphile-worker adds listeners only to a
+  // pool that has none, so this pool listens itself: on each client, checked out or idle (where it
+  // is counted), and on the pool, which repeats an idle client's error.
+  pool.on('error', () => {});
   pool.on('connect', (client) => {
+    client.on('error', lost);
     if (lostSince === undefined) return;
     options.logger.info(
       { host: `${client.host}:${client.port}`, durationMs: Math.round(performance.now() - lostSince) },

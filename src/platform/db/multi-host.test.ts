@@ -1,7 +1,7 @@
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/db.ts';
+import { startTcpRelay } from '../../../test/support/tcp-relay.ts';
 import { DatabaseUnavailableError } from '../errors.ts';
 import { createLogger } from '../logging.ts';
 import { connect } from './connect.ts';
@@ -119,40 +119,12 @@ describe('a pool on a multi-host read-write URL', () => {
   });
 });
 
-/** A TCP relay to the test database whose connections `cut` breaks without PostgreSQL answering. */
-async function startRelay(): Promise<{ port: number; cut(): void; close(): Promise<void> }> {
-  const target = new URL(db.url);
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect({ host: target.hostname, port: Number(target.port || 5432) });
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.on('close', () => sockets.delete(socket));
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('the relay has no TCP port');
-  const cut = () => {
-    for (const socket of sockets) socket.destroy();
-  };
-  return {
-    port: address.port,
-    cut,
-    close: async () => {
-      cut();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
 describe('primaryClient', () => {
   // graphile-worker retries storing a job's result only on such codes; any other error there is
   // an unhandled rejection that ends the process.
   it('fails the queries of a connection that broke with 57P03, in promise and callback form, and keeps PostgreSQL answers', async () => {
-    const relay = await startRelay();
+    const target = new URL(db.url);
+    const relay = await startTcpRelay({ host: target.hostname, port: Number(target.port || 5432) });
     const targets = writableHostTargets(
       multiHost([`127.0.0.1:${relay.port}`, `127.0.0.1:${deadPort}`], { keepReal: false }),
     );
