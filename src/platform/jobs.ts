@@ -2,7 +2,7 @@ import { type JobHelpers, type Runner, run, type TaskList, Logger as WorkerLogge
 import pg from 'pg';
 import { Counter } from 'prom-client';
 import { assert } from './assert.ts';
-import { primaryClient, writableHostTargets } from './db/multi-host.ts';
+import { primaryClient, UnavailableWhenBrokenClient, writableHostTargets } from './db/multi-host.ts';
 import type { Executor } from './db/types.ts';
 import type { Logger } from './logging.ts';
 import { countWorkerRun, registerLoop, registry } from './metrics.ts';
@@ -134,8 +134,9 @@ export const jobConnectionsLost = new Counter({
  * every poll interval, the LISTEN connection reconnects with backoff, cron retries its tick, and a
  * job completed or failed meanwhile is retried (57P03) until a host accepts writes. Stopping and
  * restarting the runner instead was the other choice; it would rebuild all of these to no gain.
- * A connection that breaks in the middle of storing a job's result fails with 57P03 too
- * (`primaryClient`), so that store is retried rather than ending the process.
+ * A connection that breaks in the middle of storing a job's result fails with 57P03 too, on a
+ * single-host URL as well (`UnavailableWhenBrokenClient`), so that store is retried rather than
+ * ending the process.
  */
 function jobPool(options: WorkerOptions): pg.Pool {
   const targets = writableHostTargets(options.connectionString);
@@ -148,7 +149,7 @@ function jobPool(options: WorkerOptions): pg.Pool {
   };
   const pool = new pg.Pool({
     connectionString: targets?.[0]?.url ?? options.connectionString,
-    ...(targets === undefined ? {} : { Client: primaryClient(targets, lost) }),
+    Client: targets === undefined ? UnavailableWhenBrokenClient : primaryClient(targets, lost),
     max: options.concurrency + 2,
   });
   // An 'error' event nobody listens to ends the process. graphile-worker adds listeners only to a

@@ -217,6 +217,14 @@ export class CannotConnectNowError extends OperatingError {
 type ConnectCallback = (error: Error | null, client?: pg.Client) => void;
 
 /**
+ * A pg `Client` whose queries fail with `CannotConnectNowError` when their connection broke
+ * (`unavailableWhenBroken`): the job worker's clients on a single-host URL, and the base of
+ * `primaryClient`'s.
+ */
+export class UnavailableWhenBrokenClient extends pg.Client {}
+UnavailableWhenBrokenClient.prototype.query = unavailableWhenBroken(pg.Client.prototype.query);
+
+/**
  * A pg `Client` class for a multi-host read-write URL (pg takes one host and refuses a multi-host
  * URL): each new connection first finds the writable host, as postgres.js's do (`primarySocket`),
  * so a pool built with it (`Pool({ Client })`) opens its next connections on the promoted primary
@@ -229,7 +237,7 @@ export function primaryClient(
   failed: (error: CannotConnectNowError) => void,
 ): typeof pg.Client {
   const findPrimary = primaryFinder(targets);
-  class PrimaryClient extends pg.Client {
+  class PrimaryClient extends UnavailableWhenBrokenClient {
     override connect(): Promise<pg.Client>;
     override connect(callback: ConnectCallback): void;
     override connect(callback?: ConnectCallback): Promise<pg.Client> | undefined {
@@ -258,7 +266,6 @@ export function primaryClient(
       return undefined;
     }
   }
-  PrimaryClient.prototype.query = unavailableWhenBroken(pg.Client.prototype.query);
   return PrimaryClient;
 }
 
