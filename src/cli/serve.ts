@@ -49,6 +49,22 @@ function exitAfter(ms: number, logger: Logger, message: string): void {
 }
 
 /**
+ * An error nothing caught (a rejected promise nobody awaited, an exception thrown in a callback)
+ * leaves the process in a state no code of ours chose, so it exits 1 at once for its supervisor to
+ * start it again, after one `fatal` log line with the stack and where it came from (`origin`:
+ * `unhandledRejection` or `uncaughtException`). Node would exit too, but with the stack on stderr
+ * only, outside the log. One listener sees both: Node raises an unhandled rejection as an uncaught
+ * exception when no 'unhandledRejection' listener is installed. Draining first is not attempted: the
+ * API's clients retry, and a job cut short runs again (every job is idempotent).
+ */
+function exitOnUncaught(logger: Logger): (error: unknown, origin: string) => void {
+  return (error, origin) => {
+    logger.fatal({ err: error, origin }, 'uncaught error: exiting');
+    process.exit(1);
+  };
+}
+
+/**
  * Starts, then runs until SIGINT/SIGTERM, then stops what was opened within the configured
  * timeout. The handlers are installed before `start`, so a signal that arrives while starting
  * still stops what has started. A start that fails is reported at once as one line naming the
@@ -76,6 +92,8 @@ async function runUntilSignal(
     exitAfter(config.shutdownTimeoutMs, logger, 'shutdown took too long: exiting');
     signalled();
   };
+  const onUncaught = exitOnUncaught(logger);
+  process.on('uncaughtException', onUncaught);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
@@ -91,6 +109,7 @@ async function runUntilSignal(
     await opened.stop().catch((error: unknown) => logger.error({ err: error }, 'error while stopping'));
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('uncaughtException', onUncaught);
     logger.info('stopped');
   }
 }

@@ -1,11 +1,17 @@
 import { join } from 'node:path';
+import { sealTask } from '../audit/tasks.ts';
+import { signatureHeader, signatureHeaderValue } from '../deposits/signature.ts';
 import { postJournal } from '../ledger/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
+import { enqueueJob } from '../platform/jobs.ts';
+import { reconcileTaskOf, reconciliationWorker } from '../reconciliation/tasks.ts';
 import { stroopsPerUnit } from '../stellar/units.ts';
+import { deliverTask } from '../webhooks/events.ts';
 import { type Drill, type DrillContext, messageOf, type ServiceProcess } from './harness.ts';
+import { type MerchantReceiver, startMerchantReceiver } from './merchant-receiver.ts';
 import { findPostgresBinaries, type PostgresPair, startPostgresPair } from './postgres-pair.ts';
-import { issueToken, openSql } from './support.ts';
+import { api, cliOk, issueToken, metricValue, openAccount, openSql, scrapeMetrics } from './support.ts';
 import { TransferLoad } from './transfer-load.ts';
 
 const database = 'settledesk';
@@ -20,10 +26,14 @@ const fundingMinor = 1_000n * stroopsPerUnit;
 const load = { clients: 8, requestsMax: 6_000, requestTimeoutMs: 5_000, triesPerKeyMax: 30 };
 /**
  * `SHUTDOWN_TIMEOUT_MS` of the service: after the failover it must still stop within it. Tighter
- * than the default 8 s, since this service has no worker to drain: a pool close that waits out a
- * dead connection (src/platform/runtime.ts) overruns it.
+ * than the default 8 s: the worker's jobs here (seals, detectors, heartbeats) finish in
+ * milliseconds, so draining it adds little, and a pool close that waits out a dead connection
+ * (src/platform/runtime.ts) overruns it.
  */
 const shutdownTimeoutMs = 3_000;
+/** The worker polls this often; a job enqueued after the failover is fetched within it. */
+const workerPollIntervalMs = 500;
+const jobsAfterFailoverMsMax = 30_000;
 const acknowledgedBeforeKillMin = 150;
 const acknowledgedAfterRecoveryMin = 100;
 const loadPhaseMsMax = 30_000;
@@ -31,13 +41,19 @@ const detectionMsMax = 20_000;
 const recoveryMsMax = 30_000;
 /** Acknowledged keys replayed through the API after the failover; the rest are checked in SQL. */
 const replaysMax = 20;
+/** The deposit provider whose signed webhook credits a deposit after the failover. */
+const provider = 'failoverramp';
+const providerSecret = 'db-failover-drill-provider-secret';
+const depositAmount = '2.5';
+const deliveryWaitMsMax = 30_000;
 
 /**
  * docs/runbooks/db-failover.md against a real primary and synchronous streaming replica:
- * `settledesk serve` (no job worker: see the runbook) on the multi-host URL under transfer load,
+ * `settledesk serve` with its job worker on the multi-host URL under transfer load,
  * the primary killed with SIGKILL, detection through readiness, `dependency_up` and the runbook's
  * checks, the replica promoted by the runbook's cells, and then: the same service process writes
- * to the new primary, every acknowledged transfer is there exactly once, the ledger is balanced,
+ * to the new primary, its job worker runs an audit seal and a detector there, every acknowledged
+ * transfer is there exactly once, the ledger is balanced,
  * no request answered 500 meanwhile (503 with Retry-After only, and a retried key is never held
  * by its failed try), and the process still stops within its shutdown timeout.
  */
@@ -46,7 +62,7 @@ export const dbFailoverDrill: Drill = {
   runbook: 'db-failover.md',
   description:
     'kill the PostgreSQL primary under transfer load, promote the synchronous replica with the runbook; ' +
-    'the service reconnects without a restart and no acknowledged transfer is lost',
+    'the service and its job worker reconnect without a restart and no acknowledged transfer is lost',
   run: async (context) => {
     const binaries = await context.step('locate the system PostgreSQL binaries', async () => {
       const found = await findPostgresBinaries();
@@ -65,8 +81,11 @@ export const dbFailoverDrill: Drill = {
     const serviceEnv = {
       DATABASE_URL: pair.multiHostUrl(database),
       SETTLEDESK_DATA_DIR: dataDir,
-      SETTLEDESK_WORKER: 'false',
       SANDBOX_PORT: '0',
+      [`DEPOSIT_WEBHOOK_SECRET_${provider.toUpperCase()}`]: providerSecret,
+      // The drill's merchant endpoint is a plain-HTTP receiver on 127.0.0.1.
+      MERCHANT_WEBHOOK_ALLOW_HTTP: 'true',
+      WORKER_POLL: String(workerPollIntervalMs),
       LOG_LEVEL: 'info',
       SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
     };
@@ -78,7 +97,7 @@ export const dbFailoverDrill: Drill = {
       if (result.code !== 0) throw context.fail(`settledesk migrate exited ${result.code}: ${result.stderr}`);
     });
     const service = await context.step(
-      'start settledesk serve on the multi-host URL, without the job worker',
+      'start settledesk serve on the multi-host URL, with its job worker',
       () => context.startService(serviceEnv),
     );
     const tokens = await context.step(
@@ -86,6 +105,7 @@ export const dbFailoverDrill: Drill = {
       async () => ({
         service: (await issueToken(context, serviceEnv, 'drill-load', 'service')).token,
         operator: (await issueToken(context, serviceEnv, 'drill-operator', 'operator')).token,
+        admin: (await issueToken(context, serviceEnv, 'drill-admin', 'admin')).token,
       }),
     );
     Object.assign(context.env, {
@@ -99,6 +119,10 @@ export const dbFailoverDrill: Drill = {
     });
     const accounts = await context.step('open and fund customer accounts', () =>
       openFundedAccounts(context, service, tokens.service, pair),
+    );
+    const deposit = await context.step(
+      `a merchant endpoint for deposit.credited, provider ${provider} and a deposit reference it quoted`,
+      () => prepareDeposit(context, service, serviceEnv, tokens),
     );
     await context.step('the service pool skips a standby listed first in the URL', () =>
       standbyFirst(context, pair),
@@ -180,6 +204,10 @@ export const dbFailoverDrill: Drill = {
       );
       await context.cells(['check-primary']);
     });
+    const writableAt = await context.step(
+      'when the new primary stopped waiting for the lost standby (its configuration reload)',
+      () => reloadedAt(pair),
+    );
 
     // The cells did their job: from here on a failure is the service's, not the runbook's.
     const firstSuccess = await context.step(
@@ -209,6 +237,13 @@ export const dbFailoverDrill: Drill = {
       Math.round(firstSuccess.endedAt - killedAt),
       `primary death to the first acknowledged transfer on the new primary: ${Math.round(firstSuccess.endedAt - killedAt)} ms`,
     );
+    // The figure above is mostly the runbook's steps; this one is the service's own part.
+    const afterWritableMs = Math.round(performance.timeOrigin + firstSuccess.endedAt - writableAt);
+    context.figure(
+      'firstSuccessAfterWritableMs',
+      afterWritableMs,
+      `new primary accepting commits (stop-waiting-for-standby reloaded it) to the first acknowledged transfer: ${afterWritableMs} ms`,
+    );
     await context.step(
       `transfer load on the new primary until ${acknowledgedAfterRecoveryMin} more are acknowledged`,
       async () => {
@@ -227,6 +262,13 @@ export const dbFailoverDrill: Drill = {
         throw context.fail(`settledesk serve (pid ${service.pid}) did not survive the failover`);
       context.note(`settledesk serve pid ${service.pid} served before and after the failover`);
     });
+    await context.step('the same job worker runs a detector and an audit seal on the new primary', () =>
+      jobsAfterFailover(context, service, pair),
+    );
+    await context.step(
+      'a deposit credited on the new primary reaches the merchant once, delivered by the same process',
+      () => depositAfterFailover(context, service, pair, deposit, writableAt),
+    );
     await context.step('money: every acknowledged transfer is on the new primary, once', () =>
       context.expectAfter('promote-replica', 'acknowledged transfers are missing after the promotion', () =>
         checkAcknowledged(context, pair, service, tokens.service, transfers, killedAt),
@@ -311,6 +353,196 @@ export const dbFailoverDrill: Drill = {
   },
 };
 
+/**
+ * Jobs enqueued on the promoted primary (as cron would each minute) must be run by the worker of
+ * the serve process that lived through the failover: its own worker_runs_total counts them, and
+ * the audit rows written after the promotion (transfers) are sealed on the new primary.
+ */
+async function jobsAfterFailover(
+  context: DrillContext,
+  service: ServiceProcess,
+  pair: PostgresPair,
+): Promise<void> {
+  const runs = async (worker: string) =>
+    metricValue(await scrapeMetrics(service), 'worker_runs_total', { worker, result: 'success' });
+  const before = { seal: await runs(sealTask), detector: await runs(reconciliationWorker) };
+  const sql = openSql(pair.multiHostUrl(database));
+  try {
+    // Audit rows up to here, the transfers on the new primary among them, must be sealed by the job.
+    const [last] = await sql<{ id: bigint }[]>`select coalesce(max(id), 0)::int8 as id from audit_log`;
+    const lastAuditId = last?.id ?? 0n;
+    await withTransaction(sql, async (tx) => {
+      await enqueueJob(tx, sealTask, {}, { jobKey: 'drill-seal-after-failover' });
+      await enqueueJob(
+        tx,
+        reconcileTaskOf('ledger_balance'),
+        {},
+        { jobKey: 'drill-detector-after-failover' },
+      );
+    });
+    const ran = await context
+      .waitFor(
+        'the audit seal and the ledger_balance detector to succeed in the serve process',
+        async () => {
+          const after = { seal: await runs(sealTask), detector: await runs(reconciliationWorker) };
+          return after.seal > before.seal && after.detector > before.detector ? after : undefined;
+        },
+        jobsAfterFailoverMsMax,
+      )
+      .catch((error: unknown) => {
+        throw context.fail(
+          `the job worker did not run jobs on the new primary (src/platform/jobs.ts): ${messageOf(error)}`,
+        );
+      });
+    const [audit] = await sql<{ unsealed: number }[]>`
+      select count(*)::int as unsealed from audit_log where id <= ${lastAuditId}::bigint and hash is null`;
+    if (audit?.unsealed !== 0)
+      throw context.fail(`${audit?.unsealed} audit rows written before the seal job are still unsealed`);
+    context.figure(
+      'sealsAfterFailover',
+      ran.seal - before.seal,
+      `serve (pid ${service.pid}) ran ${ran.seal - before.seal} audit seals on the new primary`,
+    );
+    context.figure(
+      'detectorRunsAfterFailover',
+      ran.detector - before.detector,
+      `serve (pid ${service.pid}) ran ${ran.detector - before.detector} detector runs on the new primary`,
+    );
+  } finally {
+    await sql.end();
+  }
+}
+
+type PreparedDeposit = { receiver: MerchantReceiver; accountId: string; reference: string };
+
+/**
+ * Before the kill, so that only the event itself happens after the failover: a verifying merchant
+ * receiver registered for deposit.credited, the provider, and a reference it quoted a customer
+ * (an account of its own, so the transfer accounts keep exactly what they were funded).
+ */
+async function prepareDeposit(
+  context: DrillContext,
+  service: ServiceProcess,
+  serviceEnv: Record<string, string>,
+  tokens: { service: string; admin: string },
+): Promise<PreparedDeposit> {
+  const receiver = await startMerchantReceiver();
+  context.defer('stop the merchant receiver', () => receiver.close());
+  const endpoint = await api(service, tokens.admin, 'POST', '/v1/webhook-endpoints', {
+    url: receiver.url,
+    eventTypes: ['deposit.credited'],
+    ownerRef: null,
+  });
+  if (endpoint.status !== 201 || typeof endpoint.body.secret !== 'string')
+    throw context.fail(
+      `POST /v1/webhook-endpoints answered ${endpoint.status} ${JSON.stringify(endpoint.body)}`,
+    );
+  receiver.useSecret(endpoint.body.secret);
+  await cliOk(context, serviceEnv, ['providers', 'add', provider, '--as', 'drill-operator']);
+  const accountId = await openAccount(context, service, tokens.service, 'drill-depositor');
+  const intent = await api(service, tokens.service, 'POST', '/v1/deposits/intents', { accountId, provider });
+  if (intent.status !== 201 || typeof intent.body.reference !== 'string')
+    throw context.fail(`POST /v1/deposits/intents answered ${intent.status} ${JSON.stringify(intent.body)}`);
+  context.note(`endpoint ${endpoint.body.id} at ${receiver.url}; reference ${intent.body.reference}`);
+  return { receiver, accountId, reference: intent.body.reference };
+}
+
+/**
+ * The provider's signed webhook credits the deposit on the new primary; the merchant must receive
+ * its deposit.credited event once, with a valid signature, sent by the worker of the serve process
+ * that lived through the failover: its worker_runs_total counts the delivery task, and the
+ * delivery's one attempt is stored after the new primary began accepting commits.
+ */
+async function depositAfterFailover(
+  context: DrillContext,
+  service: ServiceProcess,
+  pair: PostgresPair,
+  deposit: PreparedDeposit,
+  writableAt: number,
+): Promise<void> {
+  const deliveries = async () =>
+    metricValue(await scrapeMetrics(service), 'worker_runs_total', {
+      worker: deliverTask,
+      result: 'success',
+    });
+  const before = await deliveries();
+  const text = JSON.stringify({
+    reference: deposit.reference,
+    accountId: deposit.accountId,
+    asset: 'XLM',
+    amount: depositAmount,
+  });
+  const signature = signatureHeaderValue(providerSecret, Math.floor(Date.now() / 1_000), text);
+  const response = await fetch(`${service.url}/v1/webhooks/deposits/${provider}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', [signatureHeader]: signature },
+    body: text,
+    signal: AbortSignal.timeout(load.requestTimeoutMs),
+  });
+  const answer = (await response.json()) as { outcome?: string; depositId?: string };
+  if (response.status !== 201 || answer.outcome !== 'credited')
+    throw context.fail(
+      `the deposit webhook answered ${response.status} ${JSON.stringify(answer)}, not 201 credited`,
+    );
+  const matches = () =>
+    deposit.receiver.verified.filter(
+      (event) => event.type === 'deposit.credited' && event.data.reference === deposit.reference,
+    );
+  const sql = openSql(pair.replica.url(database));
+  try {
+    const attempts = await context
+      .waitFor(
+        'the merchant to receive deposit.credited and the delivery to be stored as delivered',
+        async () => {
+          if (matches().length === 0) return undefined;
+          const rows = await sql<
+            { status: string; attempt: number; statusCode: number | null; at: number }[]
+          >`
+            select d.status, a.attempt, a.status_code as "statusCode",
+              (extract(epoch from a.attempted_at) * 1000)::float8 as at
+            from merchant_webhook_events e
+            join merchant_webhook_deliveries d on d.event_id = e.id
+            join merchant_webhook_attempts a on a.delivery_id = d.id
+            where e.body::jsonb -> 'data' ->> 'reference' = ${deposit.reference}::text`;
+          return rows.some((row) => row.status === 'delivered') ? rows : undefined;
+        },
+        deliveryWaitMsMax,
+      )
+      .catch((error: unknown) => {
+        throw context.fail(
+          `the merchant webhook was not delivered after the failover (src/webhooks/tasks.ts): ${messageOf(error)}`,
+        );
+      });
+    const runs = (await deliveries()) - before;
+    const received = matches();
+    if (received.length !== 1 || attempts.length !== 1)
+      throw context.fail(
+        `the merchant received the event ${received.length} times in ${attempts.length} attempts; once is right`,
+      );
+    if (attempts[0]!.statusCode !== 204 || attempts[0]!.at < writableAt)
+      throw context.fail(
+        `the delivery attempt answered ${attempts[0]!.statusCode} at ${new Date(attempts[0]!.at).toISOString()}, ` +
+          `not 204 after the new primary accepted commits (${new Date(writableAt).toISOString()})`,
+      );
+    if (runs < 1)
+      throw context.fail(
+        `worker_runs_total{worker="${deliverTask}"} of serve (pid ${service.pid}) did not grow`,
+      );
+    context.figure(
+      'webhookDeliveriesAfterFailover',
+      received.length,
+      `serve (pid ${service.pid}) delivered deposit.credited ${received.length} time(s) after the failover, signature verified`,
+    );
+    context.figure(
+      'webhookReceiverRefused',
+      deposit.receiver.refused,
+      `${deposit.receiver.refused} requests to the merchant receiver failed signature verification (must be 0)`,
+    );
+  } finally {
+    await sql.end();
+  }
+}
+
 /** `api 2 ms, stellar 4 ms, …` from the `stopped part` lines of serve's log (src/cli/serve.ts). */
 function stoppedParts(log: string): string {
   const parts: string[] = [];
@@ -320,6 +552,20 @@ function stoppedParts(log: string): string {
     parts.push(`${part} ${durationMs} ms`);
   }
   return parts.join(', ');
+}
+
+/**
+ * When the promoted replica reloaded its configuration (epoch ms): from then on commits no longer
+ * wait for the lost synchronous standby. The drill runs on the same machine, so the clocks agree.
+ */
+async function reloadedAt(pair: PostgresPair): Promise<number> {
+  let at = 0;
+  await onReplica(pair, async (sql) => {
+    const [row] = await sql<{ ms: number }[]>`
+      select (extract(epoch from pg_conf_load_time()) * 1000)::float8 as ms`;
+    at = row?.ms ?? 0;
+  });
+  return at;
 }
 
 async function onReplica(pair: PostgresPair, work: (sql: Sql) => Promise<void>): Promise<void> {

@@ -1,11 +1,12 @@
 import { type JobHelpers, type Runner, run, type TaskList, Logger as WorkerLogger } from 'graphile-worker';
 import pg from 'pg';
+import { Counter } from 'prom-client';
 import { assert } from './assert.ts';
-import { primaryHostUrl } from './db/multi-host.ts';
+import { primaryClient, UnavailableWhenBrokenClient, writableHostTargets } from './db/multi-host.ts';
 import { registerPool } from './db/observe.ts';
 import type { Executor } from './db/types.ts';
 import type { Logger } from './logging.ts';
-import { countWorkerRun, registerLoop } from './metrics.ts';
+import { countWorkerRun, registerLoop, registry } from './metrics.ts';
 
 export type Task = (payload: unknown, helpers: JobHelpers) => Promise<void>;
 export type TaskMap = Readonly<Record<string, Task>>;
@@ -117,18 +118,68 @@ export type WorkerOptions = {
 
 export type Worker = { stop(): Promise<void>; runner: Runner };
 
+/**
+ * Connections of the job worker's pool that failed: an idle one the server dropped or a new one
+ * that found no writable host. Logged once per outage; counted each time.
+ */
+export const jobConnectionsLost = new Counter({
+  name: 'job_worker_connections_lost_total',
+  help: 'Database connections of the job worker that were lost or could not be opened (a restart or failover of the database).',
+  registers: [registry],
+});
+
+/**
+ * graphile-worker's pool on pg, which takes one host. With a multi-host read-write URL every new
+ * connection finds the writable host first (`primaryClient`), so after a failover the same pool,
+ * and so the same runner, reaches the promoted primary without a restart: job fetching retries
+ * every poll interval, the LISTEN connection reconnects with backoff, cron retries its tick, and a
+ * job completed or failed meanwhile is retried (57P03) until a host accepts writes. Stopping and
+ * restarting the runner instead was the other choice; it would rebuild all of these to no gain.
+ * A connection that breaks in the middle of storing a job's result fails with 57P03 too, on a
+ * single-host URL as well (`UnavailableWhenBrokenClient`), so that store is retried rather than
+ * ending the process.
+ */
+/** The job runner's connections at once, and two for its LISTEN and cron. */
+function jobPoolSize(options: WorkerOptions): number {
+  return options.concurrency + 2;
+}
+
+function jobPool(options: WorkerOptions): pg.Pool {
+  const targets = writableHostTargets(options.connectionString);
+  let lostSince: number | undefined;
+  const lost = (error: Error) => {
+    jobConnectionsLost.inc();
+    if (lostSince !== undefined) return;
+    lostSince = performance.now();
+    options.logger.warn({ err: error }, 'job worker lost a database connection');
+  };
+  const pool = new pg.Pool({
+    connectionString: targets?.[0]?.url ?? options.connectionString,
+    Client: targets === undefined ? UnavailableWhenBrokenClient : primaryClient(targets, lost),
+    max: jobPoolSize(options),
+  });
+  // An 'error' event nobody listens to ends the process. graphile-worker adds listeners only to a
+  // pool that has none, so this pool listens itself: on each client, checked out or idle (where it
+  // is counted), and on the pool, which repeats an idle client's error.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => {
+    client.on('error', lost);
+    if (lostSince === undefined) return;
+    options.logger.info(
+      { host: `${client.host}:${client.port}`, durationMs: Math.round(performance.now() - lostSince) },
+      'job worker reconnected to the database',
+    );
+    lostSince = undefined;
+  });
+  return pool;
+}
+
 /** Starts a job runner; `stop` lets running jobs finish before it resolves. */
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
-  // Our own pool, so that a connection dropped by the server (restart, failover) is logged and
-  // replaced instead of surfacing as an unhandled 'error' event that kills the process.
-  // pg takes one host: a multi-host URL is pinned to the primary of the moment (primaryHostUrl).
-  const connectionString = await primaryHostUrl(options.connectionString);
-  const poolMax = options.concurrency + 2;
-  const pool = new pg.Pool({ connectionString, max: poolMax });
-  pool.on('error', (error) => options.logger.warn({ err: error }, 'job worker lost a database connection'));
+  const pool = jobPool(options);
   const unregisterPool = registerPool('jobs', () => ({
     inUse: pool.totalCount - pool.idleCount,
-    size: poolMax,
+    size: jobPoolSize(options),
     waiting: pool.waitingCount,
   }));
   const workerOf = options.workerOf ?? ((task: string) => task);

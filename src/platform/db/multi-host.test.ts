@@ -1,10 +1,12 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/db.ts';
+import { startTcpRelay } from '../../../test/support/tcp-relay.ts';
 import { DatabaseUnavailableError } from '../errors.ts';
 import { createLogger } from '../logging.ts';
 import { connect } from './connect.ts';
 import { freePort } from './embedded.ts';
-import { primaryHostUrl, writableHostTargets } from './multi-host.ts';
+import { CannotConnectNowError, primaryClient, primaryHostUrl, writableHostTargets } from './multi-host.ts';
 
 const logger = createLogger('silent');
 let db: TestDatabase;
@@ -113,6 +115,43 @@ describe('a pool on a multi-host read-write URL', () => {
       // postgres.js's end() waits for a connection whose query the server ended (also with a
       // plain single-host pool), so it is bounded here as the runtime bounds it.
       await sql.end({ timeout: 1 });
+    }
+  });
+});
+
+describe('primaryClient', () => {
+  // graphile-worker retries storing a job's result only on such codes; any other error there is
+  // an unhandled rejection that ends the process.
+  it('fails the queries of a connection that broke with 57P03, in promise and callback form, and keeps PostgreSQL answers', async () => {
+    const target = new URL(db.url);
+    const relay = await startTcpRelay({ host: target.hostname, port: Number(target.port || 5432) });
+    const targets = writableHostTargets(
+      multiHost([`127.0.0.1:${relay.port}`, `127.0.0.1:${deadPort}`], { keepReal: false }),
+    );
+    if (targets === undefined) throw new Error('the relay URL is not multi-host');
+    const client = new (primaryClient(targets, () => {}))({ connectionString: targets[0]?.url });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      const answered = await client.query('select 1 / 0').catch((error: unknown) => error);
+      expect(answered).toBeInstanceOf(pg.DatabaseError);
+      expect(answered).toMatchObject({ code: '22012' });
+
+      const running = client.query('select pg_sleep(5)').catch((error: unknown) => error);
+      const queued = new Promise<Error | undefined>((resolve) => {
+        client.query('select 1', (error) => resolve(error ?? undefined));
+      });
+      relay.cut();
+      for (const error of [await running, await queued]) {
+        expect(error).toBeInstanceOf(CannotConnectNowError);
+        expect(error).toMatchObject({ code: '57P03' });
+      }
+      const after = await client.query('select 1').catch((error: unknown) => error);
+      expect(after).toBeInstanceOf(CannotConnectNowError);
+      expect(after).toMatchObject({ code: '57P03' });
+    } finally {
+      await client.end().catch(() => {});
+      await relay.close();
     }
   });
 });

@@ -1,11 +1,13 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
+import pg from 'pg';
 import postgres from 'postgres';
-import { DatabaseUnavailableError } from '../errors.ts';
+import { DatabaseUnavailableError, OperatingError } from '../errors.ts';
 
 /**
  * Multi-host connection strings (`postgres://u:p@db-a:5432,db-b:5432/db?target_session_attrs=read-write`)
- * for the two clients settledesk uses. Drilled by src/drills/db-failover.ts.
+ * for the two clients settledesk uses: postgres.js (`primarySocket`) and pg under graphile-worker
+ * (`primaryClient`). Drilled by src/drills/db-failover.ts.
  *
  * postgres.js 3.4.9 does not get read-write right, measured here against a primary and a hot
  * standby: (1) it takes read-write to mean "default_transaction_read_only is off", which a hot
@@ -58,10 +60,10 @@ export function writableHostTargets(url: string): HostTarget[] | undefined {
 }
 
 /**
- * A postgres.js `socket` factory: a TCP socket to the first writable host, starting with the
- * last one that was. Concurrent callers share one probe round.
+ * Finds the writable host, starting with the last one that was; concurrent callers share one
+ * probe round, and after a round finds none, calls fail at once for `noPrimaryHoldMs`.
  */
-export function primarySocket(targets: readonly HostTarget[]): () => Promise<net.Socket | Duplex> {
+export function primaryFinder(targets: readonly HostTarget[]): () => Promise<HostTarget> {
   let preferred = 0;
   let noPrimaryUntil = 0;
   let lastFailure = '';
@@ -83,12 +85,20 @@ export function primarySocket(targets: readonly HostTarget[]): () => Promise<net
     lastFailure = `no host accepts writes (${reasons.join('; ')})`;
     throw new DatabaseUnavailableError(lastFailure);
   };
+  return () => {
+    round ??= findPrimary().finally(() => {
+      round = undefined;
+    });
+    return round;
+  };
+}
+
+/** A postgres.js `socket` factory: a TCP socket to the writable host (see `primaryFinder`). */
+export function primarySocket(targets: readonly HostTarget[]): () => Promise<net.Socket | Duplex> {
+  const findPrimary = primaryFinder(targets);
   return async () => {
     try {
-      round ??= findPrimary().finally(() => {
-        round = undefined;
-      });
-      return await openSocket(await round);
+      return await openSocket(await findPrimary());
     } catch (error) {
       return failedSocket(error instanceof Error ? error : new Error(String(error)));
     }
@@ -194,9 +204,122 @@ function deferClose(socket: net.Socket): net.Socket {
 }
 
 /**
- * pg (under graphile-worker) takes one host and refuses a multi-host URL ("Invalid URL"), so for
- * it a multi-host URL becomes the single-host URL of the host that is writable now. A pg pool
- * built from it stays on that host: after a failover, the job worker must be restarted.
+ * A pg connection that found no writable host, or lost the host it picked while connecting. Its
+ * `code` is SQLSTATE 57P03 (cannot_connect_now), which graphile-worker retries with backoff (3 s,
+ * growing to 120 s) when it completes or fails a job; with any other error there it gives the job
+ * up (src/platform/jobs.ts).
+ */
+export class CannotConnectNowError extends OperatingError {
+  override name = 'CannotConnectNowError';
+  readonly code = '57P03';
+}
+
+type ConnectCallback = (error: Error | null, client?: pg.Client) => void;
+
+/**
+ * A pg `Client` whose queries fail with `CannotConnectNowError` when their connection broke
+ * (`unavailableWhenBroken`): the job worker's clients on a single-host URL, and the base of
+ * `primaryClient`'s.
+ */
+export class UnavailableWhenBrokenClient extends pg.Client {}
+UnavailableWhenBrokenClient.prototype.query = unavailableWhenBroken(pg.Client.prototype.query);
+
+/**
+ * A pg `Client` class for a multi-host read-write URL (pg takes one host and refuses a multi-host
+ * URL): each new connection first finds the writable host, as postgres.js's do (`primarySocket`),
+ * so a pool built with it (`Pool({ Client })`) opens its next connections on the promoted primary
+ * after a failover. A connect error that is not PostgreSQL's own answer becomes
+ * `CannotConnectNowError`, also given to `failed`; so does a query's error when its connection
+ * broke (`brokenConnection`), which the pool's 'error' event already reports.
+ */
+export function primaryClient(
+  targets: readonly HostTarget[],
+  failed: (error: CannotConnectNowError) => void,
+): typeof pg.Client {
+  const findPrimary = primaryFinder(targets);
+  class PrimaryClient extends UnavailableWhenBrokenClient {
+    override connect(): Promise<pg.Client>;
+    override connect(callback: ConnectCallback): void;
+    override connect(callback?: ConnectCallback): Promise<pg.Client> | undefined {
+      const connected = findPrimary().then(async (target) => {
+        this.host = target.host;
+        this.port = target.port;
+        await super.connect();
+        return this;
+      });
+      const answered = connected.catch((error: unknown) => {
+        if (error instanceof pg.DatabaseError) throw error;
+        const unavailable = new CannotConnectNowError(
+          error instanceof Error ? error.message : String(error),
+          {
+            cause: error,
+          },
+        );
+        failed(unavailable);
+        throw unavailable;
+      });
+      if (callback === undefined) return answered;
+      answered.then(
+        (client) => callback(null, client),
+        (error: Error) => callback(error),
+      );
+      return undefined;
+    }
+  }
+  return PrimaryClient;
+}
+
+/**
+ * How pg 8 fails a query whose connection broke, rather than PostgreSQL answering it: socket
+ * errors, and its own messages for a connection that ended (`Connection terminated unexpectedly`)
+ * or that an earlier error left unusable.
+ */
+const brokenConnectionCodes = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH']);
+const brokenConnectionMessage =
+  /^Connection terminated|^Client has encountered a connection error|^Client was closed/;
+
+/** Whether a pg error says the connection broke (no SQLSTATE: PostgreSQL did not answer). */
+export function brokenConnection(error: unknown): error is Error {
+  if (!(error instanceof Error) || error instanceof pg.DatabaseError) return false;
+  const code = 'code' in error ? error.code : undefined;
+  return (
+    (typeof code === 'string' && brokenConnectionCodes.has(code)) ||
+    brokenConnectionMessage.test(error.message)
+  );
+}
+
+function unavailableIfBroken(error: unknown): unknown {
+  return brokenConnection(error) ? new CannotConnectNowError(error.message, { cause: error }) : error;
+}
+
+/**
+ * pg's `query` (promise and callback forms), with an error of a broken connection turned into
+ * `CannotConnectNowError`. graphile-worker 0.18 stores a job's result (completeJob, failJob)
+ * without awaiting it and retries only SQLSTATE-like codes (57P03 among them): without this, a
+ * primary that dies while a result is being stored ends the process with an unhandled rejection.
+ * Retrying is safe there: a completion deletes the job by id and a failure updates it only while
+ * this worker still holds its lock, so a retry after the first try committed changes nothing.
+ * Queries given as a `Submittable` (cursors, streams) report their errors themselves, unchanged.
+ */
+function unavailableWhenBroken(query: pg.Client['query']): pg.Client['query'] {
+  function guarded(this: pg.Client, ...args: unknown[]): unknown {
+    const callback = args.at(-1);
+    if (typeof callback === 'function') {
+      args[args.length - 1] = (error: unknown, result: unknown) =>
+        Reflect.apply(callback, undefined, [unavailableIfBroken(error), result]);
+      return Reflect.apply(query, this, args);
+    }
+    const result: unknown = Reflect.apply(query, this, args);
+    if (!(result instanceof Promise)) return result;
+    return result.catch((error: unknown) => {
+      throw unavailableIfBroken(error);
+    });
+  }
+  return guarded as pg.Client['query'];
+}
+
+/**
+ * For one-off pg clients (migrations): the single-host URL of the host that is writable now.
  */
 export async function primaryHostUrl(url: string): Promise<string> {
   const targets = writableHostTargets(url);
