@@ -114,6 +114,12 @@ describe('escrow holds', () => {
     expect(await audits(hold.id)).toEqual(['escrow.held']);
     // One event about each side.
     expect(await events(hold.id)).toEqual(['escrow.held', 'escrow.held']);
+    // Triage reads the real holds: the escrow money is explained, nothing leaks.
+    const triage = (await call('GET', '/internal/incident/escrow-leaks', { role: 'operator' })).json();
+    expect(triage).toMatchObject({ leaking: false });
+    expect(triage.accounts).toContainEqual(
+      expect.objectContaining({ asset: 'XLM', difference: '0.0000000' }),
+    );
     const shown = await call('GET', `/v1/escrow/holds/${hold.id}`, { role: 'viewer' });
     expect(shown.json()).toMatchObject({ id: hold.id, movements: [], dispute: null });
   });
