@@ -58,6 +58,8 @@ create table escrow_disputes (
   proposal_id uuid,
   created_at timestamptz not null default now(),
   resolved_at timestamptz,
+  -- When the expiry job found the hold past its expiresAt and left it to the dispute (recorded once).
+  expiry_deferred_at timestamptz,
   check ((state = 'resolved') = (outcome is not null and resolved_at is not null))
 );
 create index escrow_disputes_open on escrow_disputes (created_at, id) where state = 'open';

@@ -263,3 +263,25 @@ export async function selectOpenHoldSums(db: Executor): Promise<Map<string, bigi
     group by asset`;
   return new Map(rows.map((row) => [row.asset, row.remainingMinor]));
 }
+
+/**
+ * Disputed holds past their expiresAt whose expiry the job has not yet recorded as refused, oldest
+ * expiry first; each is marked in the same statement so the refusal is recorded once.
+ */
+export async function markDeferredExpiries(
+  db: Executor,
+  limit: number,
+): Promise<{ holdId: string; disputeId: string; expiresAt: Date }[]> {
+  return db<{ holdId: string; disputeId: string; expiresAt: Date }[]>`
+    with due as (
+      select d.id from escrow_disputes d join escrow_holds h on h.id = d.hold_id
+      where d.state = 'open' and d.expiry_deferred_at is null and h.state = 'disputed' and h.expires_at <= now()
+      order by h.expires_at, h.id
+      limit ${limit}::int
+      for update of d skip locked
+    )
+    update escrow_disputes d set expiry_deferred_at = now()
+    from due, escrow_holds h
+    where d.id = due.id and h.id = d.hold_id
+    returning d.hold_id as "holdId", d.id as "disputeId", h.expires_at as "expiresAt"`;
+}

@@ -22,6 +22,7 @@ import {
   insertHold,
   insertMovement,
   type MovementRow,
+  markDeferredExpiries,
   moveHold,
   resolveDisputeRow,
   selectDispute,
@@ -473,6 +474,7 @@ export async function openDispute(
  * postings. A disputed hold is never claimed: its dispute decides. Returns how many expired.
  */
 export async function expireDueHolds(tx: Tx, limit: number, actor = 'escrow-expiry'): Promise<number> {
+  await recordDeferredExpiries(tx, limit, actor);
   const holds = await claimExpiredHolds(tx, limit);
   if (holds.length === 0) return 0;
   await assertMoneyMovementAllowed(tx);
@@ -532,6 +534,32 @@ export async function expireDueHolds(tx: Tx, limit: number, actor = 'escrow-expi
   }
   await emitEvents(tx, events);
   return holds.length;
+}
+
+/**
+ * A disputed hold past its expiresAt does not expire: its dispute decides. The refusal is recorded
+ * once per dispute, like a refused release: an audit row and a security event operators see.
+ */
+async function recordDeferredExpiries(tx: Tx, limit: number, actor: string): Promise<void> {
+  for (const deferred of await markDeferredExpiries(tx, limit)) {
+    const detail = {
+      holdId: deferred.holdId,
+      attempted: 'expiry',
+      disputeId: deferred.disputeId,
+      expiresAt: deferred.expiresAt.toISOString(),
+      actor,
+    };
+    await Promise.all([
+      appendAudit(tx, {
+        actor,
+        action: 'escrow.expiry_refused_disputed',
+        subjectType: 'escrow_hold',
+        subjectId: deferred.holdId,
+        after: detail,
+      }),
+      insertSecurityEvent(tx, { kind: 'escrow.disputed_hold_attempt', source: 'escrow', detail }),
+    ]);
+  }
 }
 
 export type ResolutionOutcome = 'release' | 'refund' | 'split';
