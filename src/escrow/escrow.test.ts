@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fundFromFees } from '../../test/support/ledger.ts';
+import { deadlockRetries, fundFromFees } from '../../test/support/ledger.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import { expireDueHolds } from './service.ts';
@@ -509,5 +509,7 @@ describe('concurrency', () => {
     // Round 0 expires before the race; round 2 cannot expire during it.
     expect(outcomes.has('expiry')).toBe(true);
     expect(outcomes.has('release') || outcomes.has('dispute')).toBe(true);
+    // Hold row first, then accounts (docs/ledger.md, "Lock order"): no transaction waited in a cycle.
+    expect(await deadlockRetries()).toBe(0);
   });
 });
