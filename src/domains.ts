@@ -8,6 +8,9 @@ import { controlRoutes } from './controls/routes.ts';
 import { controlActions } from './controls/service.ts';
 import { depositRoutes } from './deposits/routes.ts';
 import { depositTasks } from './deposits/tasks.ts';
+import { escrowRoutes } from './escrow/routes.ts';
+import { resolveDisputeProposalAction } from './escrow/service.ts';
+import { escrowCrontab, escrowTasks } from './escrow/tasks.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { incidentRoutes } from './ops/routes.ts';
@@ -60,6 +63,7 @@ export function createDomains(runtime: Runtime, stellar?: StellarEndpoints): Dom
   for (const action of controlActions()) approvals.register(action);
   approvals.register(adjustmentProposalAction());
   approvals.register(resolveProposalAction());
+  approvals.register(resolveDisputeProposalAction());
   const settlement: Domains['settlement'] = { loop: undefined, chain: undefined };
   const triage = new Triage({
     sql: runtime.sql,
@@ -118,6 +122,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     approvalRoutes(runtime.sql, domains.approvals),
     controlRoutes(runtime.sql, domains.approvals),
     payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
+    escrowRoutes(runtime.sql, domains.approvals),
     depositRoutes(runtime.sql, runtime.config, runtime.logger),
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),
@@ -130,6 +135,7 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     ...approvalTasks(runtime.sql, domains.approvals),
     ...auditTasks(runtime.sql),
     ...depositTasks(runtime),
+    ...escrowTasks(runtime.sql),
     ...idempotencyTasks(runtime.sql, runtime.config.idempotencyRetentionSeconds),
     ...merchantWebhookTasks(runtime),
     ...reconciliationTasks(runtime, domains.stellar),
@@ -142,6 +148,7 @@ export const domainCrontab = [
   heartbeatCrontab,
   approvalsCrontab,
   auditCrontab,
+  escrowCrontab,
   idempotencyCrontab,
   merchantWebhooksCrontab,
   reconciliationCrontab,

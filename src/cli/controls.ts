@@ -22,7 +22,7 @@ function describeControls(controls: Controls): string {
   ].join('\n');
 }
 
-function describeProposal(proposal: ProposalView): string {
+export function describeProposal(proposal: ProposalView): string {
   return `proposal ${proposal.id} (${proposal.action}) is pending: a second admin approves it with\n  settledesk approvals approve ${proposal.id} --hash ${proposal.payloadHash} --as NAME`;
 }
 

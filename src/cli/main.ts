@@ -8,6 +8,7 @@ import { registerAuditCommands } from './audit.ts';
 import { type Output, reportFailure } from './context.ts';
 import { registerControlCommands } from './controls.ts';
 import { registerDrillCommands } from './drills.ts';
+import { registerEscrowCommands } from './escrow.ts';
 import { registerLedgerCommands } from './ledger.ts';
 import { registerMerchantWebhookCommands } from './merchant-webhooks.ts';
 import { registerChannelCommands, registerPayoutCommands } from './payouts.ts';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerLedgerCommands(program, output);
   registerSandboxCommands(program, output);
   registerPayoutCommands(program, output);
+  registerEscrowCommands(program, output);
   registerChannelCommands(program, output);
   registerWebhookCommands(program, output);
   registerProviderCommands(program, output);

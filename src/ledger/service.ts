@@ -72,7 +72,7 @@ const lockedAccounts = new WeakMap<Tx, { ids: Set<string>; highestId: string }>(
  * The one way to lock ledger accounts, and where the global lock order is enforced. Every money
  * transaction takes its locks in this order (docs/ledger.md, "Lock order"):
  * 1. the rows naming its work, each claimed by one transaction at a time (proposal, settlement
- *    attempt and channel, payouts);
+ *    attempt and channel, payouts, escrow holds);
  * 2. every ledger account it posts to, in id order, here: all of them in one call before its
  *    first posting. A later call may add accounts only above the highest id it holds already,
  *    which keeps the order across statements; anything else is a programmer error (assert);

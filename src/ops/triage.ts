@@ -4,6 +4,7 @@ import { readControls } from '../controls/service.ts';
 import { countDeadLetters } from '../deposits/data.ts';
 import { webhookDeadLetters } from '../deposits/metrics.ts';
 import { selectWatcher } from '../deposits/watcher-data.ts';
+import { selectOpenHoldSums } from '../escrow/data.ts';
 import { selectAssets } from '../ledger/data.ts';
 import { formatAmount } from '../money/money.ts';
 import { getPayoutDetail, type PayoutDetail } from '../payouts/service.ts';
@@ -461,26 +462,32 @@ export class Triage {
     };
   }
 
-  /** The escrow account must hold exactly the open holds (there are no holds until escrow ships). */
+  /** The escrow account must hold exactly what remains of open holds (src/escrow), per asset. */
   async escrowLeaks(): Promise<EscrowReport> {
-    const [accounts, precisions, findings] = await Promise.all([
-      selectSystemBalances(this.#deps.sql, 'escrow'),
+    const [[accounts, holds], precisions, findings] = await Promise.all([
+      // Balances and holds from one snapshot, as the escrow detector reads them.
+      withTransaction(
+        this.#deps.sql,
+        async (tx) => [await selectSystemBalances(tx, 'escrow'), await selectOpenHoldSums(tx)] as const,
+        { isolation: 'repeatable read' },
+      ),
       this.#precisions(),
       this.#findings(['escrow_leak'], triageListMax),
     ]);
-    const openHoldsMinor = 0n;
     const rows = accounts.map((account) => {
       const precision = precisions.get(account.asset) ?? 7;
+      const openHoldsMinor = holds.get(account.asset) ?? 0n;
       return {
         asset: account.asset,
         balance: formatAmount(account.balanceMinor, precision),
         openHolds: formatAmount(openHoldsMinor, precision),
         difference: formatAmount(account.balanceMinor - openHoldsMinor, precision),
+        leaking: account.balanceMinor !== openHoldsMinor,
       };
     });
     return {
-      leaking: rows.some((row) => row.difference !== row.openHolds) || findings.length > 0,
-      accounts: rows,
+      leaking: rows.some((row) => row.leaking) || findings.length > 0,
+      accounts: rows.map(({ leaking: _, ...row }) => row),
       findings,
     };
   }

@@ -1,3 +1,4 @@
+import { selectOpenHoldSums } from '../escrow/data.ts';
 import { assert } from '../platform/assert.ts';
 import type { ReconciliationConfig } from '../platform/config.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
@@ -40,14 +41,15 @@ export function reconciliationSettings(config: ReconciliationConfig): Reconcilia
 /** Where the escrow feature reports the sum of open holds per asset (minor units). */
 export type OpenHoldsSource = (db: Executor) => Promise<ReadonlyMap<string, bigint>>;
 
-/** There is no escrow holds table yet: zero open holds, so the escrow account must be empty. */
-export const noOpenHolds: OpenHoldsSource = async () => new Map();
+/** The real source: what remains of open escrow holds, per asset (src/escrow). */
+export const escrowOpenHolds: OpenHoldsSource = selectOpenHoldSums;
 
 export type ReconciliationDeps = {
   sql: Sql;
   logger: Logger;
   settings: ReconciliationSettings;
   chain?: ChainAccess | undefined;
+  /** Defaults to `escrowOpenHolds`; a test may plant another sum. */
   openHolds?: OpenHoldsSource;
 };
 

@@ -1,20 +1,19 @@
 import { formatAmount } from '../money/money.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
-import { type Detector, noOpenHolds } from './context.ts';
+import { type Detector, escrowOpenHolds } from './context.ts';
 import { selectSystemBalances } from './data.ts';
 import { recordFindings } from './findings.ts';
 
 /**
- * escrow: the `escrow` account of each asset holds exactly the sum of open escrow holds. The
- * holds come from `openHolds` (the escrow feature plugs its sum in; until then there are none, so
- * any escrow balance is a leak). Both are read in one snapshot. A difference is an `escrow_leak`
+ * escrow: the `escrow` account of each asset holds exactly the sum of what remains of open escrow
+ * holds (src/escrow, through `openHolds`). Both are read in one snapshot. A difference is an `escrow_leak`
  * finding (subject: the asset) that resolves when they agree again. Cost: one row per asset.
  */
 export const escrowDetector: Detector = {
   name: 'escrow',
   needsChain: false,
   run: async (context) => {
-    const openHolds = context.openHolds ?? noOpenHolds;
+    const openHolds = context.openHolds ?? escrowOpenHolds;
     const [scanned, change] = await withTransaction(
       context.sql,
       async (tx) => {

@@ -1,12 +1,18 @@
 /**
- * The event types a merchant endpoint can subscribe to, as data: a new type (the `escrow.*`
- * family) is one line here plus its `emitEvent` call where the change happens. A type is never
- * renamed or reused, since merchants' code switches on it.
+ * The event types a merchant endpoint can subscribe to, as data: a new type is one line here plus
+ * its `emitEvent` call where the change happens. A type is never renamed or reused, since
+ * merchants' code switches on it.
  */
 export const merchantEventTypes = {
   'deposit.credited': 'a deposit was credited to a customer or merchant account',
   'payout.settled': 'a payout was paid on the Stellar network',
   'payout.failed': 'a payout failed for good and its amount was refunded to the source account',
+  'escrow.held': 'an amount moved from a payer account into an escrow hold',
+  'escrow.released': 'part or all of an escrow hold was released to the payee',
+  'escrow.refunded': 'part or all of an escrow hold was refunded to the payer',
+  'escrow.disputed': 'a dispute froze an escrow hold',
+  'escrow.dispute_resolved': 'two admins resolved the dispute of an escrow hold; its remainder moved',
+  'escrow.expired': 'an escrow hold passed its expiresAt and its expiry outcome moved the remainder',
 } as const satisfies Record<string, string>;
 
 export type MerchantEventType = keyof typeof merchantEventTypes;
