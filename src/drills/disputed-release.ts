@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { stroopsPerUnit } from '../stellar/units.ts';
 import {
   approvingAdmin,
   escrowFundingMinor,
@@ -26,7 +27,7 @@ import {
 } from './support.ts';
 
 /** The part of the hold the merchant platform tries to release while it is disputed. */
-const attemptedMinor = 4n * 10n ** 7n;
+const attemptedMinor = 4n * stroopsPerUnit;
 /** Scrapes fed to promtool are this far apart, as a Prometheus scrape interval. */
 const scrapeIntervalSeconds = 15;
 /** Samples of the counter after the attempt: past the alert's 10-minute window. */
