@@ -2,7 +2,9 @@ import { compromisedAdminDrill } from './compromised-admin.ts';
 import { dbFailoverDrill } from './db-failover.ts';
 import { depositWatcherStallDrill } from './deposit-watcher-stall.ts';
 import { depositWebhookMismatchDrill } from './deposit-webhook-mismatch.ts';
+import { disputedReleaseDrill } from './disputed-release.ts';
 import { doublePayoutDrill } from './double-payout.ts';
+import { escrowLeakDrill } from './escrow-leak.ts';
 import type { Drill } from './harness.ts';
 import { horizonOutageDrill } from './horizon-outage.ts';
 import { jwtKeyRotationDrill } from './jwt-key-rotation.ts';
@@ -24,6 +26,8 @@ export const drills: readonly Drill[] = [
   depositWatcherStallDrill,
   doublePayoutDrill,
   ledgerImbalanceDrill,
+  escrowLeakDrill,
+  disputedReleaseDrill,
   horizonOutageDrill,
   stellarRpcOutageDrill,
   stuckTransactionDrill,

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadlockRetries, fundFromFees } from '../../test/support/ledger.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
+import { escrowDisputedAttempts } from './metrics.ts';
 import { expireDueHolds } from './service.ts';
 
 let service: TestService;
@@ -308,6 +309,7 @@ describe('forbidden paths move nothing', () => {
     const before = await balances(payer, payee);
     const securityBefore = await service.db
       .sql`select 1 from security_events where kind = 'escrow.disputed_hold_attempt'`;
+    const countedBefore = await disputedAttemptsCounted();
     expect409(
       await call('POST', `/v1/escrow/holds/${id}/releases`, { payload: { amount: '1' } }),
       'escrow/hold-disputed',
@@ -333,6 +335,12 @@ describe('forbidden paths move nothing', () => {
     const securityAfter = await service.db
       .sql`select 1 from security_events where kind = 'escrow.disputed_hold_attempt'`;
     expect(securityAfter.length - securityBefore.length).toBe(3);
+    const countedAfter = await disputedAttemptsCounted();
+    expect({
+      release: countedAfter.release - countedBefore.release,
+      refund: countedAfter.refund - countedBefore.refund,
+      expiry: countedAfter.expiry - countedBefore.expiry,
+    }).toEqual({ release: 1, refund: 1, expiry: 1 });
   });
 
   it('a resolution needs a second admin, runs once, and splits exactly the remainder', async () => {
@@ -513,3 +521,10 @@ describe('concurrency', () => {
     expect(await deadlockRetries()).toBe(0);
   });
 });
+
+/** escrow_disputed_attempts_total by action, as this process exports it. */
+async function disputedAttemptsCounted(): Promise<Record<'release' | 'refund' | 'expiry', number>> {
+  const { values } = await escrowDisputedAttempts.get();
+  const of = (action: string) => values.find((value) => value.labels.action === action)?.value ?? 0;
+  return { release: of('release'), refund: of('refund'), expiry: of('expiry') };
+}

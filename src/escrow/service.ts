@@ -30,6 +30,7 @@ import {
   selectHoldForUpdate,
   selectMovements,
 } from './data.ts';
+import { escrowDisputedAttempts } from './metrics.ts';
 import type { ExpiryOutcome, HoldState } from './states.ts';
 
 export const resolveDisputeAction = 'escrow.resolve_dispute';
@@ -411,6 +412,7 @@ async function recordDisputedAttempt(
     }),
     insertSecurityEvent(tx, { kind: 'escrow.disputed_hold_attempt', source: 'escrow', detail }),
   ]);
+  escrowDisputedAttempts.inc({ action: input.kind });
   return new DomainError(
     'escrow/hold-disputed',
     `escrow hold ${hold.id} is disputed: nothing moves until two admins resolve the dispute`,
@@ -559,6 +561,7 @@ async function recordDeferredExpiries(tx: Tx, limit: number, actor: string): Pro
       }),
       insertSecurityEvent(tx, { kind: 'escrow.disputed_hold_attempt', source: 'escrow', detail }),
     ]);
+    escrowDisputedAttempts.inc({ action: 'expiry' });
   }
 }
 

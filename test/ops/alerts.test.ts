@@ -26,6 +26,7 @@ const runbooks = [
   'stuck-transaction-recovery',
   'stuck-settlement',
   'double-payout-or-escrow-leak',
+  'disputed-release-attempt',
   'ledger-imbalance',
   'db-failover',
   'database-health',
