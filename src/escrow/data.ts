@@ -40,13 +40,15 @@ export type MovementRow = {
   createdAt: Date;
 };
 
+export const disputeStates = ['open', 'resolved'] as const;
+
 export type DisputeRow = {
   id: string;
   holdId: string;
   reason: string;
   evidenceRefs: string[];
   openedBy: string;
-  state: 'open' | 'resolved';
+  state: (typeof disputeStates)[number];
   outcome: 'release' | 'refund' | 'split' | null;
   proposalId: string | null;
   createdAt: Date;
@@ -284,4 +286,51 @@ export async function markDeferredExpiries(
     from due, escrow_holds h
     where d.id = due.id and h.id = d.hold_id
     returning d.hold_id as "holdId", d.id as "disputeId", h.expires_at as "expiresAt"`;
+}
+
+export type DisputeFilter = {
+  state: DisputeRow['state'] | undefined;
+  after: { createdAt: Date; id: string } | undefined;
+  limit: number;
+};
+
+/** Newest first, keyset-paged on (created_at, id). */
+export async function selectDisputesPage(db: Executor, filter: DisputeFilter): Promise<DisputeRow[]> {
+  return db<DisputeRow[]>`
+    select ${disputeColumns(db)} from escrow_disputes
+    where (${filter.state ?? null}::text is null or state = ${filter.state ?? null}::text)
+      and (${filter.after?.createdAt ?? null}::timestamptz is null
+           or (created_at, id) < (${filter.after?.createdAt ?? null}::timestamptz, ${filter.after?.id ?? null}::uuid))
+    order by created_at desc, id desc
+    limit ${filter.limit}::int`;
+}
+
+export type OpenHoldRow = {
+  id: string;
+  asset: string;
+  state: HoldState;
+  remainingMinor: bigint;
+  createdAt: Date;
+};
+
+/**
+ * Open holds of the given assets, largest remainder first, at most `limit` per asset: the holds
+ * whose remainders `escrow` should hold, shown beside a leak's difference.
+ */
+export async function selectOpenHoldsOf(
+  db: Executor,
+  assets: readonly string[],
+  limit: number,
+): Promise<OpenHoldRow[]> {
+  return db<OpenHoldRow[]>`
+    select held.* from unnest(${assets as string[]}::text[]) as a(code)
+    cross join lateral (
+      select id, asset, state, amount_minor - released_minor - refunded_minor as "remainingMinor",
+             created_at as "createdAt"
+      from escrow_holds
+      where asset = a.code and state = any(${openStates as unknown as string[]}::text[])
+      order by amount_minor - released_minor - refunded_minor desc, id
+      limit ${limit}::int
+    ) held
+    order by held.asset, held."remainingMinor" desc, held.id`;
 }

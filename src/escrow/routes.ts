@@ -12,10 +12,11 @@ import { cursorLengthMax, decodeCursor, encodeCursor } from '../platform/http/cu
 import { problemResponse } from '../platform/http/problem-schema.ts';
 import { FreeText } from '../platform/http/schemas.ts';
 import { Uuid } from '../platform/ids.ts';
-import { selectHoldsPage } from './data.ts';
+import { disputeStates, selectDisputesPage, selectHoldsPage } from './data.ts';
 import {
   createHold,
   disputeReasonLengthMax,
+  disputeView,
   evidenceRefLengthMax,
   evidenceRefsMax,
   getHoldDetail,
@@ -36,6 +37,7 @@ const writers: readonly Role[] = ['service'];
 /** A dispute is opened by the payer's platform or by an operator. */
 const disputers: readonly Role[] = ['operator', 'admin', 'service'];
 export const holdsPageMax = 200;
+export const disputesPageMax = 200;
 
 const literals = <T extends string>(values: readonly T[]) =>
   Type.Union(values.map((value) => Type.Literal(value)));
@@ -61,6 +63,19 @@ export const HoldSchema = Type.Object({
   updatedAt: Type.String({ format: 'date-time' }),
 });
 
+export const DisputeSchema = Type.Object({
+  id: Uuid(),
+  holdId: Uuid(),
+  reason: Type.String(),
+  evidenceRefs: Type.Array(Type.String()),
+  openedBy: Type.String(),
+  state: Type.String({ description: 'open or resolved' }),
+  outcome: Type.Union([Type.String({ description: 'release, refund or split' }), Type.Null()]),
+  proposalId: Type.Union([Uuid(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  resolvedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+
 export const HoldDetailSchema = Type.Intersect([
   HoldSchema,
   Type.Object({
@@ -73,20 +88,7 @@ export const HoldDetailSchema = Type.Intersect([
         at: Type.String({ format: 'date-time' }),
       }),
     ),
-    dispute: Type.Union([
-      Type.Object({
-        id: Uuid(),
-        reason: Type.String(),
-        evidenceRefs: Type.Array(Type.String()),
-        openedBy: Type.String(),
-        state: Type.String({ description: 'open or resolved' }),
-        outcome: Type.Union([Type.String({ description: 'release, refund or split' }), Type.Null()]),
-        proposalId: Type.Union([Uuid(), Type.Null()]),
-        createdAt: Type.String({ format: 'date-time' }),
-        resolvedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-      }),
-      Type.Null(),
-    ]),
+    dispute: Type.Union([DisputeSchema, Type.Null()]),
   }),
 ]);
 
@@ -182,6 +184,41 @@ export function escrowRoutes(sql: Sql, approvals: Approvals) {
         const last = rows.at(-1);
         return {
           items: rows.map(holdView),
+          nextCursor: rows.length === limit && last ? encodeCursor(last) : null,
+        };
+      },
+    );
+    app.get(
+      '/v1/escrow/disputes',
+      {
+        config: { access: readers },
+        schema: {
+          tags: ['escrow'],
+          description: 'Disputes, newest first; `state=open` lists the ones waiting for a resolution.',
+          querystring: Type.Object({
+            state: Type.Optional(literals(disputeStates)),
+            limit: Type.Integer({ minimum: 1, maximum: disputesPageMax, default: 50 }),
+            cursor: Type.Optional(Type.String({ maxLength: cursorLengthMax })),
+          }),
+          response: {
+            200: Type.Object({
+              items: Type.Array(DisputeSchema),
+              nextCursor: Type.Union([Type.String(), Type.Null()]),
+            }),
+            400: refusals[400],
+          },
+        },
+      },
+      async (request) => {
+        const { state, limit, cursor } = request.query;
+        const rows = await selectDisputesPage(sql, {
+          state,
+          after: cursor === undefined ? undefined : decodeCursor(cursor),
+          limit,
+        });
+        const last = rows.at(-1);
+        return {
+          items: rows.map(disputeView),
           nextCursor: rows.length === limit && last ? encodeCursor(last) : null,
         };
       },

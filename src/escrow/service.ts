@@ -244,6 +244,34 @@ export async function getHold(db: Executor, id: string): Promise<HoldRow> {
   return row;
 }
 
+export type DisputeView = {
+  id: string;
+  holdId: string;
+  reason: string;
+  evidenceRefs: string[];
+  openedBy: string;
+  state: DisputeRow['state'];
+  outcome: DisputeRow['outcome'];
+  proposalId: string | null;
+  createdAt: string;
+  resolvedAt: string | null;
+};
+
+export function disputeView(dispute: DisputeRow): DisputeView {
+  return {
+    id: dispute.id,
+    holdId: dispute.holdId,
+    reason: dispute.reason,
+    evidenceRefs: dispute.evidenceRefs,
+    openedBy: dispute.openedBy,
+    state: dispute.state,
+    outcome: dispute.outcome,
+    proposalId: dispute.proposalId,
+    createdAt: dispute.createdAt.toISOString(),
+    resolvedAt: dispute.resolvedAt?.toISOString() ?? null,
+  };
+}
+
 export type HoldDetail = HoldView & {
   movements: {
     kind: MovementRow['kind'];
@@ -252,17 +280,7 @@ export type HoldDetail = HoldView & {
     journalId: string;
     at: string;
   }[];
-  dispute: {
-    id: string;
-    reason: string;
-    evidenceRefs: string[];
-    openedBy: string;
-    state: DisputeRow['state'];
-    outcome: DisputeRow['outcome'];
-    proposalId: string | null;
-    createdAt: string;
-    resolvedAt: string | null;
-  } | null;
+  dispute: DisputeView | null;
 };
 
 export async function getHoldDetail(db: Executor, id: string): Promise<HoldDetail> {
@@ -277,19 +295,7 @@ export async function getHoldDetail(db: Executor, id: string): Promise<HoldDetai
       journalId: movement.journalId,
       at: movement.createdAt.toISOString(),
     })),
-    dispute: dispute
-      ? {
-          id: dispute.id,
-          reason: dispute.reason,
-          evidenceRefs: dispute.evidenceRefs,
-          openedBy: dispute.openedBy,
-          state: dispute.state,
-          outcome: dispute.outcome,
-          proposalId: dispute.proposalId,
-          createdAt: dispute.createdAt.toISOString(),
-          resolvedAt: dispute.resolvedAt?.toISOString() ?? null,
-        }
-      : null,
+    dispute: dispute ? disputeView(dispute) : null,
   };
 }
 

@@ -4,7 +4,7 @@ import { readControls } from '../controls/service.ts';
 import { countDeadLetters } from '../deposits/data.ts';
 import { webhookDeadLetters } from '../deposits/metrics.ts';
 import { selectWatcher } from '../deposits/watcher-data.ts';
-import { selectOpenHoldSums } from '../escrow/data.ts';
+import { selectOpenHoldSums, selectOpenHoldsOf } from '../escrow/data.ts';
 import { selectAssets } from '../ledger/data.ts';
 import { formatAmount } from '../money/money.ts';
 import { getPayoutDetail, type PayoutDetail } from '../payouts/service.ts';
@@ -40,6 +40,8 @@ import { probeStellar, type StellarStatus } from './stellar-status.ts';
 export const stuckOlderThanSecondsDefault = 30 * 60;
 export const stuckOlderThanSecondsMax = 30 * 86_400;
 export const triageListMax = 200;
+/** Holds listed beside one leaking asset's difference: enough to read, bounded for a big book. */
+export const escrowHoldsListedMax = 50;
 export const timelineAuditMax = 200;
 export const timelineLookupsMax = 20;
 /** A cached Stellar and dependency status older than this is refreshed (in the background). */
@@ -130,7 +132,14 @@ export type LedgerReport = {
 
 export type EscrowReport = {
   leaking: boolean;
-  accounts: { asset: string; balance: string; openHolds: string; difference: string }[];
+  accounts: {
+    asset: string;
+    balance: string;
+    openHolds: string;
+    difference: string;
+    /** The open holds of a leaking asset, largest remainder first (at most `escrowHoldsListedMax`). */
+    holds: { id: string; state: string; remaining: string; createdAt: string }[];
+  }[];
   findings: FindingView[];
 };
 
@@ -389,11 +398,21 @@ export class Triage {
 
   /** The escrow account must hold exactly what remains of open holds (src/escrow), per asset. */
   async escrowLeaks(): Promise<EscrowReport> {
-    const [[accounts, holds], precisions, findings] = await Promise.all([
-      // Balances and holds from one snapshot, as the escrow detector reads them.
+    const [[accounts, holds, involved], precisions, findings] = await Promise.all([
+      // Balances, hold sums and the holds listed from one snapshot, as the escrow detector reads them.
       withTransaction(
         this.#deps.sql,
-        async (tx) => [await selectSystemBalances(tx, 'escrow'), await selectOpenHoldSums(tx)] as const,
+        async (tx) => {
+          const balances = await selectSystemBalances(tx, 'escrow');
+          const sums = await selectOpenHoldSums(tx);
+          const leaking = balances.filter((row) => row.balanceMinor !== (sums.get(row.asset) ?? 0n));
+          const listed = await selectOpenHoldsOf(
+            tx,
+            leaking.map((row) => row.asset),
+            escrowHoldsListedMax,
+          );
+          return [balances, sums, listed] as const;
+        },
         { isolation: 'repeatable read' },
       ),
       this.#precisions(),
@@ -407,6 +426,14 @@ export class Triage {
         balance: formatAmount(account.balanceMinor, precision),
         openHolds: formatAmount(openHoldsMinor, precision),
         difference: formatAmount(account.balanceMinor - openHoldsMinor, precision),
+        holds: involved
+          .filter((hold) => hold.asset === account.asset)
+          .map((hold) => ({
+            id: hold.id,
+            state: hold.state,
+            remaining: formatAmount(hold.remainingMinor, precision),
+            createdAt: hold.createdAt.toISOString(),
+          })),
         leaking: account.balanceMinor !== openHoldsMinor,
       };
     });
