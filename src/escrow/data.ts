@@ -37,6 +37,8 @@ export type MovementRow = {
   amountMinor: bigint;
   cause: 'request' | 'expiry' | 'dispute_resolution';
   journalId: string;
+  /** A release to a Stellar address: the payout that pays it from the payee account. */
+  payoutId: string | null;
   createdAt: Date;
 };
 
@@ -193,17 +195,19 @@ export async function insertMovement(
     amountMinor: bigint;
     cause: MovementRow['cause'];
     journalId: string;
+    payoutId?: string | undefined;
   },
 ): Promise<void> {
   await db`
-    insert into escrow_movements (hold_id, kind, amount_minor, cause, journal_id)
+    insert into escrow_movements (hold_id, kind, amount_minor, cause, journal_id, payout_id)
     values (${movement.holdId}::uuid, ${movement.kind}::text, ${movement.amountMinor}::int8, ${movement.cause}::text,
-            ${movement.journalId}::uuid)`;
+            ${movement.journalId}::uuid, ${movement.payoutId ?? null}::uuid)`;
 }
 
 export async function selectMovements(db: Executor, holdId: string): Promise<MovementRow[]> {
   return db<MovementRow[]>`
-    select kind, amount_minor as "amountMinor", cause, journal_id as "journalId", created_at as "createdAt"
+    select kind, amount_minor as "amountMinor", cause, journal_id as "journalId", payout_id as "payoutId",
+           created_at as "createdAt"
     from escrow_movements where hold_id = ${holdId}::uuid order by id`;
 }
 
@@ -333,4 +337,36 @@ export async function selectOpenHoldsOf(
       limit ${limit}::int
     ) held
     order by held.asset, held."remainingMinor" desc, held.id`;
+}
+
+export type StuckReleaseRow = {
+  holdId: string;
+  payoutId: string;
+  asset: string;
+  precision: number;
+  amountMinor: bigint;
+  payoutState: string;
+  destination: string;
+  releasedAt: Date;
+};
+
+/**
+ * Releases to a payout whose payout is still open (not settled or failed) `olderThanSeconds`
+ * after it was accepted, oldest first. Driven by the open payouts, so the cost follows what is in
+ * flight, not history.
+ */
+export async function selectStuckReleases(
+  db: Executor,
+  input: { olderThanSeconds: number; payoutStates: readonly string[]; limit: number },
+): Promise<StuckReleaseRow[]> {
+  return db<StuckReleaseRow[]>`
+    select m.hold_id as "holdId", p.id as "payoutId", p.asset, s.precision, m.amount_minor as "amountMinor",
+           p.state as "payoutState", p.destination, m.created_at as "releasedAt"
+    from payouts p
+    join escrow_movements m on m.payout_id = p.id
+    join assets s on s.code = p.asset
+    where p.state = any(${input.payoutStates as string[]}::text[])
+      and p.created_at < now() - make_interval(secs => ${input.olderThanSeconds}::int)
+    order by p.created_at, p.id
+    limit ${input.limit}::int`;
 }

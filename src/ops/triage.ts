@@ -396,7 +396,10 @@ export class Triage {
     };
   }
 
-  /** The escrow account must hold exactly what remains of open holds (src/escrow), per asset. */
+  /**
+   * The escrow account must hold exactly what remains of open holds (src/escrow), per asset; open
+   * `escrow_leak` and `stuck_release` findings (a release paid on to an address not settled in time).
+   */
   async escrowLeaks(): Promise<EscrowReport> {
     const [[accounts, holds, involved], precisions, findings] = await Promise.all([
       // Balances, hold sums and the holds listed from one snapshot, as the escrow detector reads them.
@@ -416,7 +419,7 @@ export class Triage {
         { isolation: 'repeatable read' },
       ),
       this.#precisions(),
-      this.#findings(['escrow_leak'], triageListMax),
+      this.#findings(['escrow_leak', 'stuck_release'], triageListMax),
     ]);
     const rows = accounts.map((account) => {
       const precision = precisions.get(account.asset) ?? 7;
@@ -438,7 +441,7 @@ export class Triage {
       };
     });
     return {
-      leaking: rows.some((row) => row.leaking) || findings.length > 0,
+      leaking: rows.some((row) => row.leaking) || findings.some((finding) => finding.kind === 'escrow_leak'),
       accounts: rows.map(({ leaking: _, ...row }) => row),
       findings,
     };
