@@ -105,6 +105,24 @@ describe('a release to a Stellar address', () => {
     expect(await h.balance('escrow')).toBe(escrowBefore);
   });
 
+  it('a release to an address on a disputed hold is refused, recorded, and creates no payout', async () => {
+    const { id, payee } = await hold();
+    const disputed = await call('POST', `/v1/escrow/holds/${id}/disputes`, { reason: 'not delivered' });
+    expect(disputed.statusCode, disputed.body).toBe(201);
+    const escrowBefore = await h.balance('escrow');
+    const refused = await call('POST', `/v1/escrow/holds/${id}/releases`, { destination: await funded() });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().type).toContain('escrow/hold-disputed');
+    const [payouts] = await h.service.db.sql<{ count: number }[]>`
+      select count(*)::int as count from payouts where source_account_id = ${payee}::uuid`;
+    expect(payouts?.count).toBe(0);
+    expect(await h.balance('escrow')).toBe(escrowBefore);
+    const [attempt] = await h.service.db.sql<{ count: number }[]>`
+      select count(*)::int as count from security_events
+      where kind = 'escrow.disputed_hold_attempt' and detail ->> 'holdId' = ${id}`;
+    expect(attempt?.count).toBe(1);
+  });
+
   it('a release not settled within its threshold is a stuck_release finding, shown in triage, resolved once it settles', async () => {
     const { id } = await hold();
     const destination = await funded();
