@@ -3,6 +3,7 @@
  * prints absolute figures, ratios against a reference measured in the same run, and the machine.
  */
 import { cpus, totalmem } from 'node:os';
+import { benchEscrow } from './escrow.ts';
 import { benchPayouts } from './payouts.ts';
 import { benchQueries } from './queries.ts';
 import { benchTransfers } from './transfers.ts';
@@ -22,6 +23,11 @@ const benchmarks: Readonly<Record<string, Benchmark>> = {
   queries: {
     description: 'what timing every query (db_query_duration_seconds) costs: select 1 plain against observed',
     run: benchQueries,
+  },
+  escrow: {
+    description:
+      'the escrow detector incremental run at 100k vs 1M escrow entries, against pgbench on its SQL and a full scan',
+    run: benchEscrow,
   },
   triage: {
     description:

@@ -69,6 +69,29 @@ export function locatePgbench(): string {
   return locatePgbench();
 }
 
+/** Sets every balance from its entries, after seeding with triggers off, then analyzes. */
+export async function settleBalances(sql: Sql): Promise<void> {
+  await sql`
+    update accounts a set balance_minor = s.total
+    from (select account_id, sum(amount_minor)::bigint as total from entries group by account_id) s
+    where s.account_id = a.id and a.balance_minor <> s.total`;
+  await sql`analyze`;
+}
+
+/** pgbench's average latency running `script` `transactions` times from one client, in ms. */
+export function pgbenchLatencyMs(url: string, script: string, transactions: number): number {
+  const output = execFileSync(
+    locatePgbench(),
+    ['-n', '-c', '1', '-t', String(transactions), '-f', script, url],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const match = /latency average = ([\d.]+) ms/.exec(output);
+  if (!match) throw new Error(`pgbench printed no latency:\n${output}`);
+  return Number(match[1]);
+}
+
 export type Server = { url: string; stop(): Promise<void> };
 
 /**

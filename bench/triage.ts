@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from '../src/platform/db/types.ts';
 import { timeIncrementalRuns } from './detectors.ts';
-import { benchDatabase, cliPath, locatePgbench, percentile, startServer } from './support.ts';
+import {
+  benchDatabase,
+  cliPath,
+  percentile,
+  pgbenchLatencyMs,
+  settleBalances,
+  startServer,
+} from './support.ts';
 
 /**
  * `GET /internal/incident/summary` on a database with 1,000,000 entries and 100,000 payouts: p50
@@ -46,11 +53,7 @@ async function seedEntries(sql: Sql, journalsCount: number): Promise<void> {
         from numbered`;
     });
   }
-  await sql`
-    update accounts a set balance_minor = s.total
-    from (select account_id, sum(amount_minor)::bigint as total from entries group by account_id) s
-    where s.account_id = a.id and a.balance_minor <> s.total`;
-  await sql`analyze`;
+  await settleBalances(sql);
 }
 
 async function seedPayouts(sql: Sql): Promise<void> {
@@ -109,19 +112,6 @@ SELECT count(*)::int FROM proposals WHERE state = 'pending';
 SELECT extract(epoch FROM now() - max(seen_at))::float8 FROM worker_heartbeats;
 `;
 
-function pgbenchLatencyMs(url: string, script: string): number {
-  const output = execFileSync(
-    locatePgbench(),
-    ['-n', '-c', '1', '-t', String(callsCount), '-f', script, url],
-    {
-      encoding: 'utf8',
-    },
-  );
-  const match = /latency average = ([\d.]+) ms/.exec(output);
-  if (!match) throw new Error(`pgbench printed no latency:\n${output}`);
-  return Number(match[1]);
-}
-
 export async function benchTriage(): Promise<void> {
   const db = await benchDatabase();
   try {
@@ -161,7 +151,7 @@ export async function benchTriage(): Promise<void> {
       const folder = await mkdtemp(join(tmpdir(), 'settledesk-bench-triage-'));
       const script = join(folder, 'summary.sql');
       await writeFile(script, summarySql);
-      const sqlMs = pgbenchLatencyMs(db.url, script);
+      const sqlMs = pgbenchLatencyMs(db.url, script, callsCount);
       const p99 = percentile(summary, 0.99);
       process.stdout.write(
         `${[

@@ -122,7 +122,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     approvalRoutes(runtime.sql, domains.approvals),
     controlRoutes(runtime.sql, domains.approvals),
     payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
-    escrowRoutes(runtime.sql, domains.approvals),
+    escrowRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
     depositRoutes(runtime.sql, runtime.config, runtime.logger),
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),

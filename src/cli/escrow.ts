@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { selectHoldsPage } from '../escrow/data.ts';
+import { disputeStates, selectDisputesPage, selectHoldsPage } from '../escrow/data.ts';
 import {
+  disputeView,
   getHoldDetail,
   type HoldView,
   holdView,
@@ -87,6 +88,34 @@ export function registerEscrowCommands(program: Command, output: () => Output): 
               ]
             : []),
         ].join('\n'),
+      );
+    });
+  escrow
+    .command('disputes')
+    .description('escrow disputes')
+    .command('list')
+    .description('disputes, newest first; --state open lists the ones waiting for two admins')
+    .option('--state <state>', `one of ${disputeStates.join(', ')}`)
+    .option('--limit <n>', `at most this many (≤ ${listLimitMax})`, '50')
+    .action(async (options: { state?: string; limit: string }) => {
+      const state = options.state === undefined ? undefined : disputeStates.find((s) => s === options.state);
+      if (options.state !== undefined && !state) {
+        throw new CliError(`--state must be one of ${disputeStates.join(', ')}`);
+      }
+      const filter = { state, after: undefined, limit: limitOf(options.limit) };
+      const rows = await withRuntime({ migrate: false }, (runtime) =>
+        selectDisputesPage(runtime.sql, filter),
+      );
+      const views = rows.map(disputeView);
+      print(output(), views, () =>
+        views.length === 0
+          ? 'no escrow disputes'
+          : views
+              .map(
+                (dispute) =>
+                  `${dispute.id}  ${dispute.state.padEnd(8)} hold ${dispute.holdId}  opened ${dispute.createdAt} by ${dispute.openedBy}: ${dispute.reason}${dispute.outcome ? ` → ${dispute.outcome} (proposal ${dispute.proposalId})` : ''}`,
+              )
+              .join('\n'),
       );
     });
   escrow

@@ -11,7 +11,7 @@ import type {
   Summary,
   Timeline,
 } from '../ops/triage.ts';
-import { Triage } from '../ops/triage.ts';
+import { escrowHoldsListedMax, Triage } from '../ops/triage.ts';
 import { workersCheck } from '../platform/heartbeat.ts';
 import type { Runtime } from '../platform/runtime.ts';
 import { findStellar } from '../stellar/connect.ts';
@@ -180,6 +180,17 @@ function escrowText(report: EscrowReport): string {
       ['asset', 'escrow balance', 'open holds', 'difference'],
       report.accounts.map((row) => [row.asset, row.balance, row.openHolds, row.difference]),
     ),
+    ...report.accounts
+      .filter((row) => row.holds.length > 0)
+      .map((row) =>
+        [
+          `open holds of ${row.asset} (largest first, at most ${escrowHoldsListedMax}):`,
+          table(
+            ['hold', 'state', 'remaining', 'created'],
+            row.holds.map((hold) => [hold.id, hold.state, hold.remaining, hold.createdAt]),
+          ),
+        ].join('\n'),
+      ),
     findingsTable(report.findings),
   ].join('\n');
 }

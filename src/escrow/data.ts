@@ -37,8 +37,12 @@ export type MovementRow = {
   amountMinor: bigint;
   cause: 'request' | 'expiry' | 'dispute_resolution';
   journalId: string;
+  /** A release to a Stellar address: the payout that pays it from the payee account. */
+  payoutId: string | null;
   createdAt: Date;
 };
+
+export const disputeStates = ['open', 'resolved'] as const;
 
 export type DisputeRow = {
   id: string;
@@ -46,7 +50,7 @@ export type DisputeRow = {
   reason: string;
   evidenceRefs: string[];
   openedBy: string;
-  state: 'open' | 'resolved';
+  state: (typeof disputeStates)[number];
   outcome: 'release' | 'refund' | 'split' | null;
   proposalId: string | null;
   createdAt: Date;
@@ -191,17 +195,19 @@ export async function insertMovement(
     amountMinor: bigint;
     cause: MovementRow['cause'];
     journalId: string;
+    payoutId?: string | undefined;
   },
 ): Promise<void> {
   await db`
-    insert into escrow_movements (hold_id, kind, amount_minor, cause, journal_id)
+    insert into escrow_movements (hold_id, kind, amount_minor, cause, journal_id, payout_id)
     values (${movement.holdId}::uuid, ${movement.kind}::text, ${movement.amountMinor}::int8, ${movement.cause}::text,
-            ${movement.journalId}::uuid)`;
+            ${movement.journalId}::uuid, ${movement.payoutId ?? null}::uuid)`;
 }
 
 export async function selectMovements(db: Executor, holdId: string): Promise<MovementRow[]> {
   return db<MovementRow[]>`
-    select kind, amount_minor as "amountMinor", cause, journal_id as "journalId", created_at as "createdAt"
+    select kind, amount_minor as "amountMinor", cause, journal_id as "journalId", payout_id as "payoutId",
+           created_at as "createdAt"
     from escrow_movements where hold_id = ${holdId}::uuid order by id`;
 }
 
@@ -284,4 +290,83 @@ export async function markDeferredExpiries(
     from due, escrow_holds h
     where d.id = due.id and h.id = d.hold_id
     returning d.hold_id as "holdId", d.id as "disputeId", h.expires_at as "expiresAt"`;
+}
+
+export type DisputeFilter = {
+  state: DisputeRow['state'] | undefined;
+  after: { createdAt: Date; id: string } | undefined;
+  limit: number;
+};
+
+/** Newest first, keyset-paged on (created_at, id). */
+export async function selectDisputesPage(db: Executor, filter: DisputeFilter): Promise<DisputeRow[]> {
+  return db<DisputeRow[]>`
+    select ${disputeColumns(db)} from escrow_disputes
+    where (${filter.state ?? null}::text is null or state = ${filter.state ?? null}::text)
+      and (${filter.after?.createdAt ?? null}::timestamptz is null
+           or (created_at, id) < (${filter.after?.createdAt ?? null}::timestamptz, ${filter.after?.id ?? null}::uuid))
+    order by created_at desc, id desc
+    limit ${filter.limit}::int`;
+}
+
+export type OpenHoldRow = {
+  id: string;
+  asset: string;
+  state: HoldState;
+  remainingMinor: bigint;
+  createdAt: Date;
+};
+
+/**
+ * Open holds of the given assets, largest remainder first, at most `limit` per asset: the holds
+ * whose remainders `escrow` should hold, shown beside a leak's difference.
+ */
+export async function selectOpenHoldsOf(
+  db: Executor,
+  assets: readonly string[],
+  limit: number,
+): Promise<OpenHoldRow[]> {
+  return db<OpenHoldRow[]>`
+    select held.* from unnest(${assets as string[]}::text[]) as a(code)
+    cross join lateral (
+      select id, asset, state, amount_minor - released_minor - refunded_minor as "remainingMinor",
+             created_at as "createdAt"
+      from escrow_holds
+      where asset = a.code and state = any(${openStates as unknown as string[]}::text[])
+      order by amount_minor - released_minor - refunded_minor desc, id
+      limit ${limit}::int
+    ) held
+    order by held.asset, held."remainingMinor" desc, held.id`;
+}
+
+export type StuckReleaseRow = {
+  holdId: string;
+  payoutId: string;
+  asset: string;
+  precision: number;
+  amountMinor: bigint;
+  payoutState: string;
+  destination: string;
+  releasedAt: Date;
+};
+
+/**
+ * Releases to a payout whose payout is still open (not settled or failed) `olderThanSeconds`
+ * after it was accepted, oldest first. Driven by the open payouts, so the cost follows what is in
+ * flight, not history.
+ */
+export async function selectStuckReleases(
+  db: Executor,
+  input: { olderThanSeconds: number; payoutStates: readonly string[]; limit: number },
+): Promise<StuckReleaseRow[]> {
+  return db<StuckReleaseRow[]>`
+    select m.hold_id as "holdId", p.id as "payoutId", p.asset, s.precision, m.amount_minor as "amountMinor",
+           p.state as "payoutState", p.destination, m.created_at as "releasedAt"
+    from payouts p
+    join escrow_movements m on m.payout_id = p.id
+    join assets s on s.code = p.asset
+    where p.state = any(${input.payoutStates as string[]}::text[])
+      and p.created_at < now() - make_interval(secs => ${input.olderThanSeconds}::int)
+    order by p.created_at, p.id
+    limit ${input.limit}::int`;
 }

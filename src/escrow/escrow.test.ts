@@ -222,6 +222,38 @@ describe('escrow holds', () => {
   });
 });
 
+describe('escrow disputes', () => {
+  it('lists disputes newest first by state, cursor-paged', async () => {
+    const disputed: string[] = [];
+    for (let index = 0; index < 3; index += 1) {
+      const { id } = await holdOf('1');
+      const opened = await call('POST', `/v1/escrow/holds/${id}/disputes`, {
+        role: 'operator',
+        payload: { reason: `dispute ${index}` },
+      });
+      expect(opened.statusCode, opened.body).toBe(201);
+      disputed.push(id);
+    }
+    const first = (await call('GET', '/v1/escrow/disputes?state=open&limit=2', { role: 'viewer' })).json();
+    expect(first.items.map((row: { holdId: string }) => row.holdId)).toEqual([disputed[2], disputed[1]]);
+    expect(first.items[0]).toMatchObject({
+      state: 'open',
+      reason: 'dispute 2',
+      openedBy: expect.any(String),
+    });
+    const second = (
+      await call('GET', `/v1/escrow/disputes?state=open&limit=2&cursor=${first.nextCursor}`, {
+        role: 'viewer',
+      })
+    ).json();
+    expect(second.items.map((row: { holdId: string }) => row.holdId)).toContain(disputed[0]);
+    const resolved = (await call('GET', '/v1/escrow/disputes?state=resolved', { role: 'viewer' })).json();
+    expect(resolved.items.map((row: { holdId: string }) => row.holdId)).not.toContain(disputed[0]);
+    expect((await call('GET', '/v1/escrow/disputes?limit=201', { role: 'viewer' })).statusCode).toBe(400);
+    expect((await call('GET', '/v1/escrow/disputes?state=held', { role: 'viewer' })).statusCode).toBe(400);
+  });
+});
+
 describe('forbidden paths move nothing', () => {
   it('over-release is refused with what remains', async () => {
     const { payer, payee, id } = await holdOf('5');

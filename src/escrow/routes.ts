@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { Approvals } from '../approvals/engine.ts';
 import { proposalJson } from '../approvals/routes.ts';
@@ -5,6 +6,11 @@ import { ProposalSchema, ReasonSchema } from '../approvals/schemas.ts';
 import { IdempotencyHeaders, sendIdempotent } from '../idempotency/http.ts';
 import { problemBody } from '../idempotency/idempotency.ts';
 import { assetLengthMax } from '../ledger/routes.ts';
+import {
+  type DestinationScreen,
+  type ScreenedDestination,
+  screenDestination,
+} from '../payouts/destinations.ts';
 import { adminRoles, type Role } from '../platform/auth/roles.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
@@ -12,20 +18,23 @@ import { cursorLengthMax, decodeCursor, encodeCursor } from '../platform/http/cu
 import { problemResponse } from '../platform/http/problem-schema.ts';
 import { FreeText } from '../platform/http/schemas.ts';
 import { Uuid } from '../platform/ids.ts';
-import { selectHoldsPage } from './data.ts';
+import { disputeStates, selectDisputesPage, selectHold, selectHoldsPage } from './data.ts';
 import {
   createHold,
   disputeReasonLengthMax,
+  disputeView,
   evidenceRefLengthMax,
   evidenceRefsMax,
   getHoldDetail,
   holdView,
+  type MoveKind,
   metadataKeyLengthMax,
   metadataKeysMax,
   metadataValueLengthMax,
   moveFromHold,
   openDispute,
   proposeResolution,
+  type ReleasePayout,
   referenceLengthMax,
 } from './service.ts';
 import { expiryOutcomes, holdStates } from './states.ts';
@@ -36,6 +45,7 @@ const writers: readonly Role[] = ['service'];
 /** A dispute is opened by the payer's platform or by an operator. */
 const disputers: readonly Role[] = ['operator', 'admin', 'service'];
 export const holdsPageMax = 200;
+export const disputesPageMax = 200;
 
 const literals = <T extends string>(values: readonly T[]) =>
   Type.Union(values.map((value) => Type.Literal(value)));
@@ -61,6 +71,19 @@ export const HoldSchema = Type.Object({
   updatedAt: Type.String({ format: 'date-time' }),
 });
 
+export const DisputeSchema = Type.Object({
+  id: Uuid(),
+  holdId: Uuid(),
+  reason: Type.String(),
+  evidenceRefs: Type.Array(Type.String()),
+  openedBy: Type.String(),
+  state: Type.String({ description: 'open or resolved' }),
+  outcome: Type.Union([Type.String({ description: 'release, refund or split' }), Type.Null()]),
+  proposalId: Type.Union([Uuid(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  resolvedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+
 export const HoldDetailSchema = Type.Intersect([
   HoldSchema,
   Type.Object({
@@ -70,23 +93,14 @@ export const HoldDetailSchema = Type.Intersect([
         amount: Type.String(),
         cause: Type.String({ description: 'request, expiry or dispute_resolution' }),
         journalId: Uuid(),
+        payoutId: Type.Union([
+          Uuid({ description: 'a release to a Stellar address: its payout' }),
+          Type.Null(),
+        ]),
         at: Type.String({ format: 'date-time' }),
       }),
     ),
-    dispute: Type.Union([
-      Type.Object({
-        id: Uuid(),
-        reason: Type.String(),
-        evidenceRefs: Type.Array(Type.String()),
-        openedBy: Type.String(),
-        state: Type.String({ description: 'open or resolved' }),
-        outcome: Type.Union([Type.String({ description: 'release, refund or split' }), Type.Null()]),
-        proposalId: Type.Union([Uuid(), Type.Null()]),
-        createdAt: Type.String({ format: 'date-time' }),
-        resolvedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-      }),
-      Type.Null(),
-    ]),
+    dispute: Type.Union([DisputeSchema, Type.Null()]),
   }),
 ]);
 
@@ -104,7 +118,45 @@ const MoveBody = Type.Object(
   { additionalProperties: false },
 );
 
-export function escrowRoutes(sql: Sql, approvals: Approvals) {
+const ReleaseBody = Type.Object(
+  {
+    amount: Type.Optional({ ...AmountText, description: 'omitted: what remains of the hold' }),
+    destination: Type.Optional(
+      Type.String({
+        minLength: 56,
+        maxLength: 69,
+        description: 'G… or M… address: the release is paid on from the payee account as a payout',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export function escrowRoutes(sql: Sql, approvals: Approvals, destinations: DestinationScreen) {
+  /** The destination as the payouts path reads it, in the hold's asset (a missing hold: 404 later). */
+  const screenForHold = async (holdId: string, destination: string): Promise<ScreenedDestination> => {
+    const hold = await selectHold(sql, holdId);
+    return screenDestination(destinations, destination, hold?.asset ?? 'XLM');
+  };
+  const moveRoute = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    input: { holdId: string; kind: MoveKind; amount: string | undefined; payout: ReleasePayout | undefined },
+  ) =>
+    sendIdempotent(sql, request, reply, async (tx) => {
+      const outcome = await moveFromHold(tx, input, {
+        name: request.principal?.subject ?? '',
+        requestId: request.id,
+      });
+      // A refusal that was recorded commits with its record and is answered as a problem.
+      if ('refused' in outcome) {
+        return {
+          status: outcome.refused.status,
+          body: problemBody(outcome.refused, request.url, request.id),
+        };
+      }
+      return { status: 200, body: outcome.hold };
+    });
   return (app: App): void => {
     app.post(
       '/v1/escrow/holds',
@@ -187,6 +239,41 @@ export function escrowRoutes(sql: Sql, approvals: Approvals) {
       },
     );
     app.get(
+      '/v1/escrow/disputes',
+      {
+        config: { access: readers },
+        schema: {
+          tags: ['escrow'],
+          description: 'Disputes, newest first; `state=open` lists the ones waiting for a resolution.',
+          querystring: Type.Object({
+            state: Type.Optional(literals(disputeStates)),
+            limit: Type.Integer({ minimum: 1, maximum: disputesPageMax, default: 50 }),
+            cursor: Type.Optional(Type.String({ maxLength: cursorLengthMax })),
+          }),
+          response: {
+            200: Type.Object({
+              items: Type.Array(DisputeSchema),
+              nextCursor: Type.Union([Type.String(), Type.Null()]),
+            }),
+            400: refusals[400],
+          },
+        },
+      },
+      async (request) => {
+        const { state, limit, cursor } = request.query;
+        const rows = await selectDisputesPage(sql, {
+          state,
+          after: cursor === undefined ? undefined : decodeCursor(cursor),
+          limit,
+        });
+        const last = rows.at(-1);
+        return {
+          items: rows.map(disputeView),
+          nextCursor: rows.length === limit && last ? encodeCursor(last) : null,
+        };
+      },
+    );
+    app.get(
       '/v1/escrow/holds/:id',
       {
         config: { access: readers },
@@ -198,41 +285,56 @@ export function escrowRoutes(sql: Sql, approvals: Approvals) {
       },
       async (request) => getHoldDetail(sql, request.params.id),
     );
-    for (const [path, kind, description] of [
-      ['releases', 'release', 'Pays part or all of what remains of the hold to the payee account.'],
-      ['refunds', 'refund', 'Returns part or all of what remains of the hold to the payer account.'],
-    ] as const) {
-      app.post(
-        `/v1/escrow/holds/:id/${path}`,
-        {
-          config: { access: writers },
-          schema: {
-            tags: ['escrow'],
-            description,
-            params: Type.Object({ id: Uuid() }),
-            headers: IdempotencyHeaders,
-            body: MoveBody,
-            response: { 200: HoldSchema, ...refusals },
-          },
+    app.post(
+      '/v1/escrow/holds/:id/releases',
+      {
+        config: { access: writers },
+        schema: {
+          tags: ['escrow'],
+          description:
+            'Pays part or all of what remains of the hold to the payee account or, with `destination`, on to that Stellar address through the payouts path.',
+          params: Type.Object({ id: Uuid() }),
+          headers: IdempotencyHeaders,
+          body: ReleaseBody,
+          response: { 200: HoldSchema, ...refusals },
         },
-        async (request, reply) =>
-          sendIdempotent(sql, request, reply, async (tx) => {
-            const outcome = await moveFromHold(
-              tx,
-              { holdId: request.params.id, kind, amount: request.body?.amount },
-              { name: request.principal?.subject ?? '', requestId: request.id },
-            );
-            // A refusal that was recorded commits with its record and is answered as a problem.
-            if ('refused' in outcome) {
-              return {
-                status: outcome.refused.status,
-                body: problemBody(outcome.refused, request.url, request.id),
-              };
-            }
-            return { status: 200, body: outcome.hold };
-          }),
-      );
-    }
+      },
+      async (request, reply) => {
+        const target = request.body?.destination;
+        // Read before the transaction opens, as POST /v1/payouts does: a slow Stellar path holds no lock.
+        const payout =
+          target === undefined
+            ? undefined
+            : { destination: target, screened: await screenForHold(request.params.id, target) };
+        return moveRoute(request, reply, {
+          holdId: request.params.id,
+          kind: 'release',
+          amount: request.body?.amount,
+          payout,
+        });
+      },
+    );
+    app.post(
+      '/v1/escrow/holds/:id/refunds',
+      {
+        config: { access: writers },
+        schema: {
+          tags: ['escrow'],
+          description: 'Returns part or all of what remains of the hold to the payer account.',
+          params: Type.Object({ id: Uuid() }),
+          headers: IdempotencyHeaders,
+          body: MoveBody,
+          response: { 200: HoldSchema, ...refusals },
+        },
+      },
+      async (request, reply) =>
+        moveRoute(request, reply, {
+          holdId: request.params.id,
+          kind: 'refund',
+          amount: request.body?.amount,
+          payout: undefined,
+        }),
+    );
     app.post(
       '/v1/escrow/holds/:id/disputes',
       {

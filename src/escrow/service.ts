@@ -7,6 +7,8 @@ import { type AccountRow, selectAccount, selectSystemAccount } from '../ledger/d
 import { lockAccounts, postJournal } from '../ledger/service.ts';
 import { parsePositiveAmount } from '../ledger/transfers.ts';
 import { formatAmount, parseAmount } from '../money/money.ts';
+import type { ScreenedDestination } from '../payouts/destinations.ts';
+import { acceptPayout } from '../payouts/service.ts';
 import { assert } from '../platform/assert.ts';
 import type { Executor, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
@@ -245,25 +247,44 @@ export async function getHold(db: Executor, id: string): Promise<HoldRow> {
   return row;
 }
 
+export type DisputeView = {
+  id: string;
+  holdId: string;
+  reason: string;
+  evidenceRefs: string[];
+  openedBy: string;
+  state: DisputeRow['state'];
+  outcome: DisputeRow['outcome'];
+  proposalId: string | null;
+  createdAt: string;
+  resolvedAt: string | null;
+};
+
+export function disputeView(dispute: DisputeRow): DisputeView {
+  return {
+    id: dispute.id,
+    holdId: dispute.holdId,
+    reason: dispute.reason,
+    evidenceRefs: dispute.evidenceRefs,
+    openedBy: dispute.openedBy,
+    state: dispute.state,
+    outcome: dispute.outcome,
+    proposalId: dispute.proposalId,
+    createdAt: dispute.createdAt.toISOString(),
+    resolvedAt: dispute.resolvedAt?.toISOString() ?? null,
+  };
+}
+
 export type HoldDetail = HoldView & {
   movements: {
     kind: MovementRow['kind'];
     amount: string;
     cause: MovementRow['cause'];
     journalId: string;
+    payoutId: string | null;
     at: string;
   }[];
-  dispute: {
-    id: string;
-    reason: string;
-    evidenceRefs: string[];
-    openedBy: string;
-    state: DisputeRow['state'];
-    outcome: DisputeRow['outcome'];
-    proposalId: string | null;
-    createdAt: string;
-    resolvedAt: string | null;
-  } | null;
+  dispute: DisputeView | null;
 };
 
 export async function getHoldDetail(db: Executor, id: string): Promise<HoldDetail> {
@@ -276,21 +297,10 @@ export async function getHoldDetail(db: Executor, id: string): Promise<HoldDetai
       amount: formatAmount(movement.amountMinor, row.precision),
       cause: movement.cause,
       journalId: movement.journalId,
+      payoutId: movement.payoutId,
       at: movement.createdAt.toISOString(),
     })),
-    dispute: dispute
-      ? {
-          id: dispute.id,
-          reason: dispute.reason,
-          evidenceRefs: dispute.evidenceRefs,
-          openedBy: dispute.openedBy,
-          state: dispute.state,
-          outcome: dispute.outcome,
-          proposalId: dispute.proposalId,
-          createdAt: dispute.createdAt.toISOString(),
-          resolvedAt: dispute.resolvedAt?.toISOString() ?? null,
-        }
-      : null,
+    dispute: dispute ? disputeView(dispute) : null,
   };
 }
 
@@ -308,6 +318,8 @@ function finishedRefusal(hold: HoldRow): DomainError | undefined {
 }
 
 export type MoveKind = 'release' | 'refund';
+/** A release paid on to a Stellar address; `screened` was read before the transaction opened. */
+export type ReleasePayout = { destination: string; screened: ScreenedDestination };
 /** A refusal that is recorded, so it commits instead of rolling back: the route answers with it. */
 export type MoveOutcome = { hold: HoldView } | { refused: DomainError };
 
@@ -320,9 +332,10 @@ export type MoveOutcome = { hold: HoldView } | { refused: DomainError };
  */
 export async function moveFromHold(
   tx: Tx,
-  input: { holdId: string; kind: MoveKind; amount?: string | undefined },
+  input: { holdId: string; kind: MoveKind; amount?: string | undefined; payout?: ReleasePayout | undefined },
   actor: Actor,
 ): Promise<MoveOutcome> {
+  assert(input.payout === undefined || input.kind === 'release', 'only a release goes to a payout');
   const [, hold] = await Promise.all([assertMoneyMovementAllowed(tx), selectHoldForUpdate(tx, input.holdId)]);
   if (!hold) throw new DomainError('escrow/hold-not-found', `no escrow hold ${input.holdId}`);
   const finished = finishedRefusal(hold);
@@ -340,7 +353,11 @@ export async function moveFromHold(
   }
   const target = input.kind === 'release' ? hold.payeeAccountId : hold.payerAccountId;
   const escrow = await escrowAccount(tx, hold.asset);
-  const locked = await lockAccounts(tx, [escrow, target]);
+  // A release to a payout also moves payee -> payout_clearing (acceptPayout): every account is
+  // locked here at once, in the global order, so the payout's own lock finds them held.
+  const clearing = input.payout ? await selectSystemAccount(tx, 'payout_clearing', hold.asset) : undefined;
+  assert(!input.payout || clearing, `no payout_clearing account for ${hold.asset}`);
+  const locked = await lockAccounts(tx, clearing ? [escrow, target, clearing.id] : [escrow, target]);
   const journalId = randomUUID();
   await postJournal(
     tx,
@@ -365,9 +382,27 @@ export async function moveFromHold(
     detail: `${input.kind} of ${formatAmount(amountMinor, hold.precision)}`,
   });
   assert(moved, `escrow hold ${hold.id} changed under its row lock`);
-  await insertMovement(tx, { holdId: hold.id, kind: input.kind, amountMinor, cause: 'request', journalId });
-  const after = await reread(tx, hold.id);
   const amount = formatAmount(amountMinor, hold.precision);
+  // The payouts path itself (the function POST /v1/payouts calls): its checks, the kill switch and
+  // the settlement engine apply; a refusal there rolls the whole release back.
+  const payout = input.payout
+    ? await acceptPayout(
+        tx,
+        { sourceAccountId: target, destination: input.payout.destination, asset: hold.asset, amount },
+        actor,
+        input.payout.screened,
+      )
+    : undefined;
+  await insertMovement(tx, {
+    holdId: hold.id,
+    kind: input.kind,
+    amountMinor,
+    cause: 'request',
+    journalId,
+    payoutId: payout?.id,
+  });
+  const after = await reread(tx, hold.id);
+  const paidOut = payout ? { payoutId: payout.id, destination: payout.destination } : {};
   await Promise.all([
     appendAudit(tx, {
       actor: actor.name,
@@ -375,13 +410,14 @@ export async function moveFromHold(
       subjectType: 'escrow_hold',
       subjectId: hold.id,
       before: holdView(hold),
-      after: { ...holdView(after), movedAmount: amount, journalId },
+      after: { ...holdView(after), movedAmount: amount, journalId, ...paidOut },
       requestId: actor.requestId,
     }),
     emitEvents(
       tx,
       holdEvents(input.kind === 'release' ? 'escrow.released' : 'escrow.refunded', after, {
         movedAmount: amount,
+        ...paidOut,
       }),
     ),
   ]);

@@ -140,6 +140,15 @@ export const EscrowSchema = Type.Object({
       balance: Type.String(),
       openHolds: Type.String(),
       difference: Type.String(),
+      holds: Type.Array(
+        Type.Object({
+          id: Type.String(),
+          state: Type.String(),
+          remaining: Type.String(),
+          createdAt: Type.String({ format: 'date-time' }),
+        }),
+        { description: 'open holds of a leaking asset, largest remainder first (bounded)' },
+      ),
     }),
   ),
   findings: Type.Array(FindingSchema),

@@ -6,7 +6,9 @@ import { createTestDatabase, type TestDatabase } from '../../test/support/db.ts'
 import { fundFromFees } from '../../test/support/ledger.ts';
 import { endpointsOf, type PayoutHarness, startPayoutHarness } from '../../test/support/payouts.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
+import { createHold } from '../escrow/service.ts';
 import { postJournal } from '../ledger/service.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { HealthRegistry } from '../platform/health.ts';
 import { heartbeatDownSeconds, heartbeatStaleSeconds, workersCheck } from '../platform/heartbeat.ts';
@@ -321,7 +323,37 @@ describe('escrow leaks and findings', () => {
       balance: '2.5000000',
       openHolds: '0.0000000',
       difference: '2.5000000',
+      holds: [],
     });
+
+    // The open holds of the leaking asset are listed beside the difference, largest first.
+    const [payer, payee] = await sql<{ id: string }[]>`
+      insert into accounts (type, asset) values ('customer', 'XLM'), ('customer', 'XLM') returning id`;
+    await fundFromFees(sql, payer?.id ?? '', 100_000_000n);
+    const actor = { name: 'triage-test', requestId: undefined };
+    const [small, large] = [
+      await withTransaction(sql, (tx) =>
+        createHold(
+          tx,
+          { payerAccountId: payer?.id ?? '', payeeAccountId: payee?.id ?? '', asset: 'XLM', amount: '1' },
+          actor,
+        ),
+      ),
+      await withTransaction(sql, (tx) =>
+        createHold(
+          tx,
+          { payerAccountId: payer?.id ?? '', payeeAccountId: payee?.id ?? '', asset: 'XLM', amount: '3' },
+          actor,
+        ),
+      ),
+    ];
+    const withHolds = (await get('/internal/incident/escrow-leaks')).json();
+    const xlm = withHolds.accounts.find((row: { asset: string }) => row.asset === 'XLM');
+    expect(xlm).toMatchObject({ openHolds: '4.0000000', difference: '2.5000000' });
+    expect(xlm.holds).toEqual([
+      { id: large.id, state: 'held', remaining: '3.0000000', createdAt: large.createdAt },
+      { id: small.id, state: 'held', remaining: '1.0000000', createdAt: small.createdAt },
+    ]);
 
     await runDetector(testDeps(sql), 'escrow');
     const report = (await get('/internal/incident/escrow-leaks')).json();

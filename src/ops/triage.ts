@@ -4,7 +4,7 @@ import { readControls } from '../controls/service.ts';
 import { countDeadLetters } from '../deposits/data.ts';
 import { webhookDeadLetters } from '../deposits/metrics.ts';
 import { selectWatcher } from '../deposits/watcher-data.ts';
-import { selectOpenHoldSums } from '../escrow/data.ts';
+import { selectOpenHoldSums, selectOpenHoldsOf } from '../escrow/data.ts';
 import { selectAssets } from '../ledger/data.ts';
 import { formatAmount } from '../money/money.ts';
 import { getPayoutDetail, type PayoutDetail } from '../payouts/service.ts';
@@ -41,6 +41,8 @@ import { probeStellar, type StellarStatus } from './stellar-status.ts';
 export const stuckOlderThanSecondsDefault = 30 * 60;
 export const stuckOlderThanSecondsMax = 30 * 86_400;
 export const triageListMax = 200;
+/** Holds listed beside one leaking asset's difference: enough to read, bounded for a big book. */
+export const escrowHoldsListedMax = 50;
 export const timelineAuditMax = 200;
 export const timelineLookupsMax = 20;
 /** A cached Stellar and dependency status older than this is refreshed (in the background). */
@@ -157,7 +159,14 @@ export type LedgerReport = {
 
 export type EscrowReport = {
   leaking: boolean;
-  accounts: { asset: string; balance: string; openHolds: string; difference: string }[];
+  accounts: {
+    asset: string;
+    balance: string;
+    openHolds: string;
+    difference: string;
+    /** The open holds of a leaking asset, largest remainder first (at most `escrowHoldsListedMax`). */
+    holds: { id: string; state: string; remaining: string; createdAt: string }[];
+  }[];
   findings: FindingView[];
 };
 
@@ -462,17 +471,30 @@ export class Triage {
     };
   }
 
-  /** The escrow account must hold exactly what remains of open holds (src/escrow), per asset. */
+  /**
+   * The escrow account must hold exactly what remains of open holds (src/escrow), per asset; open
+   * `escrow_leak` and `stuck_release` findings (a release paid on to an address not settled in time).
+   */
   async escrowLeaks(): Promise<EscrowReport> {
-    const [[accounts, holds], precisions, findings] = await Promise.all([
-      // Balances and holds from one snapshot, as the escrow detector reads them.
+    const [[accounts, holds, involved], precisions, findings] = await Promise.all([
+      // Balances, hold sums and the holds listed from one snapshot, as the escrow detector reads them.
       withTransaction(
         this.#deps.sql,
-        async (tx) => [await selectSystemBalances(tx, 'escrow'), await selectOpenHoldSums(tx)] as const,
+        async (tx) => {
+          const balances = await selectSystemBalances(tx, 'escrow');
+          const sums = await selectOpenHoldSums(tx);
+          const leaking = balances.filter((row) => row.balanceMinor !== (sums.get(row.asset) ?? 0n));
+          const listed = await selectOpenHoldsOf(
+            tx,
+            leaking.map((row) => row.asset),
+            escrowHoldsListedMax,
+          );
+          return [balances, sums, listed] as const;
+        },
         { isolation: 'repeatable read' },
       ),
       this.#precisions(),
-      this.#findings(['escrow_leak'], triageListMax),
+      this.#findings(['escrow_leak', 'stuck_release'], triageListMax),
     ]);
     const rows = accounts.map((account) => {
       const precision = precisions.get(account.asset) ?? 7;
@@ -482,11 +504,19 @@ export class Triage {
         balance: formatAmount(account.balanceMinor, precision),
         openHolds: formatAmount(openHoldsMinor, precision),
         difference: formatAmount(account.balanceMinor - openHoldsMinor, precision),
+        holds: involved
+          .filter((hold) => hold.asset === account.asset)
+          .map((hold) => ({
+            id: hold.id,
+            state: hold.state,
+            remaining: formatAmount(hold.remainingMinor, precision),
+            createdAt: hold.createdAt.toISOString(),
+          })),
         leaking: account.balanceMinor !== openHoldsMinor,
       };
     });
     return {
-      leaking: rows.some((row) => row.leaking) || findings.length > 0,
+      leaking: rows.some((row) => row.leaking) || findings.some((finding) => finding.kind === 'escrow_leak'),
       accounts: rows.map(({ leaking: _, ...row }) => row),
       findings,
     };

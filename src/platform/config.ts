@@ -71,6 +71,7 @@ export type OncallConfig = {
 /** The reconciliation detectors' thresholds; see docs/reconciliation.md. */
 export type ReconciliationConfig = {
   stuckAfterSeconds: number;
+  stuckReleaseAfterSeconds: number;
   chainDriftToleranceStroops: bigint;
   chainDriftGraceSeconds: number;
 };
@@ -394,6 +395,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     },
     reconciliation: {
       stuckAfterSeconds: read.integer('RECONCILIATION_STUCK_AFTER_SECONDS', 1_800, 10, 604_800),
+      stuckReleaseAfterSeconds: read.integer(
+        'RECONCILIATION_STUCK_RELEASE_AFTER_SECONDS',
+        1_800,
+        10,
+        604_800,
+      ),
       chainDriftToleranceStroops: BigInt(
         read.integer('RECONCILIATION_CHAIN_DRIFT_TOLERANCE_STROOPS', 100_000, 0, 1_000_000_000),
       ),

@@ -14,6 +14,8 @@ export type ChainAccess = { horizonUrls: readonly string[]; hotWallet: string };
 export type ReconciliationSettings = {
   /** A payout not terminal this long after it was accepted is a stuck settlement. */
   stuckAfterSeconds: number;
+  /** An escrow release paid on to a Stellar address whose payout is not final this long after it is a stuck release. */
+  stuckReleaseAfterSeconds: number;
   /** Hot wallet vs `settlement` differences up to this are not drift (stroops: the chain's unit). */
   chainDriftToleranceStroops: bigint;
   /** A drift must last this long before it is a finding (deposits not credited yet, payouts not booked yet). */

@@ -15,6 +15,7 @@ export const findingKinds = [
   'chain_ledger_drift',
   'escrow_leak',
   'deposit_mismatch',
+  'stuck_release',
 ] as const;
 export type FindingKind = (typeof findingKinds)[number];
 
@@ -41,6 +42,7 @@ export const selfResolvingKinds: readonly FindingKind[] = [
   'stuck_settlement',
   'chain_ledger_drift',
   'escrow_leak',
+  'stuck_release',
 ];
 
 export type Observation = { kind: FindingKind; subject: string; evidence: Record<string, unknown> };

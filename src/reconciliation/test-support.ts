@@ -8,6 +8,7 @@ import { type FindingRow, selectOpenFindings } from './data.ts';
 
 export const testSettings: ReconciliationSettings = {
   stuckAfterSeconds: 1_800,
+  stuckReleaseAfterSeconds: 1_800,
   chainDriftToleranceStroops: 0n,
   chainDriftGraceSeconds: 0,
   lateCommitSecondsMax: 600,

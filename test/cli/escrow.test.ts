@@ -42,6 +42,11 @@ describe('settledesk escrow', () => {
     );
     expect(listed.code, listed.stderr).toBe(0);
     expect(JSON.parse(listed.stdout).map((row: { id: string }) => row.id)).toEqual([hold.id]);
+    const open = await runCli(['--json', 'escrow', 'disputes', 'list', '--state', 'open'], env);
+    expect(open.code, open.stderr).toBe(0);
+    expect(JSON.parse(open.stdout)).toEqual([
+      expect.objectContaining({ holdId: hold.id, state: 'open', reason: 'not delivered', outcome: null }),
+    ]);
     const human = await runCli(['escrow', 'holds', 'show', hold.id], env);
     expect(human.stdout).toContain('dispute');
     expect(human.stdout).toContain('not delivered');
@@ -81,6 +86,15 @@ describe('settledesk escrow', () => {
     const [balance] = await db.sql<{ balance: bigint }[]>`
       select balance_minor as balance from accounts where id = ${payer}::uuid`;
     expect(balance?.balance).toBe(100_000_000n);
+
+    const resolved = await runCli(['escrow', 'disputes', 'list', '--state', 'resolved'], env);
+    expect(resolved.stdout).toContain(`hold ${hold.id}`);
+    expect(resolved.stdout).toContain('→ refund');
+    const none = await runCli(['--json', 'escrow', 'disputes', 'list', '--state', 'open'], env);
+    expect(JSON.parse(none.stdout)).toEqual([]);
+    const badDispute = await runCli(['escrow', 'disputes', 'list', '--state', 'held'], env);
+    expect(badDispute.code).toBe(1);
+    expect(badDispute.stderr).toContain('--state must be one of open, resolved');
 
     const bad = await runCli(['escrow', 'holds', 'list', '--state', 'open'], env);
     expect(bad.code).toBe(1);
