@@ -27,6 +27,7 @@ const runbooks = [
   'stuck-settlement',
   'double-payout-or-escrow-leak',
   'disputed-release-attempt',
+  'stuck-release',
   'ledger-imbalance',
   'db-failover',
   'database-health',
