@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stroopsPerUnit } from '../stellar/units.ts';
 import {
@@ -15,7 +14,7 @@ import {
   xlm,
 } from './escrow-support.ts';
 import type { Drill, DrillContext } from './harness.ts';
-import { locatePromtool, runPromtool } from './promtool.ts';
+import { testExpression } from './promtool.ts';
 import type { SandboxService } from './sandbox-service.ts';
 import {
   alertExpression,
@@ -190,36 +189,21 @@ async function expressionFires(context: DrillContext, before: string, after: str
   const exported = /^escrow_disputed_attempts_total\{[^}]*action="release"/m.test(before);
   const first = exported ? String(metricValue(before, 'escrow_disputed_attempts_total', labels)) : '_';
   const counted = String(metricValue(after, 'escrow_disputed_attempts_total', labels));
-  const series = `escrow_disputed_attempts_total{action="release",instance="settledesk",job="settledesk"}`;
+  const selector = `escrow_disputed_attempts_total{action="release",instance="settledesk",job="settledesk"}`;
   const expr = `count by (action) (${alertExpression('EscrowDisputedReleaseAttempt')})`;
   const quietAgainAt = (samplesAfter - 1) * scrapeIntervalSeconds;
   const file = join(context.dir, 'escrow-disputed-release-attempt.test.yml');
-  await writeFile(
+  const result = await testExpression({
     file,
-    [
-      'rule_files: []',
-      'evaluation_interval: 15s',
-      'tests:',
-      `  - interval: ${scrapeIntervalSeconds}s`,
-      '    input_series:',
-      `      - series: '${series}'`,
-      `        values: '${[first, ...Array.from({ length: samplesAfter }, () => counted)].join(' ')}'`,
-      '    promql_expr_test:',
-      `      - expr: '${expr}'`,
-      '        eval_time: 0s',
-      '        exp_samples: []',
-      `      - expr: '${expr}'`,
-      `        eval_time: ${scrapeIntervalSeconds}s`,
-      '        exp_samples:',
-      `          - labels: '{action="release"}'`,
-      '            value: 1',
-      `      - expr: '${expr}'`,
-      `        eval_time: ${quietAgainAt}s`,
-      '        exp_samples: []',
-      '',
-    ].join('\n'),
-  );
-  const result = await runPromtool(await locatePromtool(), ['test', 'rules', file], context.dir);
+    intervalSeconds: scrapeIntervalSeconds,
+    series: [{ selector, values: [first, ...Array.from({ length: samplesAfter }, () => counted)].join(' ') }],
+    expr,
+    checks: [
+      { atSeconds: 0, firing: [] },
+      { atSeconds: scrapeIntervalSeconds, firing: ['{action="release"}'] },
+      { atSeconds: quietAgainAt, firing: [] },
+    ],
+  });
   if (result.code !== 0) throw context.fail(`promtool test rules ${file}: ${result.output}`);
   context.figure(
     'attemptsCounted',

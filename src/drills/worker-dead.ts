@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../platform/db/embedded.ts';
 import { loopStaleSecondsMinDefault } from '../platform/loops.ts';
 import { reconcileTaskOf } from '../reconciliation/tasks.ts';
 import type { DrillContext } from './harness.ts';
 import { type Drill, sleep } from './harness.ts';
-import { locatePromtool, runPromtool } from './promtool.ts';
+import { testExpression } from './promtool.ts';
 import { runScheduledTask } from './sandbox-service.ts';
 import {
   checkMoneyIntact,
@@ -234,7 +233,7 @@ async function expectNotReady(
  */
 async function expressionFires(context: DrillContext, scrapes: readonly Scrape[]): Promise<void> {
   const lastAt = scrapeIntervalSeconds * (scrapes.length - 1);
-  const series: string[] = [];
+  const series: { selector: string; values: string }[] = [];
   let quietAt = Number.POSITIVE_INFINITY;
   let firingAt = 0;
   for (const worker of workerLoops) {
@@ -252,38 +251,28 @@ async function expressionFires(context: DrillContext, scrapes: readonly Scrape[]
     firingAt = Math.max(firingAt, lastAt + staleAfter - age + scrapeIntervalSeconds);
     const labels = `{instance="settledesk-worker",job="settledesk",worker="${worker}"}`;
     series.push(
-      `      - series: 'worker_last_success_timestamp_seconds${labels}'`,
-      `        values: '${successes.map((success) => success.synthetic.toFixed(3)).join(' ')}'`,
-      `      - series: 'worker_interval_seconds${labels}'`,
-      `        values: '${scrapes.map(() => String(interval)).join(' ')}'`,
+      {
+        selector: `worker_last_success_timestamp_seconds${labels}`,
+        values: successes.map((success) => success.synthetic.toFixed(3)).join(' '),
+      },
+      { selector: `worker_interval_seconds${labels}`, values: scrapes.map(() => String(interval)).join(' ') },
     );
   }
   const expr = `count by (worker) (${alertExpression('WorkerLoopStale')})`;
-  const samples = [...workerLoops]
-    .sort()
-    .map((worker) => `          - labels: '{worker="${worker}"}'\n            value: 1`);
   const file = join(context.dir, `worker-loop-stale-${Date.now()}.test.yml`);
-  await writeFile(
+  const result = await testExpression({
     file,
-    [
-      'rule_files: []',
-      'evaluation_interval: 15s',
-      'tests:',
-      `  - interval: ${scrapeIntervalSeconds}s`,
-      '    input_series:',
-      ...series,
-      '    promql_expr_test:',
-      `      - expr: '${expr}'`,
-      `        eval_time: ${Math.floor(quietAt)}s`,
-      '        exp_samples: []',
-      `      - expr: '${expr}'`,
-      `        eval_time: ${Math.ceil(firingAt)}s`,
-      '        exp_samples:',
-      ...samples,
-      '',
-    ].join('\n'),
-  );
-  const result = await runPromtool(await locatePromtool(), ['test', 'rules', file], context.dir);
+    intervalSeconds: scrapeIntervalSeconds,
+    series,
+    expr,
+    checks: [
+      { atSeconds: Math.floor(quietAt), firing: [] },
+      {
+        atSeconds: Math.ceil(firingAt),
+        firing: [...workerLoops].sort().map((worker) => `{worker="${worker}"}`),
+      },
+    ],
+  });
   if (result.code !== 0) throw context.fail(`promtool test rules ${file}: ${result.output}`);
   context.note(
     `WorkerLoopStale's expression: quiet at ${Math.floor(quietAt - lastAt)} s after the last scrape, true for ${workerLoops.join(', ')} at ${Math.ceil(firingAt - lastAt)} s`,
