@@ -112,7 +112,10 @@ export const problemCatalogue = {
     title: "The resolution's amounts do not add up to the hold's remainder",
   },
   'incidents/not-found': { status: 404, title: 'No such incident' },
-  'incidents/illegal-transition': { status: 409, title: 'The incident cannot move to that status from its own' },
+  'incidents/illegal-transition': {
+    status: 409,
+    title: 'The incident cannot move to that status from its own',
+  },
   'incidents/resolved': { status: 409, title: 'The incident is resolved: reopen it first' },
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
