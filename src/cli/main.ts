@@ -9,6 +9,7 @@ import { type Output, reportFailure } from './context.ts';
 import { registerControlCommands } from './controls.ts';
 import { registerDrillCommands } from './drills.ts';
 import { registerEscrowCommands } from './escrow.ts';
+import { registerIncidentCommands } from './incidents.ts';
 import { registerLedgerCommands } from './ledger.ts';
 import { registerMerchantWebhookCommands } from './merchant-webhooks.ts';
 import { registerChannelCommands, registerPayoutCommands } from './payouts.ts';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerProviderCommands(program, output);
   registerMerchantWebhookCommands(program, output);
   registerTriageCommands(program, output);
+  registerIncidentCommands(program, output);
   registerReconcileCommands(program, output);
   registerRunbookCommands(program, output);
   registerDrillCommands(program, output);
