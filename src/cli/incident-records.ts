@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { TSchema } from 'typebox';
-import { incidentsPageMax, timelinePageDefault } from '../incidents/routes.ts';
+import { incidentsPageMax, nextIncidentCursor, timelinePageDefault } from '../incidents/routes.ts';
 import {
   DeclareBody,
   DetailsBody,
@@ -36,6 +36,7 @@ import {
   statuses,
 } from '../incidents/states.ts';
 import type { Sql } from '../platform/db/types.ts';
+import { decodeCursor } from '../platform/http/cursor.ts';
 import { fieldErrors, validatorCompiler } from '../platform/http/validation.ts';
 import { isUuid } from '../platform/ids.ts';
 import { CliError, type Output, operatorName, print, withRuntime } from './context.ts';
@@ -139,6 +140,7 @@ function detailText(detail: IncidentDetail): string {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+type ListOptions = { status?: string; severity?: string; open?: boolean; limit: string; cursor?: string };
 type DetailOptions = { title?: string; impact?: string; component?: string[]; as?: string };
 
 export function registerIncidentRecordCommands(incident: Command, output: () => Output): void {
@@ -170,7 +172,8 @@ export function registerIncidentRecordCommands(incident: Command, output: () => 
     .option('--severity <P0..P3>', `one of ${severities.join(', ')}`)
     .option('--open', 'only unresolved incidents')
     .option('--limit <n>', `at most ${incidentsPageMax}`, '50')
-    .action(async (options: { status?: string; severity?: string; open?: boolean; limit: string }) => {
+    .option('--cursor <cursor>', 'the nextCursor of the previous page')
+    .action(async (options: ListOptions) => {
       const limit = Number(options.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > incidentsPageMax)
         throw new CliError(`--limit must be an integer from 1 to ${incidentsPageMax}`);
@@ -180,19 +183,24 @@ export function registerIncidentRecordCommands(incident: Command, output: () => 
           options.severity === undefined ? undefined : oneOf(severities, options.severity, '--severity'),
         open: options.open,
       };
-      const { items } = await run((sql) => listIncidents(sql, filter, undefined, limit));
-      print(output(), { items }, () =>
-        table(
-          ['number', 'id', 'severity', 'status', 'declared', 'title'],
-          items.map((item) => [
-            String(item.number),
-            item.id,
-            item.severity,
-            item.status,
-            item.declaredAt,
-            item.title,
-          ]),
-        ),
+      const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, '--cursor');
+      const { rows, items } = await run((sql) => listIncidents(sql, filter, after, limit));
+      const nextCursor = nextIncidentCursor(rows, limit);
+      print(output(), { items, nextCursor }, () =>
+        [
+          table(
+            ['number', 'id', 'severity', 'status', 'declared', 'title'],
+            items.map((item) => [
+              String(item.number),
+              item.id,
+              item.severity,
+              item.status,
+              item.declaredAt,
+              item.title,
+            ]),
+          ),
+          ...(nextCursor ? [`more: --cursor ${nextCursor}`] : []),
+        ].join('\n'),
       );
     });
   incident

@@ -6,6 +6,7 @@ import type { App } from '../platform/http/app.ts';
 import { cursorLengthMax, decodeCursor, encodeCursor } from '../platform/http/cursor.ts';
 import { problemResponse } from '../platform/http/problem-schema.ts';
 import { Uuid } from '../platform/ids.ts';
+import type { IncidentRow } from './data.ts';
 import {
   DeclareBody,
   DetailsBody,
@@ -63,6 +64,12 @@ const refusals = {
   ),
 };
 
+/** The cursor of the page after `rows`, or null when `rows` is the last page. */
+export function nextIncidentCursor(rows: readonly IncidentRow[], limit: number): string | null {
+  const last = rows.at(-1);
+  return rows.length === limit && last ? encodeCursor({ createdAt: last.declaredAt, id: last.id }) : null;
+}
+
 function actorOf(request: FastifyRequest): Actor {
   return { name: request.principal?.subject ?? '', requestId: request.id };
 }
@@ -104,12 +111,7 @@ export function incidentRecordRoutes(sql: Sql) {
         const { status, severity, open, limit, cursor } = request.query;
         const after = cursor === undefined ? undefined : decodeCursor(cursor);
         const { rows, items } = await listIncidents(sql, { status, severity, open }, after, limit);
-        const last = rows.at(-1);
-        return {
-          items,
-          nextCursor:
-            rows.length === limit && last ? encodeCursor({ createdAt: last.declaredAt, id: last.id }) : null,
-        };
+        return { items, nextCursor: nextIncidentCursor(rows, limit) };
       },
     );
     app.get(

@@ -83,6 +83,11 @@ describe('settledesk incident records', () => {
 
     const listed = await json(['list', '--open', '--severity', 'P0']);
     expect((listed.items as { id: string }[]).map((item) => item.id)).toEqual([id]);
+    const later = await json(['declare', '--title', 'second', '--severity', 'P3']);
+    const first = await json(['list', '--limit', '1']);
+    expect((first.items as { id: string }[]).map((item) => item.id)).toEqual([later.id]);
+    const second = await json(['list', '--limit', '1', '--cursor', first.nextCursor as string]);
+    expect((second.items as { id: string }[]).map((item) => item.id)).toEqual([id]);
 
     const human = await runCli(['incident', 'show', id], env);
     expect(human.code, human.stderr).toBe(0);
@@ -104,6 +109,7 @@ describe('settledesk incident records', () => {
       [['status', '3f2c7a3e-8d0b-4f5e-9a51-2c6b8e0d4a17', 'resolved'], /incidents\/not-found/],
       [['role', '3f2c7a3e-8d0b-4f5e-9a51-2c6b8e0d4a17', 'scribe', 'ana'], /role must be one of/],
       [['update', '3f2c7a3e-8d0b-4f5e-9a51-2c6b8e0d4a17'], /at least one of/],
+      [['list', '--cursor', 'nope'], /--cursor is not a cursor/],
     ];
     for (const [args, message] of cases) {
       const result = await runCli(['incident', ...args], env);
