@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../../test/support/service.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import { DomainError } from '../platform/errors.ts';
 import { payloadHash } from './canonical.ts';
 import type { Approvals, ProposalAction } from './engine.ts';
@@ -48,13 +49,15 @@ async function effects(proposalId: string): Promise<number> {
 }
 
 async function propose(action: string, proposer = 'ada', ttlSeconds?: number) {
-  return approvals.propose(service.db.sql, {
-    action,
-    payload: { note: 'move it' },
-    proposer,
-    reason: 'test',
-    ttlSeconds,
-  });
+  return withTransaction(service.db.sql, (tx) =>
+    approvals.propose(tx, {
+      action,
+      payload: { note: 'move it' },
+      proposer,
+      reason: 'test',
+      ttlSeconds,
+    }),
+  );
 }
 
 async function refusal(work: Promise<unknown>): Promise<string> {

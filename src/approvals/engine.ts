@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../audit/audit.ts';
+import { recordOnOpenIncidents } from '../incidents/service.ts';
 import { assert } from '../platform/assert.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql, Tx } from '../platform/db/types.ts';
@@ -69,7 +70,7 @@ export class Approvals {
 
   /** Records a proposal inside the caller's transaction (with whatever else the caller writes). */
   async propose(
-    db: Executor,
+    tx: Tx,
     input: {
       action: string;
       payload: unknown;
@@ -88,7 +89,7 @@ export class Approvals {
         `ttl must be between 1 and ${this.#limits.ttlSecondsMax} seconds`,
       );
     }
-    const row = await insertProposal(db, {
+    const row = await insertProposal(tx, {
       id: randomUUID(),
       action: action.name,
       payload,
@@ -98,7 +99,7 @@ export class Approvals {
       approvalsRequired: action.approvalsRequired,
       ttlSeconds,
     });
-    await appendAudit(db, {
+    await appendAudit(tx, {
       actor: input.proposer,
       action: 'approval.proposed',
       subjectType: 'proposal',
@@ -109,6 +110,10 @@ export class Approvals {
         reason: row.reason,
         expiresAt: row.expiresAt,
       },
+      requestId: input.requestId,
+    });
+    await recordProposalEvent(tx, 'proposal_created', row, `proposed ${row.action}: ${row.reason}`, {
+      name: input.proposer,
       requestId: input.requestId,
     });
     approvalTransitions.inc({ action: row.action, transition: 'proposed' });
@@ -145,6 +150,10 @@ export class Approvals {
         requestId: input.requestId,
       });
       approvalTransitions.inc({ action: proposal.action, transition: 'approved' });
+      await recordProposalEvent(tx, 'proposal_reviewed', proposal, `approved ${proposal.action}`, {
+        name: input.reviewer,
+        requestId: input.requestId,
+      });
       const reviews = await selectReviews(tx, proposal.id);
       const approvers = reviews
         .filter((review) => review.decision === 'approve' && review.payloadHash === proposal.payloadHash)
@@ -184,6 +193,13 @@ export class Approvals {
         requestId: input.requestId,
       });
       approvalTransitions.inc({ action: proposal.action, transition: 'rejected' });
+      await recordProposalEvent(
+        tx,
+        'proposal_reviewed',
+        proposal,
+        `rejected ${proposal.action}: ${input.reason}`,
+        { name: input.reviewer, requestId: input.requestId },
+      );
     });
   }
 
@@ -274,6 +290,13 @@ export class Approvals {
       requestId,
     });
     approvalTransitions.inc({ action: proposal.action, transition: 'executed' });
+    await recordProposalEvent(
+      tx,
+      'proposal_executed',
+      proposal,
+      `executed ${proposal.action}, approved by ${approvers.join(', ')}`,
+      { name: approvers[approvers.length - 1] ?? 'unknown', requestId },
+    );
   }
 
   async #expire(tx: Tx, id: string): Promise<void> {
@@ -290,6 +313,21 @@ export class Approvals {
     });
     approvalTransitions.inc({ action: proposal?.action ?? 'unknown', transition: 'expired' });
   }
+}
+
+/** A proposal's step on every open incident's timeline, in the step's transaction. */
+async function recordProposalEvent(
+  tx: Tx,
+  kind: 'proposal_created' | 'proposal_reviewed' | 'proposal_executed',
+  proposal: ProposalRow,
+  summary: string,
+  actor: { name: string; requestId: string | undefined },
+): Promise<void> {
+  await recordOnOpenIncidents(
+    tx,
+    { kind, source: 'system', summary, detail: { proposalId: proposal.id, action: proposal.action } },
+    actor,
+  );
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { SnapshotView } from '../incidents/service.ts';
 import { parseOlderThan } from '../ops/routes.ts';
 import type { StellarStatus } from '../ops/stellar-status.ts';
 import type {
@@ -13,6 +14,7 @@ import type {
 } from '../ops/triage.ts';
 import { escrowHoldsListedMax, Triage } from '../ops/triage.ts';
 import { workersCheck } from '../platform/heartbeat.ts';
+import { isUuid } from '../platform/ids.ts';
 import type { Runtime } from '../platform/runtime.ts';
 import { findStellar } from '../stellar/connect.ts';
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
@@ -353,7 +355,10 @@ export function registerTriageCommands(program: Command, output: () => Output): 
   triage
     .command('snapshot')
     .description('store everything above as one snapshot attached to an incident; moves no money')
-    .option('--incident <ref>', 'the incident this snapshot belongs to')
+    .option(
+      '--incident <id-or-ref>',
+      'the incident id (attaches the snapshot to it, with a timeline event) or a free-text reference',
+    )
     .option('--as <name>', 'who takes it (default SETTLEDESK_OPERATOR or the OS user)')
     .action(async (options: { incident?: string; as?: string }) => {
       if (options.incident !== undefined && !/^[A-Za-z0-9._:-]{1,100}$/.test(options.incident)) {
@@ -361,8 +366,28 @@ export function registerTriageCommands(program: Command, output: () => Output): 
       }
       const takenBy = operatorName(options.as);
       const snapshot = await withTriage((library) => library.snapshot(takenBy, options.incident ?? null));
-      print(output(), snapshot, () => `snapshot ${snapshot.id} taken at ${snapshot.takenAt}`);
+      const attached = snapshot.incidentId ? `, attached to incident ${snapshot.incidentId}` : '';
+      print(output(), snapshot, () => `snapshot ${snapshot.id} taken at ${snapshot.takenAt}${attached}`);
     });
+  triage
+    .command('show-snapshot <id>')
+    .description('read a stored snapshot back (--json for all of it)')
+    .action(async (id: string) => {
+      if (!isUuid(id)) throw new CliError(`${id} is not a snapshot id (a lowercase uuid)`);
+      const snapshot = await withTriage((library) => library.readSnapshot(id));
+      print(output(), snapshot, () => snapshotText(snapshot));
+    });
+}
+
+function snapshotText(snapshot: SnapshotView): string {
+  const summary = snapshot.content.summary as Summary | undefined;
+  const incident = snapshot.incidentId ?? snapshot.incidentRef ?? 'no incident';
+  return [
+    `snapshot ${snapshot.id} taken at ${snapshot.takenAt} by ${snapshot.takenBy} for ${incident}`,
+    `status then: ${summary?.status.toUpperCase() ?? 'unknown'}`,
+    ...(summary?.attention ?? []),
+    '(--json shows every part as it was taken)',
+  ].join('\n');
 }
 
 function parseOlderThanOption(text: string): number {

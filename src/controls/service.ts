@@ -1,5 +1,6 @@
 import type { Approvals, ProposalAction, ProposalView } from '../approvals/engine.ts';
 import { appendAudit } from '../audit/audit.ts';
+import { recordOnOpenIncidents } from '../incidents/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
@@ -55,15 +56,13 @@ export async function freezePayouts(sql: Sql, actor: Actor, reason: string): Pro
   });
 }
 
-async function audit(
-  db: Executor,
-  actor: Actor,
-  action: string,
-  before: Controls,
-  reason: string,
-): Promise<void> {
-  const after = await selectControls(db);
-  await appendAudit(db, {
+/**
+ * The audit row and, on every open incident, the timeline event of one change, in the change's
+ * transaction: an incident's timeline shows each brake pulled or released while it was open.
+ */
+async function audit(tx: Tx, actor: Actor, action: string, before: Controls, reason: string): Promise<void> {
+  const after = await selectControls(tx);
+  await appendAudit(tx, {
     actor: actor.name,
     action,
     subjectType: 'payment_controls',
@@ -72,6 +71,23 @@ async function audit(
     after: { paymentsMode: after.paymentsMode, payoutsFrozen: after.payoutsFrozen, reason },
     requestId: actor.requestId,
   });
+  const event =
+    before.paymentsMode !== after.paymentsMode
+      ? {
+          kind: 'payments_mode_changed' as const,
+          summary: `payments mode ${before.paymentsMode} → ${after.paymentsMode}: ${reason}`,
+          detail: { from: before.paymentsMode, to: after.paymentsMode, reason },
+        }
+      : {
+          kind: 'payouts_freeze_changed' as const,
+          summary: `${after.payoutsFrozen ? 'payouts frozen' : 'payouts unfrozen'}: ${reason}`,
+          detail: { frozen: after.payoutsFrozen, reason },
+        };
+  await recordOnOpenIncidents(
+    tx,
+    { ...event, source: 'system' },
+    { name: actor.name, requestId: actor.requestId },
+  );
 }
 
 export const restoreStandardAction = 'controls.restore_standard';

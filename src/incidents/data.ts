@@ -241,3 +241,23 @@ export async function selectTimeline(
     where incident_id = ${incidentId}::uuid and id > ${afterId ?? 0n}::int8
     order by id limit ${limit}::int`;
 }
+
+/** The newest `limit` events, returned oldest first: the tail an incident's page shows. */
+export async function selectTimelineNewest(
+  db: Executor,
+  incidentId: string,
+  limit: number,
+): Promise<TimelineRow[]> {
+  return db<TimelineRow[]>`
+    select * from (
+      select id, incident_id as "incidentId", at, kind, source, actor, summary, detail
+      from incident_timeline where incident_id = ${incidentId}::uuid
+      order by id desc limit ${limit}::int
+    ) newest order by id`;
+}
+
+export async function countTimeline(db: Executor, incidentId: string): Promise<number> {
+  const [row] = await db<{ count: number }[]>`
+    select count(*)::int as count from incident_timeline where incident_id = ${incidentId}::uuid`;
+  return row?.count ?? 0;
+}

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../audit/audit.ts';
+import { type SnapshotHeadRow, selectSnapshotsOfIncident } from '../ops/data.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import {
   acknowledge,
+  countTimeline,
   type IncidentFilter,
   type IncidentRow,
   insertIncident,
@@ -18,6 +20,7 @@ import {
   selectOpenIncidentIds,
   selectRoles,
   selectTimeline,
+  selectTimelineNewest,
   type TimelineRow,
   updateDetails,
   updateSeverity,
@@ -43,6 +46,9 @@ export const summaryLengthMax = 2_000;
 /** Open incidents an automatic event (a mode change, a proposal) is added to, oldest first. */
 export const openIncidentsTouchedMax = 20;
 export const timelinePageMax = 500;
+/** Events and snapshots an incident's page shows; the rest is paged through its timeline. */
+export const timelineRecentMax = 20;
+export const snapshotsListedMax = 20;
 
 export type Actor = { name: string; requestId: string | undefined };
 
@@ -147,6 +153,33 @@ export function timelineEventView(row: TimelineRow): TimelineEventView {
     detail: row.detail,
   };
 }
+
+export type SnapshotHeadView = {
+  id: string;
+  incidentRef: string | null;
+  incidentId: string | null;
+  takenBy: string;
+  takenAt: string;
+};
+export type SnapshotView = SnapshotHeadView & { content: Record<string, unknown> };
+
+export function snapshotHeadView(row: SnapshotHeadRow): SnapshotHeadView {
+  return {
+    id: row.id,
+    incidentRef: row.incidentRef,
+    incidentId: row.incidentId,
+    takenBy: row.takenBy,
+    takenAt: row.takenAt.toISOString(),
+  };
+}
+
+/** An incident's page: the record, every role term, the newest events and snapshots. */
+export type IncidentDetail = {
+  incident: IncidentView;
+  roles: RoleView[];
+  timeline: { count: number; recent: TimelineEventView[] };
+  snapshots: SnapshotHeadView[];
+};
 
 function notFound(id: string): DomainError {
   return new DomainError('incidents/not-found', `no incident ${id}`);
@@ -271,6 +304,23 @@ export async function listIncidents(
   return { rows, items: rows.map((row) => incidentView(row, now)) };
 }
 
+export async function getIncidentDetail(db: Executor, id: string): Promise<IncidentDetail> {
+  const row = await selectIncident(db, id);
+  if (!row) throw notFound(id);
+  const [roles, count, recent, snapshots] = await Promise.all([
+    selectRoles(db, id),
+    countTimeline(db, id),
+    selectTimelineNewest(db, id, timelineRecentMax),
+    selectSnapshotsOfIncident(db, id, snapshotsListedMax),
+  ]);
+  return {
+    incident: incidentView(row),
+    roles: roles.map(roleView),
+    timeline: { count, recent: recent.map(timelineEventView) },
+    snapshots: snapshots.map(snapshotHeadView),
+  };
+}
+
 export async function getRoles(db: Executor, id: string): Promise<RoleView[]> {
   return (await selectRoles(db, id)).map(roleView);
 }
@@ -281,6 +331,7 @@ export async function getTimeline(
   afterId: bigint | undefined,
   limit: number,
 ): Promise<TimelineEventView[]> {
+  if (!(await selectIncident(db, id))) throw notFound(id);
   return (await selectTimeline(db, id, afterId, limit)).map(timelineEventView);
 }
 

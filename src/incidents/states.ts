@@ -87,5 +87,7 @@ export const timelineKinds = [
   'action_item_added',
   'action_item_updated',
   'postmortem_drafted',
+  'payouts_freeze_changed',
+  'proposal_executed',
 ] as const;
 export type TimelineKind = (typeof timelineKinds)[number];

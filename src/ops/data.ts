@@ -109,13 +109,48 @@ export async function countPendingProposals(db: Executor): Promise<number> {
 
 export async function insertSnapshot(
   tx: Tx,
-  snapshot: { id: string; incidentRef: string | null; takenBy: string; content: unknown },
+  snapshot: {
+    id: string;
+    incidentRef: string | null;
+    incidentId: string | null;
+    takenBy: string;
+    content: unknown;
+  },
 ): Promise<Date> {
   const [row] = await tx<{ takenAt: Date }[]>`
-    insert into incident_snapshots (id, incident_ref, taken_by, content)
-    values (${snapshot.id}::uuid, ${snapshot.incidentRef}::text, ${snapshot.takenBy}::text,
-            ${tx.json(snapshot.content as Parameters<typeof tx.json>[0])}::jsonb)
+    insert into incident_snapshots (id, incident_ref, incident_id, taken_by, content)
+    values (${snapshot.id}::uuid, ${snapshot.incidentRef}::text, ${snapshot.incidentId}::uuid,
+            ${snapshot.takenBy}::text, ${tx.json(snapshot.content as Parameters<typeof tx.json>[0])}::jsonb)
     returning taken_at as "takenAt"`;
   assert(row, 'snapshot insert returned no row');
   return row.takenAt;
+}
+
+export type SnapshotHeadRow = {
+  id: string;
+  incidentRef: string | null;
+  incidentId: string | null;
+  takenBy: string;
+  takenAt: Date;
+};
+export type SnapshotRow = SnapshotHeadRow & { content: Record<string, unknown> };
+
+const snapshotHeadColumns = (db: Executor) => db`
+  id, incident_ref as "incidentRef", incident_id as "incidentId", taken_by as "takenBy", taken_at as "takenAt"`;
+
+export async function selectSnapshot(db: Executor, id: string): Promise<SnapshotRow | undefined> {
+  const [row] = await db<SnapshotRow[]>`
+    select ${snapshotHeadColumns(db)}, content from incident_snapshots where id = ${id}::uuid`;
+  return row;
+}
+
+/** Newest first, bounded: the snapshots listed on an incident's page. */
+export async function selectSnapshotsOfIncident(
+  db: Executor,
+  incidentId: string,
+  limit: number,
+): Promise<SnapshotHeadRow[]> {
+  return db<SnapshotHeadRow[]>`
+    select ${snapshotHeadColumns(db)} from incident_snapshots where incident_id = ${incidentId}::uuid
+    order by taken_at desc, id desc limit ${limit}::int`;
 }

@@ -1,8 +1,10 @@
 import { Type } from 'typebox';
+import { SnapshotHeadSchema } from '../incidents/schemas.ts';
 import { operatorRoles } from '../platform/auth/roles.ts';
 import { parseDurationSeconds } from '../platform/duration.ts';
 import { DomainError } from '../platform/errors.ts';
 import type { App } from '../platform/http/app.ts';
+import { problemResponse } from '../platform/http/problem-schema.ts';
 import { Uuid } from '../platform/ids.ts';
 import {
   DependenciesSchema,
@@ -25,7 +27,7 @@ import {
 /**
  * Read-only triage under /internal/incident/ for operators (viewers are refused: these answers
  * name payouts, amounts and addresses). Each route calls one library function; only the snapshot
- * writes, and what it writes is the evidence.
+ * writes, and what it writes is the evidence (and, for an incident record, its timeline event).
  */
 
 const config = { access: operatorRoles };
@@ -148,10 +150,18 @@ export function incidentRoutes(triage: Triage) {
         config,
         schema: {
           tags,
-          description: 'Stores everything the triage routes report as one snapshot; moves no money.',
+          description:
+            'Stores everything the triage routes report as one snapshot; moves no money. `incident` is an incident id (the snapshot is attached to it, with a timeline event) or a free-text reference.',
           body: Type.Optional(
             Type.Object(
-              { incident: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,100}$' })) },
+              {
+                incident: Type.Optional(
+                  Type.String({
+                    pattern: '^[A-Za-z0-9._:-]{1,100}$',
+                    description: 'an incident id (lowercase uuid) or a free-text reference',
+                  }),
+                ),
+              },
               { additionalProperties: false },
             ),
           ),
@@ -159,7 +169,10 @@ export function incidentRoutes(triage: Triage) {
             201: Type.Object({
               id: Uuid(),
               takenAt: Type.String({ format: 'date-time' }),
+              incidentId: Type.Union([Uuid(), Type.Null()]),
             }),
+            400: problemResponse('the body does not match the schema (request/validation)'),
+            404: problemResponse('`incident` is an id and no incident has it (incidents/not-found)'),
           },
         },
       },
@@ -167,9 +180,30 @@ export function incidentRoutes(triage: Triage) {
         const snapshot = await triage.snapshot(
           request.principal?.subject ?? '',
           request.body?.incident ?? null,
+          request.id,
         );
         return reply.code(201).send(snapshot);
       },
+    );
+    app.get(
+      '/internal/incident/snapshot/:id',
+      {
+        config,
+        schema: {
+          tags,
+          description: 'One stored snapshot, as it was taken.',
+          params: Type.Object({ id: Uuid() }),
+          response: {
+            200: Type.Intersect([
+              SnapshotHeadSchema,
+              Type.Object({ content: Type.Record(Type.String(), Type.Unknown()) }),
+            ]),
+            400: problemResponse('the id is not a uuid (request/validation)'),
+            404: problemResponse('no such snapshot (incidents/snapshot-not-found)'),
+          },
+        },
+      },
+      async (request) => triage.readSnapshot(request.params.id),
     );
   };
 }

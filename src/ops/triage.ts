@@ -5,13 +5,22 @@ import { countDeadLetters } from '../deposits/data.ts';
 import { webhookDeadLetters } from '../deposits/metrics.ts';
 import { selectWatcher } from '../deposits/watcher-data.ts';
 import { selectOpenHoldSums, selectOpenHoldsOf } from '../escrow/data.ts';
+import {
+  appendTimeline,
+  getIncident,
+  lockIncident,
+  type SnapshotView,
+  snapshotHeadView,
+} from '../incidents/service.ts';
 import { selectAssets } from '../ledger/data.ts';
 import { formatAmount } from '../money/money.ts';
 import { getPayoutDetail, type PayoutDetail } from '../payouts/service.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
+import { DomainError } from '../platform/errors.ts';
 import type { HealthRegistry } from '../platform/health.ts';
 import { type WorkersStatus, workersStatus } from '../platform/heartbeat.ts';
+import { isUuid } from '../platform/ids.ts';
 import { selectLoops, selectSilentProcesses } from '../platform/loop-report.ts';
 import { countOpenFindingsByKind, selectOpenFindings } from '../reconciliation/data.ts';
 import { refreshFromDatabase as refreshFindingGauges } from '../reconciliation/metrics.ts';
@@ -25,6 +34,7 @@ import {
   selectBalanceSums,
   selectJournalsForPayout,
   selectOpenPayoutCounts,
+  selectSnapshot,
   selectStuckPayouts,
   selectSystemBalances,
 } from './data.ts';
@@ -557,8 +567,20 @@ export class Triage {
     };
   }
 
-  /** Stores everything above as one snapshot, with an audit entry; it moves no money. */
-  async snapshot(takenBy: string, incidentRef: string | null): Promise<{ id: string; takenAt: string }> {
+  /**
+   * Stores everything above as one snapshot, with an audit entry; it moves no money. `incident` is
+   * an incident record's id (the snapshot is attached to it, with a `snapshot_attached` timeline
+   * event in the same transaction; an unknown id is `incidents/not-found` and nothing is stored),
+   * or any other reference as free text, as before incident records existed.
+   */
+  async snapshot(
+    takenBy: string,
+    incident: string | null,
+    requestId?: string,
+  ): Promise<{ id: string; takenAt: string; incidentId: string | null }> {
+    const incidentId = isUuid(incident) ? incident : null;
+    // Refused before the expensive reads: an unknown incident id is a typo, not evidence.
+    if (incidentId !== null) await getIncident(this.#deps.sql, incidentId);
     const [summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies, loops] = await Promise.all([
       this.summary(),
       this.stuckSettlements(stuckOlderThanSecondsDefault),
@@ -572,17 +594,39 @@ export class Triage {
     const content = { summary, stuck, doublePayouts, escrow, ledger, stellar, dependencies, loops };
     const id = randomUUID();
     const takenAt = await withTransaction(this.#deps.sql, async (tx) => {
-      const at = await insertSnapshot(tx, { id, incidentRef, takenBy, content });
+      if (incidentId !== null) await lockIncident(tx, incidentId);
+      const at = await insertSnapshot(tx, { id, incidentRef: incident, incidentId, takenBy, content });
       await appendAudit(tx, {
         actor: takenBy,
         action: 'incident.snapshot',
         subjectType: 'incident_snapshot',
         subjectId: id,
-        after: { incidentRef },
+        after: { incidentRef: incident },
+        requestId,
       });
+      if (incidentId !== null) {
+        await appendTimeline(
+          tx,
+          incidentId,
+          {
+            kind: 'snapshot_attached',
+            source: 'person',
+            summary: `triage snapshot ${id}: ${summary.status}`,
+            detail: { snapshotId: id, status: summary.status, attention: summary.attention.length },
+          },
+          { name: takenBy, requestId },
+        );
+      }
       return at;
     });
-    return { id, takenAt: takenAt.toISOString() };
+    return { id, takenAt: takenAt.toISOString(), incidentId };
+  }
+
+  /** One stored snapshot as it was taken; `incidents/snapshot-not-found` when there is none. */
+  async readSnapshot(id: string): Promise<SnapshotView> {
+    const row = await selectSnapshot(this.#deps.sql, id);
+    if (!row) throw new DomainError('incidents/snapshot-not-found', `no snapshot ${id}`);
+    return { ...snapshotHeadView(row), content: row.content };
   }
 
   async #precisions(): Promise<Map<string, number>> {

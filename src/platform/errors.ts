@@ -117,6 +117,7 @@ export const problemCatalogue = {
     title: 'The incident cannot move to that status from its own',
   },
   'incidents/resolved': { status: 409, title: 'The incident is resolved: reopen it first' },
+  'incidents/snapshot-not-found': { status: 404, title: 'No such triage snapshot' },
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },
