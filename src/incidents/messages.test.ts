@@ -203,6 +203,7 @@ describe('publishing a message', () => {
       [{ kind: 'status_page' }, 400, 'request/validation'],
       [{ kind: 'status_page', text: 'slow', template: 'status_update' }, 400, 'request/validation'],
       [{ kind: 'status_page', text: 'slow', eta: '2020-01-01T00:00:00Z' }, 400, 'request/validation'],
+      [{ kind: 'status_page', text: 'slow', eta: '2030-12-31T23:59:60Z' }, 400, 'request/validation'],
       [{ kind: 'status_page', text: 'line\nbreak' }, 400, 'request/validation'],
     ];
     for (const [body, status, type] of cases) {

@@ -154,7 +154,9 @@ function checkComponents(
 
 function checkEta(eta: Date | undefined, now: Date): void {
   if (eta === undefined) return;
-  if (eta.getTime() <= now.getTime() || eta.getTime() > now.getTime() + etaAheadSecondsMax * 1_000) {
+  const at = eta.getTime();
+  // A time the schema's format accepts but Date cannot hold (a leap second) is NaN: refused too.
+  if (!(at > now.getTime() && at <= now.getTime() + etaAheadSecondsMax * 1_000)) {
     throw invalid(`eta must be in the future and within ${etaAheadSecondsMax / 86_400} days`, 'body.eta');
   }
 }
