@@ -302,6 +302,18 @@ describe('the public status page', () => {
     }
     expect(response.body).not.toContain('internal title');
     expect(page.incidents.find((item: { id: string }) => item.id === closed).resolvedAt).not.toBeNull();
+    expect(page.incidents.find((item: { id: string }) => item.id === open).updates).toEqual([
+      {
+        status: 'investigating',
+        title: 'Payment delays',
+        body: 'Payouts are slower than usual.',
+        components: [
+          { name: 'api', status: 'degraded_performance' },
+          { name: 'payouts', status: 'partial_outage' },
+        ],
+        publishedAt: published.json().publishedAt,
+      },
+    ]);
   });
 
   it('serves a minimal HTML page with every value escaped and no script', async () => {

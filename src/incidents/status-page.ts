@@ -25,7 +25,7 @@ export type StatusUpdateView = {
   status: Status;
   title: string;
   body: string;
-  components: { component: string; status: ComponentStatus }[];
+  components: { name: string; status: ComponentStatus }[];
   publishedAt: string;
 };
 
@@ -50,7 +50,7 @@ function updateView(row: MessageRow): StatusUpdateView {
     status: row.status,
     title: row.title,
     body: row.body,
-    components: row.components,
+    components: row.components.map((entry) => ({ name: entry.component, status: entry.status })),
     publishedAt: row.publishedAt.toISOString(),
   };
 }
@@ -180,7 +180,7 @@ export const StatusPageSchema = Type.Object({
           status: literals(statuses),
           title: Type.String(),
           body: Type.String(),
-          components: Type.Array(Type.Object({ component: Type.String(), status: ComponentStatusSchema })),
+          components: Type.Array(Type.Object({ name: Type.String(), status: ComponentStatusSchema })),
           publishedAt: Iso,
         }),
       ),
