@@ -194,7 +194,7 @@ export function composeMessage(
     const missing = problems.map((problem) => problem.placeholder);
     throw new DomainError(
       'incidents/missing-field',
-      `the message needs ${missing.map((name) => `{${name}}`).join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} empty: give --eta, or set the incident's impact and components`,
+      `the message needs ${missing.map((name) => `{${name}}`).join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} empty: give an eta, or set the incident's impact and components`,
       { placeholders: missing },
     );
   }
