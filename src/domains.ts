@@ -12,6 +12,7 @@ import { escrowRoutes } from './escrow/routes.ts';
 import { resolveDisputeProposalAction } from './escrow/service.ts';
 import { escrowCrontab, escrowTasks } from './escrow/tasks.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
+import { communicationRoutes } from './incidents/message-routes.ts';
 import { incidentRecordRoutes } from './incidents/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { incidentRoutes } from './ops/routes.ts';
@@ -128,6 +129,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),
     incidentRecordRoutes(runtime.sql),
+    communicationRoutes(runtime.sql, runtime.config.communications),
   ];
 }
 

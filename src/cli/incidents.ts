@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Output } from './context.ts';
+import { registerIncidentMessageCommands } from './incident-messages.ts';
 import { registerIncidentRecordCommands } from './incident-records.ts';
 
 /**
@@ -11,6 +12,5 @@ export function registerIncidentCommands(program: Command, output: () => Output)
     .command('incident')
     .description('incident records, timeline, escalation, messages, postmortems');
   registerIncidentRecordCommands(incident, output);
-  void incident;
-  void output;
+  registerIncidentMessageCommands(incident, output);
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configuredEndpoints } from '../stellar/connect.ts';
 import { ConfigError, loadConfig } from './config.ts';
@@ -127,5 +130,35 @@ describe('configuration', () => {
       expect(problemsOf({ ONCALL_BUSINESS_HOURS: hours }), hours).toEqual([
         expect.stringMatching(/^ONCALL_BUSINESS_HOURS: must be HH:MM-HH:MM/),
       ]);
+  });
+
+  it('reads the redaction names from the variable and the file, and never echoes a refused name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'settledesk-names-'));
+    writeFileSync(join(dir, 'names.txt'), '# on-call rota\nGrace Hopper\n\nLinus  # a first name\n');
+    const config = loadConfig(
+      { PII_REDACTION_NAMES: 'Ada Lovelace, Linus', PII_REDACTION_NAMES_FILE: 'names.txt' },
+      dir,
+    );
+    expect(config.communications.redactionNames).toEqual(['Ada Lovelace', 'Linus', 'Grace Hopper']);
+    expect(problemsOf({ PII_REDACTION_NAMES: 'Ada Lovelace,X' })).toEqual([
+      'PII_REDACTION_NAMES: 1 name(s) not between 2 and 100 characters',
+    ]);
+    expect(problemsOf({ PII_REDACTION_NAMES_FILE: join(dir, 'missing.txt') })).toEqual([
+      'PII_REDACTION_NAMES_FILE: cannot read the file (ENOENT)',
+    ]);
+  });
+
+  it('lists the status page components, in order, and refuses a name that is not one', () => {
+    expect(loadConfig({}, '/srv/app').communications.statusComponents).toEqual([
+      'api',
+      'payouts',
+      'deposits',
+      'escrow',
+      'webhooks',
+    ]);
+    expect(
+      loadConfig({ STATUS_PAGE_COMPONENTS: 'payouts, api' }, '/srv/app').communications.statusComponents,
+    ).toEqual(['payouts', 'api']);
+    expect(problemsOf({ STATUS_PAGE_COMPONENTS: 'API,<b>' })[0]).toMatch(/^STATUS_PAGE_COMPONENTS: must be/);
   });
 });

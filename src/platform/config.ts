@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type StellarNetworkName, stellarNetworks } from '../stellar/endpoints.ts';
 import { loopStaleSecondsMinDefault } from './loops.ts';
@@ -42,6 +43,15 @@ export type Config = {
   reconciliation: ReconciliationConfig;
   oncall: OncallConfig;
   loops: LoopsConfig;
+  communications: CommunicationsConfig;
+};
+
+/** Public incident messages and the status page (docs/incidents.md, Communications). */
+export type CommunicationsConfig = {
+  /** Personal names no public message may contain: PII_REDACTION_NAMES and PII_REDACTION_NAMES_FILE. */
+  redactionNames: readonly string[];
+  /** The components the public status page lists, in this order. */
+  statusComponents: readonly string[];
 };
 
 /** How loops are judged and reported (src/platform/loops.ts, src/platform/loop-report.ts). */
@@ -317,6 +327,54 @@ class Reader {
   }
 }
 
+export const redactionNameLengthMin = 2;
+export const redactionNameLengthMax = 100;
+export const redactionNamesMax = 10_000;
+export const statusComponentsMax = 20;
+const statusComponentPattern = /^[a-z][a-z0-9_-]{0,59}$/;
+
+/**
+ * The redaction list: names from PII_REDACTION_NAMES (comma-separated) and from the file named by
+ * PII_REDACTION_NAMES_FILE (one per line, `#` starts a comment), which keeps a long list out of
+ * the environment. Names are never echoed in a problem: they are the personal data.
+ */
+function redactionNames(read: Reader, cwd: string): string[] {
+  const names = (read.raw('PII_REDACTION_NAMES') ?? '').split(',');
+  const file = read.raw('PII_REDACTION_NAMES_FILE');
+  if (file !== undefined) {
+    try {
+      names.push(...readFileSync(resolve(cwd, file), 'utf8').split('\n'));
+    } catch (error) {
+      const code = error instanceof Error && 'code' in error ? String(error.code) : 'unreadable';
+      read.problems.push(`PII_REDACTION_NAMES_FILE: cannot read the file (${code})`);
+    }
+  }
+  const cleaned = names.map((name) => name.replace(/#.*$/, '').trim()).filter((name) => name !== '');
+  const bad = cleaned.filter(
+    (name) => name.length < redactionNameLengthMin || name.length > redactionNameLengthMax,
+  ).length;
+  if (bad > 0) {
+    read.problems.push(
+      `PII_REDACTION_NAMES: ${bad} name(s) not between ${redactionNameLengthMin} and ${redactionNameLengthMax} characters`,
+    );
+  }
+  if (cleaned.length > redactionNamesMax) {
+    read.problems.push(`PII_REDACTION_NAMES: at most ${redactionNamesMax} names, got ${cleaned.length}`);
+  }
+  return [...new Set(cleaned)];
+}
+
+function statusComponents(read: Reader): string[] {
+  const value = read.raw('STATUS_PAGE_COMPONENTS') ?? 'api,payouts,deposits,escrow,webhooks';
+  const components = [...new Set(value.split(',').map((component) => component.trim()))];
+  if (components.length > statusComponentsMax || !components.every((c) => statusComponentPattern.test(c))) {
+    read.problems.push(
+      `STATUS_PAGE_COMPONENTS: must be up to ${statusComponentsMax} comma-separated names of a-z, 0-9, _ and -, starting with a letter, got "${value}"`,
+    );
+  }
+  return components;
+}
+
 export const portMax = 65_535;
 export const stellarUrlsMax = 8;
 export const channelsMax = 100;
@@ -410,6 +468,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     loops: {
       staleSecondsMin: read.integer('LOOP_STALE_SECONDS_MIN', loopStaleSecondsMinDefault, 1, 3_600),
       reportIntervalMs: read.integer('LOOP_REPORT_INTERVAL_MS', 10_000, 1_000, 60_000),
+    },
+    communications: {
+      redactionNames: redactionNames(read, cwd),
+      statusComponents: statusComponents(read),
     },
   };
   if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {

@@ -118,6 +118,20 @@ export const problemCatalogue = {
   },
   'incidents/resolved': { status: 409, title: 'The incident is resolved: reopen it first' },
   'incidents/snapshot-not-found': { status: 404, title: 'No such triage snapshot' },
+  'incidents/pii-detected': {
+    status: 422,
+    title: 'The message contains personal data or a secret and was not published',
+  },
+  'incidents/unknown-placeholder': {
+    status: 422,
+    title: 'The message names a placeholder that does not exist',
+  },
+  'incidents/missing-field': { status: 422, title: 'A placeholder of the message has no value' },
+  'incidents/template-not-applicable': {
+    status: 422,
+    title: 'The template is not for this kind of message or this status',
+  },
+  'incidents/unknown-component': { status: 422, title: 'The component is not on the status page' },
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },

@@ -49,15 +49,15 @@ const personalKeyNames = new Set(
   ].map((key) => key.toLowerCase()),
 );
 /** Values are checked too: an email or a bearer token can hide inside free text. */
-const emailPattern = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
+export const emailPattern = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
 /**
  * A credential after the scheme is at least 8 characters (a JWT, an API key, base64 of
  * user:password); requiring that keeps prose such as "the bearer token was refused" readable.
  */
 const bearerPattern = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
-const jwtPattern = /\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
+export const jwtPattern = /\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
 /** Stellar secret seeds: S followed by 55 base32 characters. */
-const stellarSeedPattern = /\bS[A-Z2-7]{55}\b/g;
+export const stellarSeedPattern = /\bS[A-Z2-7]{55}\b/g;
 
 export const redactedMarker = '[REDACTED]';
 const redactDepthMax = 8;
