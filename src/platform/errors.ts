@@ -117,6 +117,12 @@ export const problemCatalogue = {
     title: 'The incident cannot move to that status from its own',
   },
   'incidents/resolved': { status: 409, title: 'The incident is resolved: reopen it first' },
+  'incidents/action-item-not-found': { status: 404, title: 'No such action item on this incident' },
+  'incidents/action-item-illegal-transition': {
+    status: 409,
+    title: 'The action item cannot move to that status from its own',
+  },
+  'incidents/action-items-full': { status: 409, title: 'The incident has as many action items as allowed' },
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },
