@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Output } from './context.ts';
+import { registerPostmortemCommands } from './incident-postmortem.ts';
 
 /**
  * `settledesk incident …`: the whole incident lifecycle from a terminal, through the same service
@@ -9,6 +10,7 @@ export function registerIncidentCommands(program: Command, output: () => Output)
   const incident = program
     .command('incident')
     .description('incident records, timeline, escalation, messages, postmortems');
+  registerPostmortemCommands(incident, output);
   void incident;
   void output;
 }

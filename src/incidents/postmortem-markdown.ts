@@ -25,7 +25,7 @@ export const draftSections = [
 export const notWritten = '_Not written yet._';
 
 /** Characters with a meaning inside a line of Markdown (CommonMark's backslash-escapable ones that matter). */
-const inlineSpecial = /[\\`*_[\]<>#|~&!{}]/g;
+const inlineSpecial = /[\\`*_[\]<>#|~&!]/g;
 
 /** One line of text, safe inside a paragraph, a heading or a table cell: line breaks become spaces. */
 export function inline(text: string): string {
