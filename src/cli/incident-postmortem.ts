@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { ActionItemStatus } from '../incidents/action-item-states.ts';
 import {
+  type ActionItemChange,
   type ActionItemView,
   actionItemOwnerLengthMax,
   actionItemReasonLengthMax,
@@ -118,6 +119,21 @@ function registerDraft(incident: Command, output: () => Output): void {
     );
 }
 
+async function changeItem(
+  output: () => Output,
+  id: string,
+  itemId: string,
+  change: ActionItemChange,
+  as: string | undefined,
+): Promise<void> {
+  if (!isUuid(itemId)) throw new CliError('the action item id must be a uuid');
+  const actor = { name: operatorName(as), requestId: undefined };
+  const item = await withRuntime({ migrate: false }, (runtime) =>
+    changeActionItem(runtime.sql, incidentIdOf(id), itemId, change, actor),
+  );
+  print(output(), item, () => table(itemHeaders, [itemLine(item)]));
+}
+
 function registerActions(incident: Command, output: () => Output): void {
   const action = incident
     .command('action')
@@ -152,6 +168,36 @@ function registerActions(incident: Command, output: () => Output): void {
       );
       print(output(), items, () => table(itemHeaders, items.map(itemLine)));
     });
+  action
+    .command('update <id> <item>')
+    .description("change an action item's owner, due day or title")
+    .option('--title <text>', 'what is to be done')
+    .option('--owner <name>', 'who does it')
+    .option('--due <day>', 'due day, YYYY-MM-DD (UTC)')
+    .option('--as <name>', 'who changes it')
+    .action(
+      async (
+        id: string,
+        itemId: string,
+        options: { title?: string; owner?: string; due?: string; as?: string },
+      ) => {
+        const change = {
+          title:
+            options.title === undefined
+              ? undefined
+              : textOf('--title', options.title, actionItemTitleLengthMax),
+          owner:
+            options.owner === undefined
+              ? undefined
+              : textOf('--owner', options.owner, actionItemOwnerLengthMax),
+          dueOn: options.due === undefined ? undefined : dayOf(options.due),
+        };
+        if (Object.values(change).every((value) => value === undefined)) {
+          throw new CliError('give at least one of --title, --owner, --due');
+        }
+        await changeItem(output, id, itemId, change, options.as);
+      },
+    );
   const moves: [string, ActionItemStatus, string][] = [
     ['done', 'done', 'mark an action item done'],
     ['cancel', 'cancelled', 'cancel an action item (it will not be done)'],
@@ -164,19 +210,11 @@ function registerActions(incident: Command, output: () => Output): void {
       .option('--reason <text>', 'why')
       .option('--as <name>', 'who does it')
       .action(async (id: string, itemId: string, options: { reason?: string; as?: string }) => {
-        if (!isUuid(itemId)) throw new CliError('the action item id must be a uuid');
-        const change = {
-          status,
-          reason:
-            options.reason === undefined
-              ? undefined
-              : textOf('--reason', options.reason, actionItemReasonLengthMax),
-        };
-        const actor = { name: operatorName(options.as), requestId: undefined };
-        const item = await withRuntime({ migrate: false }, (runtime) =>
-          changeActionItem(runtime.sql, incidentIdOf(id), itemId, change, actor),
-        );
-        print(output(), item, () => table(itemHeaders, [itemLine(item)]));
+        const reason =
+          options.reason === undefined
+            ? undefined
+            : textOf('--reason', options.reason, actionItemReasonLengthMax);
+        await changeItem(output, id, itemId, { status, reason }, options.as);
       });
   }
 }

@@ -82,6 +82,7 @@ describe('settledesk incident postmortem', () => {
       await cli(['--json', ...addAction(id, 'Alert on ingestion lag', 'bob', '2099-01-31', '--as', 'alice')]),
     ) as { id: string };
     await cli(addAction(id, 'Fix the failover', 'carol', '2099-02-15'));
+    await cli(['incident', 'action', 'update', id, added.id, '--owner', 'bob@ops', '--due', '2099-01-30']);
     await cli(['incident', 'action', 'done', id, added.id, '--reason', 'merged', '--as', 'bob']);
     await cli([
       'incident',
@@ -115,6 +116,7 @@ describe('settledesk incident postmortem', () => {
       'action_item_added',
       'action_item_added',
       'action_item_updated',
+      'action_item_updated',
       'postmortem_drafted',
     ]);
     const rows = timelineSection.split('\n').filter((line) => /^\| \d{4}-/.test(line));
@@ -124,7 +126,7 @@ describe('settledesk incident postmortem', () => {
           `| ${event.at.slice(0, 10)} ${event.at.slice(11, 19)} UTC | ${event.kind} | ${event.source} | ${event.actor} | ${inline(event.summary)} |`,
       ),
     );
-    expect(markdown).toContain('| Alert on ingestion lag | bob | 2099-01-31 | done |');
+    expect(markdown).toContain('| Alert on ingestion lag | bob@ops | 2099-01-30 | done |');
     expect(markdown).toContain('| Fix the failover | carol | 2099-02-15 | open |');
     expect(markdown).toContain('## Root cause\n\nhorizon-0 fell behind\n');
     expect(markdown).toContain('## Lessons learned\n\nwatch lag\n');
@@ -152,6 +154,12 @@ describe('settledesk incident postmortem', () => {
     expect(unknown.stderr).toContain('incidents/action-item-not-found');
     const nothing = await runCli(['incident', 'postmortem-write', id], env);
     expect(nothing.code).toBe(1);
+    const noChange = await runCli(
+      ['incident', 'action', 'update', id, '00000000-0000-4000-8000-000000000000'],
+      env,
+    );
+    expect(noChange.code).toBe(1);
+    expect(noChange.stderr).toContain('give at least one of --title, --owner, --due');
     expect(await getTimeline(db.sql, id, undefined, 500)).toEqual(before);
     await cli(addAction(id, 'Reconcile the provider', 'dan', '2000-01-01'));
     const list = await cli(['incident', 'action', 'list', id]);
