@@ -165,7 +165,8 @@ export function postmortemRoutes(sql: Sql) {
               owner: Type.Optional(Owner),
               dueOn: Type.Optional(Day),
             },
-            { additionalProperties: false, minProperties: 1 },
+            // A reason explains a status change; alone it would be accepted and dropped.
+            { additionalProperties: false, minProperties: 1, dependencies: { reason: ['status'] } },
           ),
           response: { 200: ActionItemSchema, 400: refusals[400], 404: refusals[404], 409: refusals[409] },
         },

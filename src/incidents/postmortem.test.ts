@@ -269,6 +269,13 @@ describe('post-incident routes', () => {
       [
         'PATCH',
         `/internal/incidents/${id}/action-items/${item.id}`,
+        { reason: 'no status to explain' },
+        400,
+        'request/validation',
+      ],
+      [
+        'PATCH',
+        `/internal/incidents/${id}/action-items/${item.id}`,
         { status: 'finished' },
         400,
         'request/validation',
