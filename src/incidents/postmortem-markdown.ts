@@ -62,12 +62,12 @@ export function block(text: string): string {
 }
 
 /** A time in UTC, to the second: `2026-12-06 05:54:44 UTC`. */
-export function utc(iso: string): string {
+function utc(iso: string): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
 }
 
 /** `2 h 05 min`, `12 min 30 s`, `45 s`. */
-export function duration(seconds: number): string {
+function duration(seconds: number): string {
   const whole = Math.max(0, Math.floor(seconds));
   const days = Math.floor(whole / 86_400);
   const hours = Math.floor((whole % 86_400) / 3_600);

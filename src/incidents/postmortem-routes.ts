@@ -31,7 +31,7 @@ import { countOverdueFrom } from './postmortem-metrics.ts';
 const readers = { access: staffRoles };
 const writers = { access: operatorRoles };
 const tags = ['incidents'];
-export const markdownContentType = 'text/markdown; charset=utf-8';
+const markdownContentType = 'text/markdown; charset=utf-8';
 
 const literals = <T extends string>(values: readonly T[]) =>
   Type.Union(values.map((value) => Type.Literal(value)));
@@ -41,7 +41,7 @@ const ActionItemTitle = FreeText({ minLength: 1, maxLength: actionItemTitleLengt
 const Owner = FreeText({ minLength: 1, maxLength: actionItemOwnerLengthMax, description: 'who does it' });
 const Part = FreeTextLines({ maxLength: postmortemPartLengthMax });
 
-export const ActionItemSchema = Type.Object({
+const ActionItemSchema = Type.Object({
   id: Uuid(),
   incidentId: Uuid(),
   title: Type.String(),
@@ -55,7 +55,7 @@ export const ActionItemSchema = Type.Object({
   updatedAt: Type.String({ format: 'date-time' }),
 });
 
-export const PostmortemSchema = Type.Object({
+const PostmortemSchema = Type.Object({
   incidentId: Uuid(),
   rootCause: Type.String(),
   wentWell: Type.String(),

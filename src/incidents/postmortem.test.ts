@@ -3,13 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import type { Role } from '../platform/auth/roles.ts';
 import { registry } from '../platform/metrics.ts';
-import {
-  actionItemsMax,
-  addActionItem,
-  changeActionItem,
-  getPostmortem,
-  writePostmortem,
-} from './postmortem.ts';
+import { actionItemsMax, addActionItem, changeActionItem, writePostmortem } from './postmortem.ts';
+import { selectPostmortem } from './postmortem-data.ts';
 import { countOverdueFrom } from './postmortem-metrics.ts';
 import { changeStatus, declareIncident, getTimeline } from './service.ts';
 
@@ -155,17 +150,17 @@ describe('the postmortem document', () => {
   it('is created once, empty, on the first move to resolved, and kept through a reopen and a second resolution', async () => {
     const sql = service.db.sql;
     const id = await declared();
-    expect(await getPostmortem(sql, id)).toBeNull();
+    expect(await selectPostmortem(sql, id)).toBeUndefined();
     await changeStatus(sql, id, 'monitoring', undefined, alice);
-    expect(await getPostmortem(sql, id)).toBeNull();
+    expect(await selectPostmortem(sql, id)).toBeUndefined();
     await changeStatus(sql, id, 'resolved', undefined, alice);
-    const first = await getPostmortem(sql, id);
+    const first = await selectPostmortem(sql, id);
     expect(first).toMatchObject({ rootCause: '', updatedBy: null });
     await writePostmortem(sql, id, { rootCause: 'a stale cache' }, alice);
     await changeStatus(sql, id, 'investigating', 'came back', alice);
     await changeStatus(sql, id, 'resolved', undefined, alice);
-    const second = await getPostmortem(sql, id);
-    expect(second?.createdAt).toBe(first?.createdAt);
+    const second = await selectPostmortem(sql, id);
+    expect(second?.createdAt).toEqual(first?.createdAt);
     expect(second?.rootCause).toBe('a stale cache');
   });
 

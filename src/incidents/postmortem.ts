@@ -305,12 +305,6 @@ export async function writePostmortem(
   });
 }
 
-export async function getPostmortem(db: Executor, incidentId: string): Promise<PostmortemView | null> {
-  await requireIncident(db, incidentId);
-  const row = await selectPostmortem(db, incidentId);
-  return row ? postmortemView(row) : null;
-}
-
 /** Every event up to `draftEventsMax`, oldest first, and how many more there are. */
 async function draftTimeline(
   db: Executor,
