@@ -13,6 +13,7 @@ import { resolveDisputeProposalAction } from './escrow/service.ts';
 import { escrowCrontab, escrowTasks } from './escrow/tasks.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
 import { communicationRoutes } from './incidents/message-routes.ts';
+import { postmortemRoutes } from './incidents/postmortem-routes.ts';
 import { incidentRecordRoutes } from './incidents/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { incidentRoutes } from './ops/routes.ts';
@@ -130,6 +131,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     incidentRoutes(domains.triage),
     incidentRecordRoutes(runtime.sql),
     communicationRoutes(runtime.sql, runtime.config.communications),
+    postmortemRoutes(runtime.sql),
   ];
 }
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Output } from './context.ts';
 import { registerIncidentMessageCommands } from './incident-messages.ts';
+import { registerPostmortemCommands } from './incident-postmortem.ts';
 import { registerIncidentRecordCommands } from './incident-records.ts';
 
 /**
@@ -13,4 +14,5 @@ export function registerIncidentCommands(program: Command, output: () => Output)
     .description('incident records, timeline, escalation, messages, postmortems');
   registerIncidentRecordCommands(incident, output);
   registerIncidentMessageCommands(incident, output);
+  registerPostmortemCommands(incident, output);
 }

@@ -71,7 +71,7 @@ describe('automatic timeline events', () => {
     });
     expect(events[2]?.detail).toEqual({ frozen: true, reason: 'hold payouts' });
     expect(events[3]?.detail).toEqual({ proposalId: proposal.id, action: restoreStandardAction });
-    expect(events[5]?.summary).toBe('payments mode read_only → standard: proposal ' + proposal.id);
+    expect(events[5]?.summary).toBe(`payments mode read_only → standard: proposal ${proposal.id}`);
     expect(await kinds(resolved)).toEqual(resolvedBefore);
   });
 

@@ -26,6 +26,7 @@ import {
   updateSeverity,
   updateStatus,
 } from './data.ts';
+import { insertPostmortemIfAbsent } from './postmortem-data.ts';
 import {
   type IncidentRole,
   type Severity,
@@ -358,6 +359,9 @@ export async function changeStatus(
     const after = await updateStatus(tx, { id, transition, actor: actor.name, detail: reason });
     if (!after)
       throw new DomainError('incidents/illegal-transition', `incident ${id} changed status meanwhile`);
+    // The postmortem document is created once, on the first move to resolved (Dispatch's "on the
+    // move to stable"); a later resolution finds it.
+    if (to === 'resolved') await insertPostmortemIfAbsent(tx, id);
     await appendTimeline(
       tx,
       id,

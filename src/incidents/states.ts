@@ -43,14 +43,21 @@ export const transitions = {
 } as const satisfies Record<string, { from: readonly Status[]; to: Status; reason: string }>;
 export type Transition = keyof typeof transitions;
 
-/** The one transition that leads from `from` to `to`, if any. */
-export function transitionBetween(from: Status, to: Status): Transition | undefined {
-  for (const [name, transition] of Object.entries(transitions)) {
-    if (transition.to === to && (transition.from as readonly Status[]).includes(from)) {
-      return name as Transition;
-    }
+/** The one transition of a machine (`transitions`, or another table like it) from `from` to `to`. */
+export function transitionIn<S extends string, T extends string>(
+  table: Record<T, { from: readonly S[]; to: S }>,
+  from: S,
+  to: S,
+): T | undefined {
+  for (const [name, transition] of Object.entries(table) as [T, { from: readonly S[]; to: S }][]) {
+    if (transition.to === to && transition.from.includes(from)) return name;
   }
   return undefined;
+}
+
+/** The one transition that leads from `from` to `to`, if any. */
+export function transitionBetween(from: Status, to: Status): Transition | undefined {
+  return transitionIn<Status, Transition>(transitions, from, to);
 }
 
 export const incidentRoles = ['commander', 'communications'] as const;

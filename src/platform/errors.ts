@@ -132,6 +132,12 @@ export const problemCatalogue = {
     title: 'The template is not for this kind of message or this status',
   },
   'incidents/unknown-component': { status: 422, title: 'The component is not on the status page' },
+  'incidents/action-item-not-found': { status: 404, title: 'No such action item on this incident' },
+  'incidents/action-item-illegal-transition': {
+    status: 409,
+    title: 'The action item cannot move to that status from its own',
+  },
+  'incidents/action-items-full': { status: 409, title: 'The incident has as many action items as allowed' },
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },

@@ -46,10 +46,15 @@ const runbooks = [
   'api-down',
   'high-latency',
   'dependency-compromise',
+  'oncall',
 ];
 // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JavaScript template.
 const datasourceVariable = '${datasource}';
-const runbookPath = /^docs\/runbooks\/([a-z0-9-]+)\.md#indicators$/;
+/**
+ * Alerts link to their runbook's Indicators section; an alert about the work after an incident
+ * (overdue action items) links to Post-incident actions, the section that says what to do.
+ */
+const runbookPath = /^docs\/runbooks\/([a-z0-9-]+)\.md#(?:indicators|post-incident-actions)$/;
 /** Downloading and unpacking Debian's prometheus package (about 20 MB) on a machine without promtool. */
 const promtoolInstallTimeoutMs = 300_000;
 

@@ -19,3 +19,16 @@ export function isFreeText(value: string): boolean {
 
 export const FreeText = (options: { minLength?: number; maxLength: number; description?: string }) =>
   Type.String({ format: freeTextFormat, ...options });
+
+/**
+ * Free text over several lines (a postmortem's root cause): line feeds, carriage returns and tabs
+ * are allowed, every other control character and lone surrogates are refused as in `free-text`.
+ */
+export const freeTextLinesFormat = 'free-text-lines';
+
+export function isFreeTextLines(value: string): boolean {
+  return isFreeText(value.replace(/[\n\r\t]/g, ' '));
+}
+
+export const FreeTextLines = (options: { minLength?: number; maxLength: number; description?: string }) =>
+  Type.String({ format: freeTextLinesFormat, ...options });

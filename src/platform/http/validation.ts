@@ -1,7 +1,13 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
-import { freeTextFormat, freeTextMessage, isFreeText } from './schemas.ts';
+import {
+  freeTextFormat,
+  freeTextLinesFormat,
+  freeTextMessage,
+  isFreeText,
+  isFreeTextLines,
+} from './schemas.ts';
 
 /**
  * Two validators. Bodies are validated strictly, with no type coercion: a JSON number where the
@@ -18,6 +24,7 @@ function createAjv(coerceTypes: boolean): Ajv {
   });
   addFormats.default(ajv);
   ajv.addFormat(freeTextFormat, { type: 'string', validate: isFreeText });
+  ajv.addFormat(freeTextLinesFormat, { type: 'string', validate: isFreeTextLines });
   return ajv;
 }
 
@@ -38,7 +45,10 @@ export function fieldErrors(errors: readonly Partial<ErrorObject>[], part: strin
     const params = error.params as Record<string, unknown> | undefined;
     const missing = params?.missingProperty ?? params?.additionalProperty;
     if (typeof missing === 'string') path.push(missing);
-    const message = params?.format === freeTextFormat ? freeTextMessage : (error.message ?? 'is invalid');
+    const message =
+      params?.format === freeTextFormat || params?.format === freeTextLinesFormat
+        ? freeTextMessage
+        : (error.message ?? 'is invalid');
     return { field: [part, ...path].join('.'), message };
   });
 }
