@@ -12,6 +12,8 @@ import { escrowRoutes } from './escrow/routes.ts';
 import { resolveDisputeProposalAction } from './escrow/service.ts';
 import { escrowCrontab, escrowTasks } from './escrow/tasks.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
+import { escalationRoutes } from './incidents/escalation-routes.ts';
+import { escalationCrontab, escalationTasks } from './incidents/escalation-tasks.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { incidentRoutes } from './ops/routes.ts';
 import { Triage } from './ops/triage.ts';
@@ -126,6 +128,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     depositRoutes(runtime.sql, runtime.config, runtime.logger),
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),
+    escalationRoutes(runtime.sql),
   ];
 }
 
@@ -137,6 +140,7 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     ...depositTasks(runtime),
     ...escrowTasks(runtime.sql),
     ...idempotencyTasks(runtime.sql, runtime.config.idempotencyRetentionSeconds),
+    ...escalationTasks(runtime),
     ...merchantWebhookTasks(runtime),
     ...reconciliationTasks(runtime, domains.stellar),
     // Enqueued with each accepted payout: wakes this process's settlement loop, if it runs one.
@@ -149,6 +153,7 @@ export const domainCrontab = [
   approvalsCrontab,
   auditCrontab,
   escrowCrontab,
+  escalationCrontab,
   idempotencyCrontab,
   merchantWebhooksCrontab,
   reconciliationCrontab,

@@ -23,6 +23,7 @@ import {
   updateSeverity,
   updateStatus,
 } from './data.ts';
+import { freezeEscalation } from './escalation-steps.ts';
 import {
   type IncidentRole,
   type Severity,
@@ -32,6 +33,7 @@ import {
   type TimelineSource,
   transitionBetween,
 } from './states.ts';
+import { onTimelineEvent } from './timeline-hooks.ts';
 
 export const titleLengthMax = 200;
 export const impactLengthMax = 2_000;
@@ -191,6 +193,7 @@ export async function appendTimeline(
     after: { timelineId: row.id.toString(), source: event.source, summary: row.summary, detail: row.detail },
     requestId: actor.requestId,
   });
+  await onTimelineEvent(tx, incidentId, event.kind, row.detail, actor.name);
   return timelineEventView(row);
 }
 
@@ -235,6 +238,7 @@ export async function declareIncidentIn(
     declaredBy: actor.name,
     acknowledged: source === 'person',
   });
+  await freezeEscalation(tx, row);
   await appendTimeline(
     tx,
     row.id,
