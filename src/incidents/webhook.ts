@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { IncidentWebhookConfig } from '../platform/config.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
 import { enqueueJob } from '../platform/jobs.ts';
@@ -48,7 +49,8 @@ export async function deliverStepWebhook(
 ): Promise<'delivered' | 'refused'> {
   const step = await selectStep(deps.sql, stepId);
   const incident = step ? await selectIncident(deps.sql, step.incidentId) : undefined;
-  if (!step || !incident) throw new Error(`incident webhook for step ${stepId}, which does not exist`);
+  // Steps and incidents are never deleted, and the job is enqueued with its step.
+  assert(step && incident, `incident webhook for step ${stepId}, which does not exist`);
   const now = new Date();
   const body = JSON.stringify({
     type: stepEventType,
