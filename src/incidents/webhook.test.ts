@@ -41,20 +41,26 @@ async function jobsFor(stepId: string) {
     where task_identifier = ${webhookTask}::text and key = ${`${webhookTask}:step:${stepId}`}::text`;
 }
 
+/** Declares a P0 and runs its first step (engineering lead, at 30 minutes); returns the incident and step ids. */
+async function firstStepOf(title: string, webhook: boolean): Promise<{ incidentId: string; stepId: bigint }> {
+  const sql = service.db.sql;
+  const incident = await declareIncident(sql, { title, severity: 'P0' }, alice);
+  await runEscalations(
+    { sql, logger: silent, webhook },
+    new Date(Date.parse(incident.declaredAt) + 31 * minute),
+  );
+  const [step] = await sql<{ id: bigint }[]>`
+    select id from incident_escalation_steps where incident_id = ${incident.id}::uuid and state = 'done'`;
+  expect(step).toBeDefined();
+  return { incidentId: incident.id, stepId: step?.id ?? 0n };
+}
+
 describe('the incident webhook', () => {
   it('is enqueued with the step and delivers the current incident, signed and verifiable', async () => {
-    const sql = service.db.sql;
-    const incident = await declareIncident(sql, { title: 'horizon down', severity: 'P0' }, alice);
-    await runEscalations(
-      { sql, logger: silent, webhook: true },
-      new Date(Date.parse(incident.declaredAt) + 31 * minute),
-    );
-    const [step] = await sql<{ id: bigint }[]>`
-      select id from incident_escalation_steps where incident_id = ${incident.id}::uuid and state = 'done'`;
-    const stepId = step?.id ?? 0n;
+    const { incidentId, stepId } = await firstStepOf('horizon down', true);
     expect(await jobsFor(stepId.toString())).toEqual([{ maxAttempts: webhookAttemptsMax }]);
     // Identified after the step ran: the delivery carries the state at sending time.
-    await changeStatus(sql, incident.id, 'identified', 'provider outage', alice);
+    await changeStatus(service.db.sql, incidentId, 'identified', 'provider outage', alice);
     expect(await deliverStepWebhook(webhookDeps(), stepId)).toBe('delivered');
     const request = receiver.received.at(-1);
     const verified = new Webhook(secret).verify(request?.body ?? '', request?.headers ?? {}) as {
@@ -62,7 +68,7 @@ describe('the incident webhook', () => {
       data: { incident: { id: string; status: string }; step: { target: string; state: string } };
     };
     expect(verified.type).toBe('incident.escalation_step');
-    expect(verified.data.incident).toMatchObject({ id: incident.id, status: 'identified' });
+    expect(verified.data.incident).toMatchObject({ id: incidentId, status: 'identified' });
     expect(verified.data.step).toMatchObject({ target: 'engineering_lead', state: 'done' });
     expect(request?.headers['webhook-id']).toBe(`incident_step_${stepId}`);
     expect(() =>
@@ -71,33 +77,16 @@ describe('the incident webhook', () => {
   });
 
   it('throws to be retried on a 5xx and drops a 4xx', async () => {
-    const sql = service.db.sql;
-    const incident = await declareIncident(sql, { title: 'api down', severity: 'P0' }, alice);
-    await runEscalations(
-      { sql, logger: silent, webhook: true },
-      new Date(Date.parse(incident.declaredAt) + 31 * minute),
-    );
-    const [step] = await sql<{ id: bigint }[]>`
-      select id from incident_escalation_steps where incident_id = ${incident.id}::uuid and state = 'done'`;
+    const { stepId } = await firstStepOf('api down', true);
     receiver.behave(() => ({ status: 503 }));
-    await expect(deliverStepWebhook(webhookDeps(), step?.id ?? 0n)).rejects.toBeInstanceOf(
-      WebhookRetryableError,
-    );
+    await expect(deliverStepWebhook(webhookDeps(), stepId)).rejects.toBeInstanceOf(WebhookRetryableError);
     receiver.behave(() => ({ status: 410 }));
-    expect(await deliverStepWebhook(webhookDeps(), step?.id ?? 0n)).toBe('refused');
+    expect(await deliverStepWebhook(webhookDeps(), stepId)).toBe('refused');
     receiver.behave(() => ({ status: 204 }));
   });
 
   it('is not enqueued when no webhook is configured', async () => {
-    const sql = service.db.sql;
-    const incident = await declareIncident(sql, { title: 'quiet', severity: 'P0' }, alice);
-    await runEscalations(
-      { sql, logger: silent, webhook: false },
-      new Date(Date.parse(incident.declaredAt) + 31 * minute),
-    );
-    const [step] = await sql<{ id: bigint }[]>`
-      select id from incident_escalation_steps where incident_id = ${incident.id}::uuid and state = 'done'`;
-    expect(step).toBeDefined();
-    expect(await jobsFor(step?.id.toString() ?? '')).toEqual([]);
+    const { stepId } = await firstStepOf('quiet', false);
+    expect(await jobsFor(stepId.toString())).toEqual([]);
   });
 });
