@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Output } from './context.ts';
+import { registerEscalationCommands } from './incident-escalation.ts';
 
 /**
  * `settledesk incident …`: the whole incident lifecycle from a terminal, through the same service
@@ -11,4 +12,5 @@ export function registerIncidentCommands(program: Command, output: () => Output)
     .description('incident records, timeline, escalation, messages, postmortems');
   void incident;
   void output;
+  registerEscalationCommands(incident, output);
 }

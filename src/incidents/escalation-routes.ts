@@ -37,7 +37,7 @@ const tags = ['incidents'];
 /** Keyset cursor of the step and reminder lists: the last id of the page before. */
 const IdCursor = Type.String({ pattern: '^[0-9]{1,18}$', description: 'nextCursor of the previous page' });
 
-const PolicyStepSchema = Type.Object(
+export const PolicyStepSchema = Type.Object(
   {
     severities: Type.Array(
       Type.Union([Type.Literal('P0'), Type.Literal('P1'), Type.Literal('P2'), Type.Literal('P3')]),
