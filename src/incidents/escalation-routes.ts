@@ -1,4 +1,4 @@
-import { Type } from 'typebox';
+import { type TSchema, Type } from 'typebox';
 import { adminRoles, operatorRoles, staffRoles } from '../platform/auth/roles.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
@@ -85,10 +85,14 @@ const ReminderSchema = Type.Object({
   doneBy: Type.Union([Type.String(), Type.Null()]),
 });
 
-const page = <T extends { id: string }>(items: T[], limit: number) => ({
-  items,
-  nextCursor: items.length === limit ? (items.at(-1)?.id ?? null) : null,
-});
+/** One keyset page of an incident's list: the cursor is the last id of the page before. */
+async function page<T extends { id: string }>(
+  query: { limit: number; cursor?: string | undefined },
+  list: (after: bigint | undefined, limit: number) => Promise<T[]>,
+): Promise<{ items: T[]; nextCursor: string | null }> {
+  const items = await list(query.cursor === undefined ? undefined : BigInt(query.cursor), query.limit);
+  return { items, nextCursor: items.length === query.limit ? (items.at(-1)?.id ?? null) : null };
+}
 
 const PageQuery = (max: number) =>
   Type.Object({
@@ -98,6 +102,21 @@ const PageQuery = (max: number) =>
 
 const badRequest = problemResponse('the request does not match the schema');
 const notFound = problemResponse('no such incident (incidents/not-found)');
+
+/** An incident's list (viewers): its params, page query and responses. */
+function listSchema<T extends TSchema>(item: T, max: number, description: string) {
+  return {
+    tags,
+    description,
+    params: Type.Object({ id: Uuid() }),
+    querystring: PageQuery(max),
+    response: {
+      200: Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+      400: badRequest,
+      404: notFound,
+    },
+  };
+}
 
 export function escalationRoutes(sql: Sql) {
   countOverdueRemindersFrom(sql);
@@ -148,62 +167,27 @@ export function escalationRoutes(sql: Sql) {
       '/internal/incidents/:id/escalation-steps',
       {
         config: { access: staffRoles },
-        schema: {
-          tags,
-          description: "The steps frozen onto the incident, with each one's state; oldest first.",
-          params: Type.Object({ id: Uuid() }),
-          querystring: PageQuery(stepsPageMax),
-          response: {
-            200: Type.Object({
-              items: Type.Array(StepSchema),
-              nextCursor: Type.Union([Type.String(), Type.Null()]),
-            }),
-            400: badRequest,
-            404: notFound,
-          },
-        },
+        schema: listSchema(
+          StepSchema,
+          stepsPageMax,
+          "The steps frozen onto the incident, with each one's state; oldest first.",
+        ),
       },
-      async (request) => {
-        const { limit, cursor } = request.query;
-        const items = await getEscalationSteps(
-          sql,
-          request.params.id,
-          cursor === undefined ? undefined : BigInt(cursor),
-          limit,
-        );
-        return page(items, limit);
-      },
+      async (request) =>
+        page(request.query, (after, limit) => getEscalationSteps(sql, request.params.id, after, limit)),
     );
     app.get(
       '/internal/incidents/:id/reminders',
       {
         config: { access: staffRoles },
-        schema: {
-          tags,
-          description:
-            'Update reminders of the incident, open and done, oldest first; `overdue` marks open ones past due.',
-          params: Type.Object({ id: Uuid() }),
-          querystring: PageQuery(remindersPageMax),
-          response: {
-            200: Type.Object({
-              items: Type.Array(ReminderSchema),
-              nextCursor: Type.Union([Type.String(), Type.Null()]),
-            }),
-            400: badRequest,
-            404: notFound,
-          },
-        },
+        schema: listSchema(
+          ReminderSchema,
+          remindersPageMax,
+          'Update reminders of the incident, open and done, oldest first; `overdue` marks open ones past due.',
+        ),
       },
-      async (request) => {
-        const { limit, cursor } = request.query;
-        const items = await getReminders(
-          sql,
-          request.params.id,
-          cursor === undefined ? undefined : BigInt(cursor),
-          limit,
-        );
-        return page(items, limit);
-      },
+      async (request) =>
+        page(request.query, (after, limit) => getReminders(sql, request.params.id, after, limit)),
     );
     app.post(
       '/internal/incidents/:id/reminders/:kind/done',

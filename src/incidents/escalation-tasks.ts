@@ -29,7 +29,10 @@ export function escalationTasks(runtime: Runtime): TaskMap {
     },
     [webhookTask]: async (payload) => {
       // Enqueued only while a webhook was configured; one removed since has nowhere to go.
-      if (webhook === undefined) return;
+      if (webhook === undefined) {
+        runtime.logger.warn({ payload }, 'incident webhook job without INCIDENT_WEBHOOK_URL: dropped');
+        return;
+      }
       await deliverStepWebhook(
         { sql: runtime.sql, config: webhook, logger: runtime.logger },
         stepIdOf(payload),
