@@ -140,6 +140,8 @@ describe('escalation with a controllable clock', () => {
     const sql = service.db.sql;
     const incident = await declareIncident(sql, { title: 'resolved quickly', severity: 'P0' }, alice);
     await changeStatus(sql, incident.id, 'resolved', 'fixed', alice);
+    const cancelled = await getEscalationSteps(sql, incident.id, undefined, 50);
+    expect(cancelled.map((step) => step.stateReason)).toEqual(Array(3).fill('incident resolved'));
     await runEscalations(deps(), at(incident.declaredAt, 300));
     expect(await escalations(incident.id)).toEqual([]);
     const steps = await getEscalationSteps(sql, incident.id, undefined, 50);
