@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/db.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
@@ -184,6 +185,32 @@ describe('escalation with a controllable clock', () => {
     await runEscalations(deps(), at(incident.declaredAt, 125));
     expect((await escalations(incident.id)).map((event) => event.kind)).toEqual(['escalation_step']);
     expect(await missedCount()).toBe(missedBefore);
+  });
+});
+
+describe('escalation notifications', () => {
+  it('writes one log line per step, with the incident as it is when the step runs', async () => {
+    const sql = service.db.sql;
+    await sql`update incident_escalation_steps set state = 'cancelled', state_reason = 'test',
+      cancelled_at = now() where state = 'pending'`;
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const incident = await declareIncident(sql, { title: 'deposits missing', severity: 'P0' }, alice);
+    await changeStatus(sql, incident.id, 'identified', 'provider outage', alice);
+    await runEscalations(
+      { sql, logger: createLogger('info', sink), webhook: false },
+      at(incident.declaredAt, 61),
+    );
+    const stepLines = lines.filter((line) => String(line.msg).startsWith('incident escalation step'));
+    expect(stepLines.map((line) => [line.target, line.status, line.incidentId])).toEqual([
+      ['engineering_lead', 'identified', incident.id],
+      ['cto', 'identified', incident.id],
+    ]);
   });
 });
 
