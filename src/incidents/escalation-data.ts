@@ -14,6 +14,18 @@ export type PolicyRow = {
 export const stepStates = ['pending', 'done', 'missed', 'cancelled'] as const;
 export type StepState = (typeof stepStates)[number];
 
+/** A frozen step's machine as data, each transition with its reason; the updates below guard on `from`. */
+export const stepTransitions = {
+  ran: { from: ['pending'], to: 'done', reason: 'ran within 5 minutes of its due time' },
+  ran_late: { from: ['pending'], to: 'missed', reason: 'ran, more than 5 minutes after its due time' },
+  cancelled: {
+    from: ['pending'],
+    to: 'cancelled',
+    reason: 'the incident was resolved, or its severity changed away from the step',
+  },
+} as const satisfies Record<string, { from: readonly StepState[]; to: StepState; reason: string }>;
+const cancellable = stepTransitions.cancelled.from as unknown as string[];
+
 export type StepRow = {
   id: bigint;
   incidentId: string;
@@ -134,7 +146,7 @@ export async function cancelPendingSteps(
   const rows = await db`
     update incident_escalation_steps set state = 'cancelled', state_reason = ${input.reason}::text,
       cancelled_at = now()
-    where incident_id = ${input.incidentId}::uuid and state = 'pending'
+    where incident_id = ${input.incidentId}::uuid and state = any(${cancellable}::text[])
       and (${input.keepSeverity ?? null}::text is null or not (${input.keepSeverity ?? null}::text = any(severities)))
     returning id`;
   return rows.length;
@@ -171,15 +183,16 @@ export async function selectDueSteps(
     order by due_at, position limit ${limit}::int for update`;
 }
 
-/** Guarded by `state = 'pending'`: false when the step was already run or cancelled. */
+/** Guarded by the transition's sources: false when the step was already run or cancelled. */
 export async function markStepRan(
   db: Executor,
-  input: { id: bigint; state: 'done' | 'missed'; reason: string; ranAt: Date },
+  input: { id: bigint; transition: 'ran' | 'ran_late'; detail: string; ranAt: Date },
 ): Promise<boolean> {
+  const { from, to, reason } = stepTransitions[input.transition];
   const rows = await db`
-    update incident_escalation_steps set state = ${input.state}::text, state_reason = ${input.reason}::text,
-      ran_at = ${input.ranAt}::timestamptz
-    where id = ${input.id}::int8 and state = 'pending' returning id`;
+    update incident_escalation_steps set state = ${to}::text,
+      state_reason = ${`${reason}: ${input.detail}`}::text, ran_at = ${input.ranAt}::timestamptz
+    where id = ${input.id}::int8 and state = any(${from as unknown as string[]}::text[]) returning id`;
   return rows.length === 1;
 }
 
@@ -187,7 +200,7 @@ export async function cancelStep(db: Executor, id: bigint, reason: string): Prom
   await db`
     update incident_escalation_steps set state = 'cancelled', state_reason = ${reason}::text,
       cancelled_at = now()
-    where id = ${id}::int8 and state = 'pending'`;
+    where id = ${id}::int8 and state = any(${cancellable}::text[])`;
 }
 
 export async function selectStep(db: Executor, id: bigint): Promise<StepRow | undefined> {

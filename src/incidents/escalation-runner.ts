@@ -74,8 +74,12 @@ async function runStep(
   }
   const lateSeconds = Math.max(0, Math.floor((now.getTime() - step.dueAt.getTime()) / 1_000));
   const missed = lateSeconds > stepMissedAfterSeconds;
-  const reason = missed ? `ran ${lateSeconds}s after its due time` : 'ran on time';
-  const ran = await markStepRan(tx, { id: step.id, state: missed ? 'missed' : 'done', reason, ranAt: now });
+  const ran = await markStepRan(tx, {
+    id: step.id,
+    transition: missed ? 'ran_late' : 'ran',
+    detail: `${lateSeconds}s after its due time`,
+    ranAt: now,
+  });
   if (!ran) return { kind: 'cancelled' };
   const detail = {
     stepId: step.id.toString(),
