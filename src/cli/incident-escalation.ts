@@ -14,6 +14,7 @@ import {
 import { type PolicyStep, policyReasonLengthMax, policyStepsMax } from '../incidents/escalation-policy.ts';
 import { PolicyStepSchema } from '../incidents/escalation-routes.ts';
 import { manualReminderKinds, type ReminderView } from '../incidents/reminders.ts';
+import { isFreeText } from '../platform/http/schemas.ts';
 import { isUuid } from '../platform/ids.ts';
 import { CliError, type Output, operatorName, print, withRuntime } from './context.ts';
 
@@ -90,8 +91,9 @@ export function registerEscalationCommands(incident: Command, output: () => Outp
     .requiredOption('--reason <text>', `why (≤ ${policyReasonLengthMax} characters)`)
     .option('--as <name>', 'who changes it (default SETTLEDESK_OPERATOR or the OS user)')
     .action(async (options: { file: string; reason: string; as?: string }) => {
-      if (options.reason.trim() === '' || options.reason.length > policyReasonLengthMax) {
-        throw new CliError(`--reason must be 1 to ${policyReasonLengthMax} characters`);
+      const reason = options.reason;
+      if (reason.trim() === '' || reason.length > policyReasonLengthMax || !isFreeText(reason)) {
+        throw new CliError(`--reason must be 1 to ${policyReasonLengthMax} characters of text`);
       }
       const steps = await readPolicyFile(options.file);
       const actor = { name: operatorName(options.as), requestId: undefined };
