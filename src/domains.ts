@@ -12,6 +12,8 @@ import { escrowRoutes } from './escrow/routes.ts';
 import { resolveDisputeProposalAction } from './escrow/service.ts';
 import { escrowCrontab, escrowTasks } from './escrow/tasks.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
+import { escalationRoutes } from './incidents/escalation-routes.ts';
+import { escalationCrontab, escalationTasks } from './incidents/escalation-tasks.ts';
 import { communicationRoutes } from './incidents/message-routes.ts';
 import { postmortemRoutes } from './incidents/postmortem-routes.ts';
 import { incidentRecordRoutes } from './incidents/routes.ts';
@@ -132,6 +134,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     incidentRecordRoutes(runtime.sql),
     communicationRoutes(runtime.sql, runtime.config.communications),
     postmortemRoutes(runtime.sql),
+    escalationRoutes(runtime.sql),
   ];
 }
 
@@ -143,6 +146,7 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     ...depositTasks(runtime),
     ...escrowTasks(runtime.sql),
     ...idempotencyTasks(runtime.sql, runtime.config.idempotencyRetentionSeconds),
+    ...escalationTasks(runtime),
     ...merchantWebhookTasks(runtime),
     ...reconciliationTasks(runtime, domains.stellar),
     // Enqueued with each accepted payout: wakes this process's settlement loop, if it runs one.
@@ -155,6 +159,7 @@ export const domainCrontab = [
   approvalsCrontab,
   auditCrontab,
   escrowCrontab,
+  escalationCrontab,
   idempotencyCrontab,
   merchantWebhooksCrontab,
   reconciliationCrontab,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Output } from './context.ts';
+import { registerEscalationCommands } from './incident-escalation.ts';
 import { registerIncidentMessageCommands } from './incident-messages.ts';
 import { registerPostmortemCommands } from './incident-postmortem.ts';
 import { registerIncidentRecordCommands } from './incident-records.ts';
@@ -15,4 +16,5 @@ export function registerIncidentCommands(program: Command, output: () => Output)
   registerIncidentRecordCommands(incident, output);
   registerIncidentMessageCommands(incident, output);
   registerPostmortemCommands(incident, output);
+  registerEscalationCommands(incident, output);
 }

@@ -26,6 +26,7 @@ import {
   updateSeverity,
   updateStatus,
 } from './data.ts';
+import { freezeEscalation } from './escalation-steps.ts';
 import { insertPostmortemIfAbsent } from './postmortem-data.ts';
 import {
   type IncidentRole,
@@ -36,6 +37,7 @@ import {
   type TimelineSource,
   transitionBetween,
 } from './states.ts';
+import { onTimelineEvent } from './timeline-hooks.ts';
 
 export const titleLengthMax = 200;
 export const impactLengthMax = 2_000;
@@ -225,6 +227,7 @@ export async function appendTimeline(
     after: { timelineId: row.id.toString(), source: event.source, summary: row.summary, detail: row.detail },
     requestId: actor.requestId,
   });
+  await onTimelineEvent(tx, incidentId, event.kind, row.detail, actor.name);
   return timelineEventView(row);
 }
 
@@ -269,6 +272,7 @@ export async function declareIncidentIn(
     declaredBy: actor.name,
     acknowledged: source === 'person',
   });
+  await freezeEscalation(tx, row);
   await appendTimeline(
     tx,
     row.id,

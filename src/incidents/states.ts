@@ -91,6 +91,7 @@ export const timelineKinds = [
   'escalation_step',
   'escalation_step_missed',
   'reminder_due',
+  'reminder_done',
   'action_item_added',
   'action_item_updated',
   'postmortem_drafted',

@@ -161,4 +161,29 @@ describe('configuration', () => {
     ).toEqual(['payouts', 'api']);
     expect(problemsOf({ STATUS_PAGE_COMPONENTS: 'API,<b>' })[0]).toMatch(/^STATUS_PAGE_COMPONENTS: must be/);
   });
+
+  it('takes an incident webhook as an https:// URL (http:// to loopback only) with a whsec_ secret, both or neither', () => {
+    const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    expect(loadConfig({}, '/srv/app').incidentWebhook).toBeUndefined();
+    const https = {
+      INCIDENT_WEBHOOK_URL: 'https://oncall.example.com/hooks',
+      INCIDENT_WEBHOOK_SECRET: secret,
+    };
+    expect(loadConfig(https, '/srv/app').incidentWebhook).toEqual({
+      url: 'https://oncall.example.com/hooks',
+      secret,
+    });
+    const local = { INCIDENT_WEBHOOK_URL: 'http://127.0.0.1:9000/hook', INCIDENT_WEBHOOK_SECRET: secret };
+    expect(loadConfig(local, '/srv/app').incidentWebhook?.url).toBe('http://127.0.0.1:9000/hook');
+    expect(problemsOf({ ...https, INCIDENT_WEBHOOK_URL: 'http://oncall.example.com/hooks' })[0]).toMatch(
+      /^INCIDENT_WEBHOOK_URL: must be an https:/,
+    );
+    expect(problemsOf({ INCIDENT_WEBHOOK_URL: https.INCIDENT_WEBHOOK_URL })[0]).toMatch(
+      /^INCIDENT_WEBHOOK_SECRET:/,
+    );
+    const short = problemsOf({ ...https, INCIDENT_WEBHOOK_SECRET: 'whsec_c2hvcnQ=' });
+    expect(short).toHaveLength(1);
+    expect(short[0]).not.toContain('c2hvcnQ');
+    expect(problemsOf({ INCIDENT_WEBHOOK_SECRET: secret })[0]).toMatch(/^INCIDENT_WEBHOOK_URL:/);
+  });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type StellarNetworkName, stellarNetworks } from '../stellar/endpoints.ts';
+import { secretByteLength, secretBytesMax, secretBytesMin } from '../webhooks/signing.ts';
 import { loopStaleSecondsMinDefault } from './loops.ts';
 
 /**
@@ -40,6 +41,8 @@ export type Config = {
   payouts: PayoutConfig;
   deposits: DepositConfig;
   merchantWebhooks: MerchantWebhookConfig;
+  /** Where escalation steps are also sent, signed (src/incidents/webhook.ts); unset: log and timeline only. */
+  incidentWebhook: IncidentWebhookConfig | undefined;
   reconciliation: ReconciliationConfig;
   oncall: OncallConfig;
   loops: LoopsConfig;
@@ -95,6 +98,9 @@ export type MerchantWebhookConfig = {
   /** Plain http:// endpoint URLs are refused unless this is set (local development, tests). */
   allowHttp: boolean;
 };
+
+/** The outbound incident webhook: an https:// URL (http:// only to a loopback host) and its whsec_ secret. */
+export type IncidentWebhookConfig = { url: string; secret: string };
 
 /** Provider webhook secrets: `DEPOSIT_WEBHOOK_SECRET_<PROVIDER>=current[,previous]`. */
 export type DepositConfig = {
@@ -382,6 +388,33 @@ export const webhookSecretLengthMin = 16;
 export const keyringKeyBytes = 32;
 export const minutesPerDay = 1_440;
 
+function incidentWebhookConfig(read: Reader): IncidentWebhookConfig | undefined {
+  const url = read.raw('INCIDENT_WEBHOOK_URL');
+  const secret = read.raw('INCIDENT_WEBHOOK_SECRET');
+  if (url === undefined && secret === undefined) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = url === undefined ? undefined : new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(parsed?.hostname ?? '');
+  if (parsed === undefined || !(parsed.protocol === 'https:' || (parsed.protocol === 'http:' && loopback))) {
+    read.problems.push(
+      'INCIDENT_WEBHOOK_URL: must be an https:// URL (http:// only to 127.0.0.1 or localhost) when INCIDENT_WEBHOOK_SECRET is set',
+    );
+  }
+  const bytes = secret === undefined ? 0 : secretByteLength(secret);
+  if (bytes < secretBytesMin || bytes > secretBytesMax) {
+    // Never echo the value: it is a secret.
+    read.problems.push(
+      `INCIDENT_WEBHOOK_SECRET: must be whsec_ followed by ${secretBytesMin} to ${secretBytesMax} bytes in base64 when INCIDENT_WEBHOOK_URL is set`,
+    );
+  }
+  if (parsed === undefined || secret === undefined) return undefined;
+  return { url: parsed.toString(), secret };
+}
+
 function oncallConfig(read: Reader): OncallConfig {
   const [open, shut] = read.minuteRange('ONCALL_BUSINESS_HOURS', [9 * 60, 17 * 60]);
   return {
@@ -451,6 +484,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       backoffCapMs: read.integer('MERCHANT_WEBHOOK_BACKOFF_CAP_MS', 28_800_000, 10, 86_400_000),
       allowHttp: read.boolean('MERCHANT_WEBHOOK_ALLOW_HTTP', false),
     },
+    incidentWebhook: incidentWebhookConfig(read),
     reconciliation: {
       stuckAfterSeconds: read.integer('RECONCILIATION_STUCK_AFTER_SECONDS', 1_800, 10, 604_800),
       stuckReleaseAfterSeconds: read.integer(

@@ -138,6 +138,11 @@ export const problemCatalogue = {
     title: 'The action item cannot move to that status from its own',
   },
   'incidents/action-items-full': { status: 409, title: 'The incident has as many action items as allowed' },
+  'incidents/escalation-policy-invalid': {
+    status: 400,
+    title: 'The escalation policy is not ordered or not within its bounds',
+  },
+  'incidents/no-open-reminder': { status: 409, title: 'The incident has no open reminder of that kind' },
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },

@@ -19,6 +19,15 @@ export function newEndpointSecret(): string {
   return `${secretPrefix}${randomBytes(secretBytes).toString('base64')}`;
 }
 
+/** The Standard Webhooks bounds on a secret's bytes. */
+export const secretBytesMin = 24;
+export const secretBytesMax = 64;
+
+/** How many key bytes a `whsec_…` secret holds; 0 when it is not in that form. */
+export function secretByteLength(secret: string): number {
+  return secretPattern.test(secret) ? Buffer.from(secret.slice(secretPrefix.length), 'base64').length : 0;
+}
+
 /** The HMAC key a `whsec_…` secret stands for: the base64-decoded part after the prefix. */
 export function secretKey(secret: string): Buffer {
   assert(secretPattern.test(secret), 'an endpoint secret is whsec_ followed by base64');
