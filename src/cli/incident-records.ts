@@ -135,6 +135,16 @@ function detailText(detail: IncidentDetail): string {
     '',
     'snapshots:',
     snapshots,
+    '',
+    'reminders:',
+    table(
+      ['kind', 'due', 'overdue'],
+      detail.reminders.map((reminder) => [
+        reminder.kind,
+        reminder.dueAt,
+        reminder.overdue ? 'OVERDUE' : 'no',
+      ]),
+    ),
   ].join('\n');
 }
 

@@ -25,7 +25,7 @@ import {
   targetPattern,
 } from './escalation-policy.ts';
 import { manualReminderKinds } from './reminders.ts';
-import { reminderKinds } from './reminders-data.ts';
+import { ReminderSchema } from './schemas.ts';
 import { severities } from './states.ts';
 
 /**
@@ -72,17 +72,6 @@ const StepSchema = Type.Object({
   stateReason: Type.String(),
   ranAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   cancelledAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-});
-
-const ReminderSchema = Type.Object({
-  id: Type.String(),
-  kind: Type.String({ description: reminderKinds.join(', ') }),
-  dueAt: Type.String({ format: 'date-time' }),
-  overdue: Type.Boolean(),
-  notifiedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-  doneAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-  doneReason: Type.Union([Type.String(), Type.Null()]),
-  doneBy: Type.Union([Type.String(), Type.Null()]),
 });
 
 /** One keyset page of an incident's list: the cursor is the last id of the page before. */

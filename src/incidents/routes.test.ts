@@ -154,6 +154,16 @@ describe('incident routes: the record', () => {
     expect(shown.timeline.recent.at(-1).summary).toBe('note 24');
     expect(shown.timeline.href).toBe(`${base}/timeline`);
     expect(shown.snapshots).toEqual([]);
+    // A P1: a status-page update due at once, and an internal update every 15 minutes (notes push it on).
+    expect(
+      shown.reminders.map((reminder: { kind: string; overdue: boolean }) => [
+        reminder.kind,
+        reminder.overdue,
+      ]),
+    ).toEqual([
+      ['status_page_update', true],
+      ['internal_update', false],
+    ]);
 
     const first = (await call('viewer', 'GET', `${base}/timeline?limit=12`)).json();
     expect(first.items).toHaveLength(12);

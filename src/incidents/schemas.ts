@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import { FreeText } from '../platform/http/schemas.ts';
 import { Uuid } from '../platform/ids.ts';
+import { reminderKinds } from './reminders-data.ts';
 import {
   componentLengthMax,
   componentsMax,
@@ -81,6 +82,17 @@ export const SnapshotHeadSchema = Type.Object({
   takenAt: DateTime,
 });
 
+export const ReminderSchema = Type.Object({
+  id: Type.String(),
+  kind: Type.String({ description: reminderKinds.join(', ') }),
+  dueAt: Type.String({ format: 'date-time' }),
+  overdue: Type.Boolean(),
+  notifiedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  doneAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  doneReason: Type.Union([Type.String(), Type.Null()]),
+  doneBy: Type.Union([Type.String(), Type.Null()]),
+});
+
 export const IncidentDetailSchema = Type.Object({
   incident: IncidentSchema,
   roles: Type.Array(RoleSchema, { description: 'every term, current (renouncedAt null) and past' }),
@@ -90,6 +102,7 @@ export const IncidentDetailSchema = Type.Object({
     href: Type.String({ description: 'the whole timeline, paged' }),
   }),
   snapshots: Type.Array(SnapshotHeadSchema, { description: 'the newest triage snapshots attached' }),
+  reminders: Type.Array(ReminderSchema, { description: 'open update reminders; overdue ones are past due' }),
 });
 
 export const IncidentPageSchema = Type.Object({

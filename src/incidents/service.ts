@@ -28,6 +28,7 @@ import {
 } from './data.ts';
 import { freezeEscalation } from './escalation-steps.ts';
 import { insertPostmortemIfAbsent } from './postmortem-data.ts';
+import { type ReminderView, remindersOf } from './reminders.ts';
 import {
   type IncidentRole,
   type Severity,
@@ -182,6 +183,8 @@ export type IncidentDetail = {
   roles: RoleView[];
   timeline: { count: number; recent: TimelineEventView[] };
   snapshots: SnapshotHeadView[];
+  /** Open update reminders, each with its due time and whether it is overdue. */
+  reminders: ReminderView[];
 };
 
 function notFound(id: string): DomainError {
@@ -312,17 +315,19 @@ export async function listIncidents(
 export async function getIncidentDetail(db: Executor, id: string): Promise<IncidentDetail> {
   const row = await selectIncident(db, id);
   if (!row) throw notFound(id);
-  const [roles, count, recent, snapshots] = await Promise.all([
+  const [roles, count, recent, snapshots, reminders] = await Promise.all([
     selectRoles(db, id),
     countTimeline(db, id),
     selectTimelineNewest(db, id, timelineRecentMax),
     selectSnapshotsOfIncident(db, id, snapshotsListedMax),
+    remindersOf(db, id),
   ]);
   return {
     incident: incidentView(row),
     roles: roles.map(roleView),
     timeline: { count, recent: recent.map(timelineEventView) },
     snapshots: snapshots.map(snapshotHeadView),
+    reminders,
   };
 }
 
