@@ -3,22 +3,7 @@ import { isUuid } from '../platform/ids.ts';
 import { selectStreamsPage } from '../streams/data.ts';
 import { databaseNow, getStreamDetail, type StreamView, streamView } from '../streams/service.ts';
 import { type StreamStatus, streamStatuses } from '../streams/states.ts';
-import { CliError, type Output, print, withRuntime } from './context.ts';
-
-const listLimitMax = 200;
-
-function limitOf(text: string): number {
-  const limit = Number(text);
-  if (!Number.isInteger(limit) || limit < 1 || limit > listLimitMax) {
-    throw new CliError(`--limit must be a whole number from 1 to ${listLimitMax}`);
-  }
-  return limit;
-}
-
-function accountOf(option: string, text: string | undefined): string | undefined {
-  if (text !== undefined && !isUuid(text)) throw new CliError(`${option} must be an account id (uuid)`);
-  return text;
-}
+import { accountOf, CliError, limitOf, listLimitMax, type Output, print, withRuntime } from './context.ts';
 
 function statusOf(text: string | undefined): StreamStatus | undefined {
   if (text === undefined) return undefined;
