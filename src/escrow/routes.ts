@@ -65,6 +65,12 @@ export const HoldSchema = Type.Object({
   expiryOutcome: Type.String({ description: 'refund or release' }),
   reference: Type.Union([Type.String(), Type.Null()]),
   metadata: Type.Record(Type.String(), Type.String()),
+  managedBy: Type.Union([
+    Type.String({
+      description: 'stream: a payment stream owns the hold, and escrow routes refuse to move it',
+    }),
+    Type.Null(),
+  ]),
   state: Type.String({ description: holdStates.join(', ') }),
   stateReason: Type.String(),
   createdAt: Type.String({ format: 'date-time' }),

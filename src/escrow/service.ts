@@ -76,6 +76,8 @@ export type HoldView = {
   expiryOutcome: ExpiryOutcome;
   reference: string | null;
   metadata: Record<string, string>;
+  /** `stream`: a payment stream owns the hold and alone moves it. */
+  managedBy: HoldManager | null;
   state: HoldState;
   stateReason: string;
   createdAt: string;
@@ -101,6 +103,7 @@ export function holdView(row: HoldRow): HoldView {
     expiryOutcome: row.expiryOutcome,
     reference: row.reference,
     metadata: row.metadata,
+    managedBy: row.managedBy,
     state: row.state,
     stateReason: row.stateReason,
     createdAt: row.createdAt.toISOString(),

@@ -180,6 +180,8 @@ describe('funding a stream', () => {
     const [hold] = await service.db.sql<{ released: bigint; state: string }[]>`
       select released_minor as released, state from escrow_holds where id = ${holdId}::uuid`;
     expect(hold).toEqual({ released: 0n, state: 'held' });
+    const shown = await call(service, 'GET', `/v1/escrow/holds/${holdId}`, { role: 'viewer' });
+    expect(shown.json()).toMatchObject({ managedBy: 'stream', remaining: '12.0000000' });
   });
 
   it('lists streams by payer, recipient and status, cursor-paged', async () => {
