@@ -37,6 +37,8 @@ import {
 import type { StellarEndpoints } from './stellar/endpoints.ts';
 import { createSettlementChain, type StellarChain } from './stellar/settlement-chain.ts';
 import { loadWallet } from './stellar/wallet.ts';
+import { streamRoutes } from './streams/routes.ts';
+import { streamsCrontab, streamTasks } from './streams/tasks.ts';
 import { merchantWebhookRoutes } from './webhooks/routes.ts';
 import { merchantWebhooksCrontab, merchantWebhookTasks } from './webhooks/tasks.ts';
 
@@ -128,6 +130,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     controlRoutes(runtime.sql, domains.approvals),
     payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
     escrowRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
+    streamRoutes(runtime.sql, domains.payoutDestinations),
     depositRoutes(runtime.sql, runtime.config, runtime.logger),
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),
@@ -145,6 +148,7 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     ...auditTasks(runtime.sql),
     ...depositTasks(runtime),
     ...escrowTasks(runtime.sql),
+    ...streamTasks(runtime.sql),
     ...idempotencyTasks(runtime.sql, runtime.config.idempotencyRetentionSeconds),
     ...escalationTasks(runtime),
     ...merchantWebhookTasks(runtime),
@@ -160,6 +164,7 @@ export const domainCrontab = [
   auditCrontab,
   escrowCrontab,
   escalationCrontab,
+  streamsCrontab,
   idempotencyCrontab,
   merchantWebhooksCrontab,
   reconciliationCrontab,

@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { type Config, ConfigError, loadConfig } from '../platform/config.ts';
 import { DomainError, OperatingError } from '../platform/errors.ts';
+import { isUuid } from '../platform/ids.ts';
 import { createLogger, type Logger } from '../platform/logging.ts';
 import { openRuntime, type Runtime } from '../platform/runtime.ts';
 import { SandboxInUseError, SandboxPortInUseError } from '../sandbox/ownership.ts';
@@ -10,6 +11,24 @@ export type Output = { json: boolean };
 /** A refusal the operator can act on: printed without a stack, exit status 1. */
 export class CliError extends Error {
   override name = 'CliError';
+}
+
+/** The most rows a `list` command prints, as the API's pages. */
+export const listLimitMax = 200;
+
+/** `--limit`: a whole number from 1 to `max`. */
+export function limitOf(text: string, max = listLimitMax): number {
+  const limit = Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > max) {
+    throw new CliError(`--limit must be a whole number from 1 to ${max}`);
+  }
+  return limit;
+}
+
+/** An optional account filter such as `--payer`: a uuid when given. */
+export function accountOf(option: string, text: string | undefined): string | undefined {
+  if (text !== undefined && !isUuid(text)) throw new CliError(`${option} must be an account id (uuid)`);
+  return text;
 }
 
 export function print(output: Output, value: unknown, human: () => string): void {

@@ -11,25 +11,20 @@ import {
 import { type HoldState, holdStates } from '../escrow/states.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import { isUuid } from '../platform/ids.ts';
-import { CliError, type Output, operatorName, print, withRuntime } from './context.ts';
+import {
+  accountOf,
+  CliError,
+  limitOf,
+  listLimitMax,
+  type Output,
+  operatorName,
+  print,
+  withRuntime,
+} from './context.ts';
 import { describeProposal } from './controls.ts';
 import { approvalsFor } from './domains.ts';
 
-const listLimitMax = 200;
 const resolutionOutcomes: readonly ResolutionOutcome[] = ['release', 'refund', 'split'];
-
-function limitOf(text: string): number {
-  const limit = Number(text);
-  if (!Number.isInteger(limit) || limit < 1 || limit > listLimitMax) {
-    throw new CliError(`--limit must be a whole number from 1 to ${listLimitMax}`);
-  }
-  return limit;
-}
-
-function accountOf(option: string, text: string | undefined): string | undefined {
-  if (text !== undefined && !isUuid(text)) throw new CliError(`${option} must be an account id (uuid)`);
-  return text;
-}
 
 function stateOf(text: string | undefined): HoldState | undefined {
   if (text === undefined) return undefined;

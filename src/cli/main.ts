@@ -17,6 +17,7 @@ import { registerReconcileCommands } from './reconcile.ts';
 import { registerRunbookCommands } from './runbooks.ts';
 import { registerSandboxCommands } from './sandbox.ts';
 import { registerServeCommands } from './serve.ts';
+import { registerStreamCommands } from './streams.ts';
 import { registerTriageCommands } from './triage.ts';
 import { registerProviderCommands, registerWebhookCommands } from './webhooks.ts';
 
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerSandboxCommands(program, output);
   registerPayoutCommands(program, output);
   registerEscrowCommands(program, output);
+  registerStreamCommands(program, output);
   registerChannelCommands(program, output);
   registerWebhookCommands(program, output);
   registerProviderCommands(program, output);

@@ -22,6 +22,8 @@ export type HoldRow = {
   expiryOutcome: ExpiryOutcome;
   reference: string | null;
   metadata: Record<string, string>;
+  /** Set when another domain owns the hold (a stream): only that domain moves it. */
+  managedBy: HoldManager | null;
   /** As stored; a live hold past its expiry is still `held`/`partially_released` here. */
   storedState: HoldState;
   /** What every reader sees: a live hold past its expiry is `expired` at once, swept or not. */
@@ -31,6 +33,10 @@ export type HoldRow = {
   createdAt: Date;
   updatedAt: Date;
 };
+
+/** The domains that may own a hold; escrow's own routes refuse to move or dispute such a hold. */
+export const holdManagers = ['stream'] as const;
+export type HoldManager = (typeof holdManagers)[number];
 
 export type MovementRow = {
   kind: 'release' | 'refund';
@@ -63,7 +69,7 @@ const live = liveStates as unknown as string[];
 const holdColumns = (db: Executor) => db`
   h.id, h.payer_account_id as "payerAccountId", h.payee_account_id as "payeeAccountId", h.asset, s.precision,
   h.amount_minor as "amountMinor", h.released_minor as "releasedMinor", h.refunded_minor as "refundedMinor",
-  h.expires_at as "expiresAt", h.expiry_outcome as "expiryOutcome", h.reference, h.metadata,
+  h.expires_at as "expiresAt", h.expiry_outcome as "expiryOutcome", h.reference, h.metadata, h.managed_by as "managedBy",
   h.state as "storedState",
   case when h.state = any(${live}::text[]) and h.expires_at <= now() then 'expired' else h.state end as state,
   case when h.state = any(${live}::text[]) and h.expires_at <= now()
@@ -85,16 +91,17 @@ export async function insertHold(
     createdBy: string;
     requestId: string | null;
     holdJournalId: string;
+    managedBy: HoldManager | null;
   },
 ): Promise<void> {
   await db`
     insert into escrow_holds (id, payer_account_id, payee_account_id, asset, amount_minor, expires_at,
                               expiry_outcome, reference, metadata, state, state_reason, created_by, request_id,
-                              hold_journal_id)
+                              hold_journal_id, managed_by)
     values (${hold.id}::uuid, ${hold.payerAccountId}::uuid, ${hold.payeeAccountId}::uuid, ${hold.asset}::text,
             ${hold.amountMinor}::int8, ${hold.expiresAt}::timestamptz, ${hold.expiryOutcome}::text,
             ${hold.reference}::text, ${db.json(hold.metadata)}::jsonb, 'held', 'the amount moved into escrow',
-            ${hold.createdBy}::text, ${hold.requestId}::text, ${hold.holdJournalId}::uuid)`;
+            ${hold.createdBy}::text, ${hold.requestId}::text, ${hold.holdJournalId}::uuid, ${hold.managedBy}::text)`;
 }
 
 export async function selectHold(db: Executor, id: string): Promise<HoldRow | undefined> {

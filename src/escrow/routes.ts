@@ -65,6 +65,12 @@ export const HoldSchema = Type.Object({
   expiryOutcome: Type.String({ description: 'refund or release' }),
   reference: Type.Union([Type.String(), Type.Null()]),
   metadata: Type.Record(Type.String(), Type.String()),
+  managedBy: Type.Union([
+    Type.String({
+      description: 'stream: a payment stream owns the hold, and escrow routes refuse to move it',
+    }),
+    Type.Null(),
+  ]),
   state: Type.String({ description: holdStates.join(', ') }),
   stateReason: Type.String(),
   createdAt: Type.String({ format: 'date-time' }),
@@ -108,7 +114,7 @@ const refusals = {
   400: problemResponse('the body does not match the schema, a bad amount, or no Idempotency-Key'),
   404: problemResponse('no such hold (escrow/hold-not-found) or account'),
   409: problemResponse(
-    'escrow/exceeds-remaining, escrow/hold-closed, escrow/hold-expired, escrow/hold-disputed, or the key is in flight',
+    'escrow/exceeds-remaining, escrow/hold-closed, escrow/hold-expired, escrow/hold-disputed, escrow/hold-managed, or the key is in flight',
   ),
   422: problemResponse('refused by the ledger or the hold rules, or the Idempotency-Key was reused'),
 };

@@ -19,6 +19,7 @@ import {
   claimExpiredHolds,
   type DisputeRow,
   disputeHold,
+  type HoldManager,
   type HoldRow,
   insertDispute,
   insertHold,
@@ -75,6 +76,8 @@ export type HoldView = {
   expiryOutcome: ExpiryOutcome;
   reference: string | null;
   metadata: Record<string, string>;
+  /** `stream`: a payment stream owns the hold and alone moves it. */
+  managedBy: HoldManager | null;
   state: HoldState;
   stateReason: string;
   createdAt: string;
@@ -100,6 +103,7 @@ export function holdView(row: HoldRow): HoldView {
     expiryOutcome: row.expiryOutcome,
     reference: row.reference,
     metadata: row.metadata,
+    managedBy: row.managedBy,
     state: row.state,
     stateReason: row.stateReason,
     createdAt: row.createdAt.toISOString(),
@@ -120,7 +124,9 @@ function holdEvents(
   data: Readonly<Record<string, unknown>> = {},
 ): MerchantEvent[] {
   const body = { holdId: hold.id, ...holdView(hold), ...data };
-  return [hold.payerAccountId, hold.payeeAccountId].map((accountId) => ({ type, accountId, data: body }));
+  // A stream paying a Stellar address names its payer on both sides: one event, not two.
+  const accounts = new Set([hold.payerAccountId, hold.payeeAccountId]);
+  return [...accounts].map((accountId) => ({ type, accountId, data: body }));
 }
 
 async function reread(db: Executor, id: string): Promise<HoldRow> {
@@ -178,8 +184,14 @@ function checkExpiry(expiresAt: string | undefined, now: Date): Date | null {
  * transaction (the ledger refuses it with `ledger/insufficient-funds` under the accounts' locks),
  * with the hold row, its audit row and `escrow.held`, all in the caller's transaction.
  */
-export async function createHold(tx: Tx, input: HoldInput, actor: Actor): Promise<HoldView> {
-  if (input.payerAccountId === input.payeeAccountId) {
+export async function createHold(
+  tx: Tx,
+  input: HoldInput,
+  actor: Actor,
+  managedBy: HoldManager | null = null,
+): Promise<HoldView> {
+  // A stream to a Stellar address releases to its payer, who pays it on (docs/streams.md).
+  if (input.payerAccountId === input.payeeAccountId && managedBy === null) {
     throw new DomainError('escrow/invalid-party', 'payer and payee must be different accounts');
   }
   const metadata = checkMetadata(input.metadata);
@@ -225,6 +237,7 @@ export async function createHold(tx: Tx, input: HoldInput, actor: Actor): Promis
     createdBy: actor.name,
     requestId: actor.requestId ?? null,
     holdJournalId: journalId,
+    managedBy,
   });
   const hold = await reread(tx, id);
   await Promise.all([
@@ -304,6 +317,16 @@ export async function getHoldDetail(db: Executor, id: string): Promise<HoldDetai
   };
 }
 
+/** A hold another domain owns moves only through that domain's own calls. */
+function managedRefusal(hold: HoldRow, caller: HoldManager | null): DomainError | undefined {
+  if (hold.managedBy === caller) return undefined;
+  return new DomainError(
+    'escrow/hold-managed',
+    `escrow hold ${hold.id} belongs to a ${hold.managedBy}: change it through /v1/${hold.managedBy}s`,
+    { managedBy: hold.managedBy },
+  );
+}
+
 /** Why a hold takes no release, refund or dispute now; undefined when it is live. */
 function finishedRefusal(hold: HoldRow): DomainError | undefined {
   if (hold.state === 'closed')
@@ -321,7 +344,9 @@ export type MoveKind = 'release' | 'refund';
 /** A release paid on to a Stellar address; `screened` was read before the transaction opened. */
 export type ReleasePayout = { destination: string; screened: ScreenedDestination };
 /** A refusal that is recorded, so it commits instead of rolling back: the route answers with it. */
-export type MoveOutcome = { hold: HoldView } | { refused: DomainError };
+export type MoveOutcome =
+  | { hold: HoldView; journalId: string; payoutId: string | null }
+  | { refused: DomainError };
 
 /**
  * Releases part or all of a hold to the payee, or refunds it to the payer. The remainder is read
@@ -332,13 +357,20 @@ export type MoveOutcome = { hold: HoldView } | { refused: DomainError };
  */
 export async function moveFromHold(
   tx: Tx,
-  input: { holdId: string; kind: MoveKind; amount?: string | undefined; payout?: ReleasePayout | undefined },
+  input: {
+    holdId: string;
+    kind: MoveKind;
+    amount?: string | undefined;
+    payout?: ReleasePayout | undefined;
+    /** The domain that owns the hold, when it is the caller (escrow's routes pass none). */
+    managedBy?: HoldManager | undefined;
+  },
   actor: Actor,
 ): Promise<MoveOutcome> {
   assert(input.payout === undefined || input.kind === 'release', 'only a release goes to a payout');
   const [, hold] = await Promise.all([assertMoneyMovementAllowed(tx), selectHoldForUpdate(tx, input.holdId)]);
   if (!hold) throw new DomainError('escrow/hold-not-found', `no escrow hold ${input.holdId}`);
-  const finished = finishedRefusal(hold);
+  const finished = managedRefusal(hold, input.managedBy ?? null) ?? finishedRefusal(hold);
   if (finished) throw finished;
   if (hold.state === 'disputed') return { refused: await recordDisputedAttempt(tx, hold, input, actor) };
   const remaining = remainingOf(hold);
@@ -421,7 +453,7 @@ export async function moveFromHold(
       }),
     ),
   ]);
-  return { hold: holdView(after) };
+  return { hold: holdView(after), journalId, payoutId: payout?.id ?? null };
 }
 
 async function recordDisputedAttempt(
@@ -463,7 +495,7 @@ export async function openDispute(
 ): Promise<HoldDetail> {
   const hold = await selectHoldForUpdate(tx, input.holdId);
   if (!hold) throw new DomainError('escrow/hold-not-found', `no escrow hold ${input.holdId}`);
-  const finished = finishedRefusal(hold);
+  const finished = managedRefusal(hold, null) ?? finishedRefusal(hold);
   if (finished) throw finished;
   if (hold.state === 'disputed') {
     throw new DomainError('escrow/already-disputed', `escrow hold ${hold.id} is already disputed`);

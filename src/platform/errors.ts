@@ -111,6 +111,22 @@ export const problemCatalogue = {
     status: 422,
     title: "The resolution's amounts do not add up to the hold's remainder",
   },
+  'escrow/hold-managed': { status: 409, title: 'The hold belongs to a stream: change it through the stream' },
+  'streams/not-found': { status: 404, title: 'No such stream' },
+  'streams/invalid-schedule': {
+    status: 422,
+    title: 'The schedule must run from start to end, with the cliff between, within the limits',
+  },
+  'streams/invalid-recipient': {
+    status: 422,
+    title: 'The recipient must be one other account of the asset or one Stellar address',
+  },
+  'streams/already-cancelled': { status: 409, title: 'The stream is already cancelled' },
+  'streams/already-completed': { status: 409, title: 'The stream is completed: its total was paid' },
+  'streams/ended': {
+    status: 409,
+    title: 'The stream has ended: everything accrued and the last settlement is due',
+  },
   'incidents/not-found': { status: 404, title: 'No such incident' },
   'incidents/illegal-transition': {
     status: 409,

@@ -13,6 +13,10 @@ export const merchantEventTypes = {
   'escrow.disputed': 'a dispute froze an escrow hold',
   'escrow.dispute_resolved': 'two admins resolved the dispute of an escrow hold; its remainder moved',
   'escrow.expired': 'an escrow hold passed its expiresAt and its expiry outcome moved the remainder',
+  'stream.created': 'a payer funded a payment stream: its total moved into an escrow hold',
+  'stream.settled': 'a settlement paid a stream recipient what had accrued since the last one',
+  'stream.cancelled': 'a stream was cancelled: what had accrued was settled and the rest refunded',
+  'stream.completed': 'a stream passed its end and its whole total was paid to the recipient',
 } as const satisfies Record<string, string>;
 
 export type MerchantEventType = keyof typeof merchantEventTypes;

@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withTransaction } from '../../src/platform/db/transaction.ts';
+import { createStream } from '../../src/streams/service.ts';
+import { runSettlement } from '../../src/streams/settlement.ts';
+import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { fundFromFees } from '../support/ledger.ts';
+import { runCli } from '../support/process.ts';
+import { testEnv } from '../support/service.ts';
+
+let db: TestDatabase;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  env = await testEnv(db);
+});
+
+afterAll(async () => {
+  await db.drop();
+});
+
+async function customer(): Promise<string> {
+  const [row] = await db.sql<{ id: string }[]>`
+    insert into accounts (type, asset) values ('customer', 'XLM') returning id`;
+  return row?.id ?? '';
+}
+
+describe('settledesk streams', () => {
+  it('lists streams by status and shows one with its settlements', async () => {
+    const [payer, recipient] = [await customer(), await customer()];
+    await fundFromFees(db.sql, payer, 100_000_000n);
+    const start = Date.now() - 3_600_000;
+    const stream = await withTransaction(db.sql, (tx) =>
+      createStream(
+        tx,
+        {
+          payerAccountId: payer,
+          recipientAccountId: recipient,
+          asset: 'XLM',
+          totalAmount: '4',
+          startAt: new Date(start).toISOString(),
+          endAt: new Date(start + 2 * 3_600_000).toISOString(),
+          settlement: { intervalSeconds: 600 },
+        },
+        { name: 'cli-test', requestId: undefined },
+      ),
+    );
+    await runSettlement(db.sql, { asOf: new Date(start + 3_600_000) });
+
+    const listed = await runCli(
+      ['--json', 'streams', 'list', '--payer', payer, '--status', 'streaming'],
+      env,
+    );
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual([
+      expect.objectContaining({ id: stream.id, settled: '2.0000000', status: 'streaming' }),
+    ]);
+    const none = await runCli(['--json', 'streams', 'list', '--payer', payer, '--status', 'completed'], env);
+    expect(JSON.parse(none.stdout)).toEqual([]);
+    const shown = await runCli(['streams', 'show', stream.id], env);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('run 2.0000000 period 6');
+    const bad = await runCli(['streams', 'list', '--status', 'paused'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--status must be one of');
+  });
+});
