@@ -12,6 +12,7 @@ import { escrowRoutes } from './escrow/routes.ts';
 import { resolveDisputeProposalAction } from './escrow/service.ts';
 import { escrowCrontab, escrowTasks } from './escrow/tasks.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
+import { alertmanagerRoutes } from './incidents/alertmanager-routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { incidentRoutes } from './ops/routes.ts';
 import { Triage } from './ops/triage.ts';
@@ -126,6 +127,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     depositRoutes(runtime.sql, runtime.config, runtime.logger),
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),
+    alertmanagerRoutes(runtime),
   ];
 }
 
