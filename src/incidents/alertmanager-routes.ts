@@ -98,6 +98,15 @@ export function alertmanagerRoutes(runtime: Runtime) {
             400: problemResponse('the payload is not an Alertmanager version 4 notification within bounds'),
             401: problemResponse('no service token and not the shared secret'),
             403: problemResponse('a token of another role'),
+            413: problemResponse('the body is larger than REQUEST_BODY_BYTES_MAX'),
+            415: problemResponse('the body is not application/json'),
+            503: problemResponse('the database is unavailable or busy: nothing kept, Alertmanager retries', {
+              'retry-after': {
+                type: 'integer',
+                minimum: 1,
+                description: 'seconds to wait before sending it again',
+              },
+            }),
           },
         },
       },

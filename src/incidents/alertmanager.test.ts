@@ -228,6 +228,9 @@ describe('Alertmanager intake', () => {
 
   it('concurrent deliveries of one group open one incident and record each alert once', async () => {
     const key = groupKey();
+    // The group exists before (a resolved alert never seen firing), so its row lock, not the
+    // insert of a new group row, is what keeps the deliveries apart.
+    await deliverOk(notification(key, [alert('E', 'f0', t0, 'resolved')]));
     const body = notification(key, [alert('E', 'f1', t0), alert('E', 'f2', t0)]);
     const outcomes = await Promise.all(Array.from({ length: 6 }, () => deliverOk(body)));
     expect(outcomes.filter((outcome) => outcome.incidentOpened)).toHaveLength(1);

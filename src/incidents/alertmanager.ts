@@ -1,3 +1,4 @@
+import { assert } from '../platform/assert.ts';
 import type { AlertmanagerConfig } from '../platform/config.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql, Tx } from '../platform/db/types.ts';
@@ -158,7 +159,8 @@ async function receiveIn(
       status: 'resolved' as const,
       incidentId: firingRecord?.incidentId ?? null,
     };
-    await insertAlertRecord(tx, group, { ...record, alertname: alertname(alert) });
+    const inserted = await insertAlertRecord(tx, group, { ...record, alertname: alertname(alert) });
+    assert(inserted, 'a resolved alert read as new under the group lock was recorded already');
     records.set(keyOf(alert.fingerprint, startsAt, 'resolved'), record);
     if (record.incidentId === null) {
       outcome.resolvedUnknown += 1;
@@ -228,7 +230,8 @@ async function addFiring(
   outcome.incidentId = incidentId;
   for (const { alert, startsAt } of firing) {
     const record = { fingerprint: alert.fingerprint, startsAt, status: 'firing' as const, incidentId };
-    await insertAlertRecord(tx, group, { ...record, alertname: alertname(alert) });
+    const inserted = await insertAlertRecord(tx, group, { ...record, alertname: alertname(alert) });
+    assert(inserted, 'a firing alert read as new under the group lock was recorded already');
     await appendTimeline(
       tx,
       incidentId,
