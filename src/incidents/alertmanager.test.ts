@@ -288,6 +288,17 @@ describe('Alertmanager intake', () => {
     expect(timeline.map((event) => event.actor)).toEqual(['alertmanager-svc', 'alertmanager-svc']);
   });
 
+  it('accepts the shared secret on this route only', async () => {
+    for (const url of ['/internal/incident/summary', '/internal/modes']) {
+      const response = await service.app.inject({
+        method: 'GET',
+        url,
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(response.statusCode, url).toBe(401);
+    }
+  });
+
   it('refuses a payload that is not version 4 or over its bounds with 400, changing nothing', async () => {
     const key = groupKey();
     const before = await counts(key);

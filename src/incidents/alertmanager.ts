@@ -115,19 +115,7 @@ async function receiveIn(
   await insertAlertGroup(tx, group);
   const groupRow = await selectAlertGroupForUpdate(tx, group);
   const alerts = notification.alerts.map((alert) => ({ alert, startsAt: new Date(alert.startsAt) }));
-  const records = new Map<string, AlertRecordRow>();
-  for (const row of await selectAlertRecords(
-    tx,
-    group,
-    alerts.map(({ alert, startsAt }) => ({ fingerprint: alert.fingerprint, startsAt })),
-  )) {
-    records.set(keyOf(row.fingerprint, row.startsAt, row.status), row);
-  }
-  const latest = new Map(
-    (await selectLatestStarts(tx, group, [...new Set(alerts.map(({ alert }) => alert.fingerprint))])).map(
-      (row) => [row.fingerprint, row.startsAt.getTime()],
-    ),
-  );
+  const { records, latest } = await readRecorded(tx, group, alerts);
   const outcome: IntakeOutcome = {
     incidentId: groupRow.incidentId,
     incidentOpened: false,
@@ -153,44 +141,86 @@ async function receiveIn(
       outcome.unchanged += 1;
       continue;
     }
-    const record = {
+    const incidentId = firingRecord?.incidentId ?? null;
+    await addResolved(tx, group, outcome, { ...entry, incidentId }, actor);
+    records.set(keyOf(alert.fingerprint, startsAt, 'resolved'), {
       fingerprint: alert.fingerprint,
       startsAt,
-      status: 'resolved' as const,
-      incidentId: firingRecord?.incidentId ?? null,
-    };
-    const inserted = await insertAlertRecord(tx, group, { ...record, alertname: alertname(alert) });
-    assert(inserted, 'a resolved alert read as new under the group lock was recorded already');
-    records.set(keyOf(alert.fingerprint, startsAt, 'resolved'), record);
-    if (record.incidentId === null) {
-      outcome.resolvedUnknown += 1;
-      continue;
-    }
-    await lockIncident(tx, record.incidentId);
-    await appendTimeline(tx, record.incidentId, resolvedEvent(group, alert), actor);
-    outcome.resolvedAdded += 1;
+      status: 'resolved',
+      incidentId,
+    });
   }
   if (firing.length > 0) await addFiring(tx, config, group, outcome, firing, actor);
   const truncated = notification.truncatedAlerts ?? 0;
   if (truncated !== groupRow.truncatedAlerts && truncated > 0 && outcome.incidentId !== null) {
-    await lockIncident(tx, outcome.incidentId);
-    await appendTimeline(
-      tx,
-      outcome.incidentId,
-      {
-        kind: 'alerts_truncated',
-        source: 'alertmanager',
-        summary: `Alertmanager left ${truncated} alerts of the group out of its notification`,
-        detail: { receiver: group.receiver, groupKey: group.groupKey, truncatedAlerts: truncated },
-      },
-      actor,
-    );
+    await recordTruncation(tx, group, outcome.incidentId, truncated, actor);
     outcome.truncatedRecorded = true;
   }
   if (outcome.incidentId !== groupRow.incidentId || truncated !== groupRow.truncatedAlerts) {
     await updateAlertGroup(tx, group, { incidentId: outcome.incidentId, truncatedAlerts: truncated });
   }
   return outcome;
+}
+
+/** What the group recorded of these alerts, by key, and the latest episode of each fingerprint. */
+async function readRecorded(
+  tx: Tx,
+  group: AlertGroupKey,
+  alerts: readonly { alert: AlertmanagerAlert; startsAt: Date }[],
+): Promise<{ records: Map<string, AlertRecordRow>; latest: Map<string, number> }> {
+  const keys = alerts.map(({ alert, startsAt }) => ({ fingerprint: alert.fingerprint, startsAt }));
+  const rows = await selectAlertRecords(tx, group, keys);
+  const fingerprints = [...new Set(keys.map((key) => key.fingerprint))];
+  const starts = await selectLatestStarts(tx, group, fingerprints);
+  return {
+    records: new Map(rows.map((row) => [keyOf(row.fingerprint, row.startsAt, row.status), row])),
+    latest: new Map(starts.map((row) => [row.fingerprint, row.startsAt.getTime()])),
+  };
+}
+
+/**
+ * A resolved alert not recorded yet: kept, and added to the incident it fired in (resolved or
+ * not: the timeline is what happened), or counted as unknown when it never fired here.
+ */
+async function addResolved(
+  tx: Tx,
+  group: AlertGroupKey,
+  outcome: IntakeOutcome,
+  entry: { alert: AlertmanagerAlert; startsAt: Date; incidentId: string | null },
+  actor: Actor,
+): Promise<void> {
+  const { alert, startsAt, incidentId } = entry;
+  const record = { fingerprint: alert.fingerprint, startsAt, status: 'resolved' as const, incidentId };
+  const inserted = await insertAlertRecord(tx, group, { ...record, alertname: alertname(alert) });
+  assert(inserted, 'a resolved alert read as new under the group lock was recorded already');
+  if (incidentId === null) {
+    outcome.resolvedUnknown += 1;
+    return;
+  }
+  await lockIncident(tx, incidentId);
+  await appendTimeline(tx, incidentId, resolvedEvent(group, alert), actor);
+  outcome.resolvedAdded += 1;
+}
+
+async function recordTruncation(
+  tx: Tx,
+  group: AlertGroupKey,
+  incidentId: string,
+  truncated: number,
+  actor: Actor,
+): Promise<void> {
+  await lockIncident(tx, incidentId);
+  await appendTimeline(
+    tx,
+    incidentId,
+    {
+      kind: 'alerts_truncated',
+      source: 'alertmanager',
+      summary: `Alertmanager left ${truncated} alerts of the group out of its notification`,
+      detail: { receiver: group.receiver, groupKey: group.groupKey, truncatedAlerts: truncated },
+    },
+    actor,
+  );
 }
 
 function sameAlert(
