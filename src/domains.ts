@@ -12,6 +12,7 @@ import { escrowRoutes } from './escrow/routes.ts';
 import { resolveDisputeProposalAction } from './escrow/service.ts';
 import { escrowCrontab, escrowTasks } from './escrow/tasks.ts';
 import { idempotencyCrontab, idempotencyTasks } from './idempotency/tasks.ts';
+import { alertmanagerRoutes } from './incidents/alertmanager-routes.ts';
 import { escalationRoutes } from './incidents/escalation-routes.ts';
 import { escalationCrontab, escalationTasks } from './incidents/escalation-tasks.ts';
 import { communicationRoutes } from './incidents/message-routes.ts';
@@ -138,6 +139,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     communicationRoutes(runtime.sql, runtime.config.communications),
     postmortemRoutes(runtime.sql),
     escalationRoutes(runtime.sql),
+    alertmanagerRoutes(runtime),
   ];
 }
 

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatAmount } from '../money/money.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
+import type { Sql } from '../platform/db/types.ts';
 import { stellarDecimals, stroopsPerUnit } from '../stellar/units.ts';
 import { type Drill, type DrillContext, DrillFailure, runProcess } from './harness.ts';
 import {
@@ -76,16 +77,7 @@ export const ledgerImbalanceDrill: Drill = {
     const journalId = await context.step(
       'fault: a superuser books a transfer with the triggers off, without its counter-entry',
       async () => {
-        const id = randomUUID();
-        await withTransaction(drill.sql, async (tx) => {
-          await tx`set local session_replication_role = replica`;
-          await tx`insert into journal_transactions (id, kind, reference)
-                   values (${id}::uuid, 'manual_transfer', 'ops-ticket-4711')`;
-          await tx`insert into entries (journal_id, account_id, asset, amount_minor)
-                   values (${id}::uuid, ${payer}::uuid, 'XLM', ${-movedMinor}::int8)`;
-          await tx`update accounts set balance_minor = balance_minor - ${movedMinor}::int8 where id = ${payer}::uuid`;
-          await tx`update accounts set balance_minor = balance_minor + ${movedMinor}::int8 where id = ${payee}::uuid`;
-        });
+        const id = await bookWithoutCounterEntry(drill.sql, payer, payee, movedMinor);
         context.note(
           `journal ${id}: ${formatAmount(-movedMinor, stellarDecimals)} XLM on the payer, nothing on the payee`,
         );
@@ -291,6 +283,30 @@ export const ledgerImbalanceDrill: Drill = {
     );
   },
 };
+
+/**
+ * The fault: a superuser turns the ledger's triggers off and books a transfer of `movedMinor` XLM
+ * by hand, the payer's entry without the payee's, and both balances. Returns the journal's id.
+ * The Alertmanager end-to-end test plants the same fault.
+ */
+export async function bookWithoutCounterEntry(
+  sql: Sql,
+  payer: string,
+  payee: string,
+  movedMinor: bigint,
+): Promise<string> {
+  const id = randomUUID();
+  await withTransaction(sql, async (tx) => {
+    await tx`set local session_replication_role = replica`;
+    await tx`insert into journal_transactions (id, kind, reference)
+             values (${id}::uuid, 'manual_transfer', 'ops-ticket-4711')`;
+    await tx`insert into entries (journal_id, account_id, asset, amount_minor)
+             values (${id}::uuid, ${payer}::uuid, 'XLM', ${-movedMinor}::int8)`;
+    await tx`update accounts set balance_minor = balance_minor - ${movedMinor}::int8 where id = ${payer}::uuid`;
+    await tx`update accounts set balance_minor = balance_minor + ${movedMinor}::int8 where id = ${payee}::uuid`;
+  });
+  return id;
+}
 
 /** The detectors, as their crontab lines would run them, in the service's worker. */
 async function runLedgerTasks(drill: SandboxService): Promise<void> {

@@ -289,15 +289,37 @@ async function distributionPostgresqlMajor(): Promise<number> {
 
 const plainDebian = (packageName: string) => async () => ({ packages: [packageName], binDir: 'usr/bin' });
 
-export const promtool: ToolSpec = {
-  name: 'promtool',
-  binaries: ['promtool'],
-  versionArgs: ['--version'],
-  searchDirs: pathFirst(() => ['/usr/bin']),
-  debian: plainDebian('prometheus'),
-  install:
-    "Debian's prometheus package (`sudo apt-get install prometheus`), or a promtool binary (Prometheus 2.x) on PATH",
-};
+/** A binary in /usr/bin that a Debian package of another name holds. */
+function debianBinary(binary: string, packageName: string, install: string): ToolSpec {
+  return {
+    name: binary,
+    binaries: [binary],
+    versionArgs: ['--version'],
+    searchDirs: pathFirst(() => ['/usr/bin']),
+    debian: plainDebian(packageName),
+    install,
+  };
+}
+
+export const promtool = debianBinary(
+  'promtool',
+  'prometheus',
+  "Debian's prometheus package (`sudo apt-get install prometheus`), or a promtool binary (Prometheus 2.x) on PATH",
+);
+
+/** The Prometheus server, from the same Debian package as promtool. */
+export const prometheusServer = debianBinary(
+  'prometheus',
+  'prometheus',
+  "Debian's prometheus package (`sudo apt-get install prometheus`), or a prometheus binary (2.x) on PATH",
+);
+
+/** Debian names the Alertmanager binary after its package. */
+export const alertmanager = debianBinary(
+  'prometheus-alertmanager',
+  'prometheus-alertmanager',
+  "Debian's prometheus-alertmanager package (`sudo apt-get install prometheus-alertmanager`), or Alertmanager 0.2x on PATH as prometheus-alertmanager",
+);
 
 /** A tool of the same name in the Debian and Fedora package, in /usr/bin. */
 function packagedTool(name: string): ToolSpec {

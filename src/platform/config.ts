@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { type Severity, severities } from '../incidents/states.ts';
 import { type StellarNetworkName, stellarNetworks } from '../stellar/endpoints.ts';
 import { secretByteLength, secretBytesMax, secretBytesMin } from '../webhooks/signing.ts';
 import { loopStaleSecondsMinDefault } from './loops.ts';
@@ -47,6 +48,7 @@ export type Config = {
   oncall: OncallConfig;
   loops: LoopsConfig;
   communications: CommunicationsConfig;
+  alertmanager: AlertmanagerConfig;
 };
 
 /** Public incident messages and the status page (docs/incidents.md, Communications). */
@@ -55,6 +57,17 @@ export type CommunicationsConfig = {
   redactionNames: readonly string[];
   /** The components the public status page lists, in this order. */
   statusComponents: readonly string[];
+};
+
+/** The Alertmanager intake (`POST /internal/alertmanager`); see docs/incidents.md. */
+export type AlertmanagerConfig = {
+  /**
+   * Bearer secrets Alertmanager's `http_config.authorization` may send instead of a service token:
+   * the current one, then the previous one while it is rotated out. Empty: service tokens only.
+   */
+  webhookTokens: readonly string[];
+  /** The `severity` label's value → the severity of the incident it opens; `*` for any other. */
+  severityMap: Readonly<Record<string, Severity>>;
 };
 
 /** How loops are judged and reported (src/platform/loops.ts, src/platform/loop-report.ts). */
@@ -263,6 +276,37 @@ class Reader {
     return found;
   }
 
+  /** One or two comma-separated bearer secrets (current, previous), as a bearer token may carry them. */
+  bearerSecrets(name: string, lengthMin: number): string[] {
+    const value = this.raw(name);
+    if (value === undefined) return [];
+    const secrets = value.split(',').map((secret) => secret.trim());
+    if (
+      secrets.length > 2 ||
+      secrets.some((secret) => !bearerSecretPattern.test(secret) || secret.length < lengthMin)
+    ) {
+      // Never echo the value: it is a secret.
+      this.problems.push(
+        `${name}: must be one or two comma-separated secrets of at least ${lengthMin} characters of A-Z a-z 0-9 . _ ~ + / = -`,
+      );
+      return [];
+    }
+    return secrets;
+  }
+
+  /** `value:P1,other:P3,*:P3`: a label value (or `*`) to a severity, at most severityMapEntriesMax. */
+  severityMap(name: string, fallback: string): Record<string, Severity> {
+    const text = this.raw(name) ?? fallback;
+    const entries = text.split(',').map((entry) => /^([A-Za-z0-9_.*-]{1,60}):(P[0-3])$/.exec(entry.trim()));
+    if (entries.length > severityMapEntriesMax || entries.some((entry) => entry === null)) {
+      this.problems.push(
+        `${name}: must be up to ${severityMapEntriesMax} comma-separated value:severity pairs such as page:P1,warning:P3,*:P3 (severities ${severities.join(', ')}), got "${text}"`,
+      );
+      return this.severityMap('', fallback);
+    }
+    return Object.fromEntries(entries.map((entry) => [entry?.[1], entry?.[2] as Severity]));
+  }
+
   base64Key(name: string, bytes: number): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
@@ -387,6 +431,12 @@ export const channelsMax = 100;
 export const webhookSecretLengthMin = 16;
 export const keyringKeyBytes = 32;
 export const minutesPerDay = 1_440;
+export const alertmanagerTokenLengthMin = 32;
+export const severityMapEntriesMax = 20;
+/** The incident severity of each alert severity, as the Severities table of ops/README.md says. */
+export const severityMapDefault = 'page:P0,critical:P1,warning:P2';
+/** What fits in an `Authorization: Bearer` header as the API reads it (src/platform/http/auth.ts). */
+const bearerSecretPattern = /^[A-Za-z0-9._~+/=-]+$/;
 
 function incidentWebhookConfig(read: Reader): IncidentWebhookConfig | undefined {
   const url = read.raw('INCIDENT_WEBHOOK_URL');
@@ -506,6 +556,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     communications: {
       redactionNames: redactionNames(read, cwd),
       statusComponents: statusComponents(read),
+    },
+    alertmanager: {
+      webhookTokens: read.bearerSecrets('ALERTMANAGER_WEBHOOK_TOKEN', alertmanagerTokenLengthMin),
+      severityMap: read.severityMap('ALERTMANAGER_SEVERITY_MAP', severityMapDefault),
     },
   };
   if (config.stellar.rpcUrl !== undefined && config.stellar.horizonUrls === undefined) {

@@ -6,7 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDe
 import { assert } from '../assert.ts';
 import type { Access, Principal, Role } from '../auth/roles.ts';
 import type { Logger } from '../logging.ts';
-import { type Authenticator, registerAuth } from './auth.ts';
+import { type Authenticator, type BearerSecret, registerAuth } from './auth.ts';
 import { registerRequestMetrics } from './metrics.ts';
 import { handleClientError, handleError, handleFrameworkError, handleNotFound } from './problems.ts';
 import { logRefusal, RequestLogController, requestLogFields } from './request-log.ts';
@@ -15,6 +15,8 @@ import { validatorCompiler } from './validation.ts';
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+    /** A shared secret this one route also accepts as its bearer token (src/platform/http/auth.ts). */
+    bearerSecret?: BearerSecret;
   }
   interface FastifyRequest {
     principal: Principal | undefined;
