@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { describe, expect, inject, it } from 'vitest';
+import { parse } from 'yaml';
 import { type Drill, type DrillContext, runDrill } from '../../src/drills/harness.ts';
 import { bookWithoutCounterEntry } from '../../src/drills/ledger-imbalance.ts';
 import {
@@ -12,7 +14,15 @@ import { metricValue, scrapeMetrics } from '../../src/drills/support.ts';
 import type { IntakeOutcome } from '../../src/incidents/alertmanager.ts';
 import { withTransaction } from '../../src/platform/db/transaction.ts';
 import { stroopsPerUnit } from '../../src/stellar/units.ts';
-import { type PrometheusStack, startPrometheusStack, testTimers } from '../support/prometheus-stack.ts';
+import {
+  compressExpression,
+  compressRules,
+  type PrometheusStack,
+  ruleTimeFactor,
+  startPrometheusStack,
+  testTimers,
+} from '../support/prometheus-stack.ts';
+import { alertsFile } from '../support/promtool.ts';
 
 /**
  * Acceptance 1 of issue 17 with the real tools: Debian's Prometheus scrapes a running settledesk
@@ -22,17 +32,18 @@ import { type PrometheusStack, startPrometheusStack, testTimers } from '../suppo
  * the incident stays open; the notifications Alertmanager sent, replayed twice and in reverse
  * order, change nothing.
  *
- * Its length is set by the shipped LedgerImbalance expression, not by the test's timers: the alert
- * holds while `ledger_imbalance_total` has no sample 5 minutes back or rose in the last 5 minutes,
- * so it resolves about 5 minutes after the imbalance was first counted.
+ * Prometheus runs the shipped rules on a compressed clock (every duration divided by
+ * `ruleTimeFactor`, test/support/prometheus-stack.ts): LedgerImbalance holds while
+ * `ledger_imbalance_total` rose within its 5-minute windows, which would keep the incident's
+ * resolved event 5 minutes away; compressed, it comes about 15 s after the count.
  */
 
 const fundingMinor = 100n * stroopsPerUnit;
 const movedMinor = 30n * stroopsPerUnit;
 const firingMsMax = 60_000;
-/** The alert's 5-minute windows, then a scrape, an evaluation and a notification. */
-const resolvedMsMax = 7 * 60_000;
-const drillMsMax = 10 * 60_000;
+/** The alert's 5-minute windows compressed to 15 s, then a scrape, an evaluation and a notification. */
+const resolvedMsMax = 90_000;
+const drillMsMax = 4 * 60_000;
 const cleanupMs = 30_000;
 
 type Counts = Record<'incidents' | 'timeline' | 'audit' | 'alerts' | 'groups', number>;
@@ -257,6 +268,23 @@ const alertmanagerEndToEnd: Drill = {
 };
 
 describe('Alertmanager intake end to end (Debian prometheus and prometheus-alertmanager)', () => {
+  it('runs the shipped rules with only their durations divided by the compression factor', async () => {
+    const shipped = parse(await readFile(alertsFile, 'utf8')) as Parameters<typeof compressRules>[0];
+    const compressed = compressRules(shipped);
+    const masked = (file: typeof shipped) =>
+      JSON.stringify(file).replace(/\b\d+(?:ms|s|m|h|d|w|y)(?:\d+(?:ms|s|m|h|d|w|y))*\b/g, 'D');
+    expect(masked(compressed)).toBe(masked(shipped));
+    const ledger = compressed.groups
+      .flatMap((group) => group.rules)
+      .find((rule) => rule.alert === 'LedgerImbalance');
+    expect(ruleTimeFactor).toBe(20);
+    expect(String(ledger?.expr)).toContain('increase(ledger_imbalance_total[15000ms])');
+    expect(String(ledger?.expr)).toContain('offset 15000ms');
+    expect(compressExpression('max_over_time(x[1h:1m] offset 1d)')).toBe(
+      'max_over_time(x[180000ms:3000ms] offset 4320000ms)',
+    );
+  });
+
   it(
     'a planted ledger imbalance opens one incident with LedgerImbalance firing, the repair adds alert_resolved, the incident stays open, and replays change nothing',
     async () => {
