@@ -464,6 +464,23 @@ export async function acknowledgeIncident(sql: Sql, id: string, actor: Actor): P
   return incidentView(row);
 }
 
+/** Ends the current term of a role, if anyone holds it, with its `role_renounced` event. */
+async function endRoleTerm(tx: Tx, id: string, role: IncidentRole, actor: Actor): Promise<void> {
+  const previous = await renounceRole(tx, id, role);
+  if (!previous) return;
+  await appendTimeline(
+    tx,
+    id,
+    {
+      kind: 'role_renounced',
+      source: 'person',
+      summary: `${previous} is no longer ${role}`,
+      detail: { role, subject: previous },
+    },
+    actor,
+  );
+}
+
 /** Gives a role to `subject`, ending the previous holder's term; assuming a role acknowledges. */
 export async function assignRole(
   sql: Sql,
@@ -477,20 +494,7 @@ export async function assignRole(
     refuseResolved(before);
     const current = (await selectRoles(tx, id)).find((row) => row.role === role && row.renouncedAt === null);
     if (current?.subject === subject) return (await selectRoles(tx, id)).map(roleView);
-    const previous = await renounceRole(tx, id, role);
-    if (previous) {
-      await appendTimeline(
-        tx,
-        id,
-        {
-          kind: 'role_renounced',
-          source: 'person',
-          summary: `${previous} is no longer ${role}`,
-          detail: { role, subject: previous },
-        },
-        actor,
-      );
-    }
+    await endRoleTerm(tx, id, role, actor);
     await insertRole(tx, id, role, subject);
     if (await acknowledge(tx, id, subject)) {
       await appendTimeline(
@@ -518,20 +522,7 @@ export async function renounceIncidentRole(
 ): Promise<RoleView[]> {
   return withTransaction(sql, async (tx) => {
     await lockIncident(tx, id);
-    const previous = await renounceRole(tx, id, role);
-    if (previous) {
-      await appendTimeline(
-        tx,
-        id,
-        {
-          kind: 'role_renounced',
-          source: 'person',
-          summary: `${previous} is no longer ${role}`,
-          detail: { role, subject: previous },
-        },
-        actor,
-      );
-    }
+    await endRoleTerm(tx, id, role, actor);
     return (await selectRoles(tx, id)).map(roleView);
   });
 }
