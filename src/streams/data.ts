@@ -1,6 +1,12 @@
 import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
-import { type StreamState, type StreamStatus, type Transition, transitions } from './states.ts';
+import {
+  type RunFinish,
+  type StreamState,
+  type StreamStatus,
+  type Transition,
+  transitions,
+} from './states.ts';
 
 export type StreamRow = {
   id: string;
@@ -223,7 +229,7 @@ export async function selectSettlements(
     from stream_settlements where stream_id = ${streamId}::uuid order by id limit ${limit}::int`;
 }
 
-export type RunOutcome = 'running' | 'succeeded' | 'partial' | 'failed';
+export type RunOutcome = 'running' | RunFinish;
 
 export type RunRow = {
   id: string;
@@ -271,7 +277,7 @@ export async function addToRun(
 export async function finishRunRow(
   db: Executor,
   runId: string,
-  outcome: Exclude<RunOutcome, 'running'>,
+  outcome: Exclude<RunOutcome, 'running' | 'abandoned'>,
   error: string | null,
 ): Promise<RunRow> {
   const [row] = await db<RunRow[]>`
@@ -298,4 +304,101 @@ export async function selectSettlementLag(db: Executor): Promise<number> {
     select coalesce(extract(epoch from now() - min(next_settlement_at)), 0)::float8 as "lagSeconds"
     from streams where state = 'active' and next_settlement_at <= now()`;
   return row?.lagSeconds ?? 0;
+}
+
+/** Runs, newest first, keyset-paged on (started_at, id); `outcome` filters. */
+export async function selectRunsPage(
+  db: Executor,
+  filter: {
+    outcome: RunOutcome | undefined;
+    after: { startedAt: Date; id: string } | undefined;
+    limit: number;
+  },
+): Promise<RunRow[]> {
+  return db<RunRow[]>`
+    select ${runColumns(db)} from stream_settlement_runs
+    where (${filter.outcome ?? null}::text is null or outcome = ${filter.outcome ?? null}::text)
+      and (${filter.after?.startedAt ?? null}::timestamptz is null
+           or (started_at, id) < (${filter.after?.startedAt ?? null}::timestamptz, ${filter.after?.id ?? null}::uuid))
+    order by started_at desc, id desc
+    limit ${filter.limit}::int`;
+}
+
+export type StuckRunRow = RunRow & { runningSeconds: number };
+
+/** Runs still `running` more than `olderThanSeconds` after they started, oldest first (partial index). */
+export async function selectStuckRuns(
+  db: Executor,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<StuckRunRow[]> {
+  return db<StuckRunRow[]>`
+    select ${runColumns(db)}, extract(epoch from now() - started_at)::float8 as "runningSeconds"
+    from stream_settlement_runs
+    where outcome = 'running' and started_at < now() - make_interval(secs => ${olderThanSeconds}::int)
+    order by started_at, id
+    limit ${limit}::int`;
+}
+
+/**
+ * Closes the given runs as `abandoned`, guarded by `outcome = 'running'` and the same age, so a
+ * run that finished meanwhile is left alone. Returns the ids it closed.
+ */
+export async function abandonRuns(
+  db: Executor,
+  input: { runIds: readonly string[]; olderThanSeconds: number; reason: string },
+): Promise<string[]> {
+  const rows = await db<{ id: string }[]>`
+    update stream_settlement_runs set outcome = 'abandoned', error = ${input.reason}::text, finished_at = now()
+    where id = any(${input.runIds as string[]}::uuid[]) and outcome = any(${['running']}::text[])
+      and started_at < now() - make_interval(secs => ${input.olderThanSeconds}::int)
+    returning id`;
+  return rows.map((row) => row.id);
+}
+
+/** Seconds since the oldest run still `running` started, 0 when none is (the partial index). */
+export async function selectOldestRunningRunAge(db: Executor): Promise<number> {
+  const [row] = await db<{ ageSeconds: number }[]>`
+    select coalesce(extract(epoch from now() - min(started_at)), 0)::float8 as "ageSeconds"
+    from stream_settlement_runs where outcome = 'running'`;
+  return row?.ageSeconds ?? 0;
+}
+
+export type OverdueStreamRow = {
+  id: string;
+  asset: string;
+  precision: number;
+  payerAccountId: string;
+  recipientAccountId: string | null;
+  recipientAddress: string | null;
+  nextSettlementAt: Date;
+  overdueSeconds: number;
+  settledMinor: bigint;
+  totalMinor: bigint;
+};
+
+/** Active streams due more than `olderThanSeconds` ago and not settled, longest overdue first (`streams_due`). */
+export async function selectOverdueStreams(
+  db: Executor,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<OverdueStreamRow[]> {
+  return db<OverdueStreamRow[]>`
+    select s.id, s.asset, a.precision, s.payer_account_id as "payerAccountId",
+           s.recipient_account_id as "recipientAccountId", s.recipient_address as "recipientAddress",
+           s.next_settlement_at as "nextSettlementAt",
+           extract(epoch from now() - s.next_settlement_at)::float8 as "overdueSeconds",
+           s.settled_minor as "settledMinor", s.total_minor as "totalMinor"
+    from streams s join assets a on a.code = s.asset
+    where s.state = 'active' and s.next_settlement_at < now() - make_interval(secs => ${olderThanSeconds}::int)
+    order by s.next_settlement_at, s.id
+    limit ${limit}::int`;
+}
+
+/** How many active streams are overdue past `olderThanSeconds` (the `streams_due` index). */
+export async function countOverdueStreams(db: Executor, olderThanSeconds: number): Promise<number> {
+  const [row] = await db<{ count: number }[]>`
+    select count(*)::int as count from streams
+    where state = 'active' and next_settlement_at < now() - make_interval(secs => ${olderThanSeconds}::int)`;
+  return row?.count ?? 0;
 }
