@@ -1,3 +1,4 @@
+import { openStates as openPayoutStates } from '../payouts/states.ts';
 import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
 import {
@@ -401,4 +402,70 @@ export async function countOverdueStreams(db: Executor, olderThanSeconds: number
     select count(*)::int as count from streams
     where state = 'active' and next_settlement_at < now() - make_interval(secs => ${olderThanSeconds}::int)`;
   return row?.count ?? 0;
+}
+
+/** How many runs are still `running` more than `olderThanSeconds` after they started (partial index). */
+export async function countStuckRuns(db: Executor, olderThanSeconds: number): Promise<number> {
+  const [row] = await db<{ count: number }[]>`
+    select count(*)::int as count from stream_settlement_runs
+    where outcome = 'running' and started_at < now() - make_interval(secs => ${olderThanSeconds}::int)`;
+  return row?.count ?? 0;
+}
+
+export type AttentionRunRow = RunRow & { runningSeconds: number; payouts: number; payoutsOpen: number };
+
+/**
+ * The runs a person must look at, oldest first: those still `running` more than
+ * `olderThanSeconds` after they started, and those abandoned whose `stream_run_stuck` finding is
+ * still open; each with how many payouts its settlements created and how many are not final yet.
+ */
+export async function selectRunsNeedingAttention(
+  db: Executor,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<AttentionRunRow[]> {
+  return db<AttentionRunRow[]>`
+    select ${runColumns(db)},
+           extract(epoch from coalesce(r.finished_at, now()) - r.started_at)::float8 as "runningSeconds",
+           (select count(p.id)::int from stream_settlements s join payouts p on p.id = s.payout_id
+            where s.run_id = r.id) as payouts,
+           (select count(p.id)::int from stream_settlements s join payouts p on p.id = s.payout_id
+            where s.run_id = r.id and p.state = any(${openPayoutStates as unknown as string[]}::text[])) as "payoutsOpen"
+    from stream_settlement_runs r
+    where (r.outcome = 'running' and r.started_at < now() - make_interval(secs => ${olderThanSeconds}::int))
+       or (r.outcome = 'abandoned' and exists (
+             select 1 from reconciliation_findings f
+             where f.kind = 'stream_run_stuck' and f.subject = r.id::text and f.resolved_at is null))
+    order by r.started_at, r.id
+    limit ${limit}::int`;
+}
+
+export type RunSettlementRow = {
+  streamId: string;
+  periodIndex: number;
+  amountMinor: bigint;
+  precision: number;
+  asset: string;
+  recipient: string;
+  payoutId: string | null;
+  payoutState: string | null;
+};
+
+/** A run's settlements, in the order it made them, with each payout's state; at most `limit`. */
+export async function selectRunSettlements(
+  db: Executor,
+  runId: string,
+  limit: number,
+): Promise<RunSettlementRow[]> {
+  return db<RunSettlementRow[]>`
+    select s.stream_id as "streamId", s.period_index as "periodIndex", s.amount_minor as "amountMinor",
+           a.precision, st.asset, coalesce(st.recipient_account_id::text, st.recipient_address) as recipient,
+           s.payout_id as "payoutId", p.state as "payoutState"
+    from stream_settlements s
+    join streams st on st.id = s.stream_id
+    join assets a on a.code = st.asset
+    left join payouts p on p.id = s.payout_id
+    where s.run_id = ${runId}::uuid
+    order by s.id
+    limit ${limit}::int`;
 }
