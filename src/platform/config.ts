@@ -495,8 +495,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         10,
         604_800,
       ),
-      streamRunStuckAfterSeconds: read.integer('STREAM_RUN_STUCK_AFTER_SECONDS', 900, 60, 86_400),
-      streamOverdueAfterSeconds: read.integer('STREAM_SETTLEMENT_OVERDUE_AFTER_SECONDS', 900, 60, 604_800),
+      streamRunStuckAfterSeconds: read.integer('STREAM_RUN_STUCK_AFTER_SECONDS', 900, 10, 86_400),
+      streamOverdueAfterSeconds: read.integer('STREAM_SETTLEMENT_OVERDUE_AFTER_SECONDS', 900, 10, 604_800),
       chainDriftToleranceStroops: BigInt(
         read.integer('RECONCILIATION_CHAIN_DRIFT_TOLERANCE_STROOPS', 100_000, 0, 1_000_000_000),
       ),
