@@ -3,6 +3,7 @@ import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
 import {
   type RunFinish,
+  runOutcomes,
   type StreamState,
   type StreamStatus,
   type Transition,
@@ -351,7 +352,8 @@ export async function abandonRuns(
 ): Promise<string[]> {
   const rows = await db<{ id: string }[]>`
     update stream_settlement_runs set outcome = 'abandoned', error = ${input.reason}::text, finished_at = now()
-    where id = any(${input.runIds as string[]}::uuid[]) and outcome = any(${['running']}::text[])
+    where id = any(${input.runIds as string[]}::uuid[])
+      and outcome = any(${runOutcomes.abandoned.from as unknown as string[]}::text[])
       and started_at < now() - make_interval(secs => ${input.olderThanSeconds}::int)
     returning id`;
   return rows.map((row) => row.id);

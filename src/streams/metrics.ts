@@ -1,6 +1,7 @@
 import { Counter, Gauge } from 'prom-client';
 import { databaseFigures, registry } from '../platform/metrics.ts';
 import { selectOldestRunningRunAge, selectSettlementLag } from './data.ts';
+import { runOutcomes } from './states.ts';
 
 /**
  * `result` is a run's outcome (succeeded, partial, failed, or abandoned when the stuck_settlements
@@ -12,8 +13,7 @@ export const streamSettlementRuns = new Counter({
   labelNames: ['result'] as const,
   registers: [registry],
 });
-for (const result of ['succeeded', 'partial', 'failed', 'abandoned'] as const)
-  streamSettlementRuns.inc({ result }, 0);
+for (const result of Object.keys(runOutcomes)) streamSettlementRuns.inc({ result }, 0);
 
 /**
  * The lag is read from the database when scraped (`databaseFigures`): the runs may happen in a
