@@ -115,4 +115,18 @@ describe('settledesk streams', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('--state must be one of running, succeeded, partial, failed, abandoned');
   });
+
+  it('triage stuck shows a run still running past --older-than and exits 1 with --check', async () => {
+    const runId = await startRun(db.sql, new Date());
+    await db.sql`update stream_settlement_runs set started_at = now() - interval '1 hour' where id = ${runId}::uuid`;
+    const shown = await runCli(['triage', 'stuck', '--older-than', '30m'], env);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('stream settlement runs still running after 1800s');
+    expect(shown.stdout).toMatch(new RegExp(`^${runId}\\s+running\\b`, 'm'));
+    const checked = await runCli(['triage', 'stuck-settlements', '--older-than', '30m', '--check'], env);
+    expect(checked.code).toBe(1);
+    expect(checked.stderr).toContain('1 stream settlement runs');
+    const younger = await runCli(['triage', 'stuck', '--older-than', '2h', '--check'], env);
+    expect(younger.code, younger.stderr).toBe(0);
+  });
 });
