@@ -136,6 +136,7 @@ function summaryText(summary: Summary): string {
     ),
     `controls: payments ${summary.controls.paymentsMode}, payouts ${summary.controls.payoutsFrozen ? 'FROZEN' : 'running'} (by ${summary.controls.updatedBy}: ${summary.controls.reason})`,
     `payouts: ${summary.payouts.open.map((row) => `${row.count} ${row.state} (oldest ${row.oldestAgeSeconds}s)`).join(', ') || 'none open'}; ${summary.payouts.stuck.count} stuck over ${summary.payouts.stuck.olderThanSeconds}s; ${summary.payouts.manualReview} in manual review`,
+    `streams: ${summary.streams.runsRunning} settlement runs and ${summary.streams.overdue} due streams stuck over ${summary.streams.olderThanSeconds}s`,
     `ledger: ${summary.ledger.imbalances.length === 0 ? 'balances sum to zero' : summary.ledger.imbalances.map((row) => `${row.asset} sums to ${row.sum}`).join(', ')}; ${summary.ledger.openFindings} open ledger findings`,
     `findings: ${summary.findings.map((row) => `${row.count} ${row.kind}`).join(', ') || 'none open'}`,
     `deposits: ${summary.deposits.webhookDeadLetters} webhooks in the DLQ; watcher at ledger ${summary.deposits.watcher.lastLedger ?? '-'} (${summary.deposits.watcher.lastLedgerAgeSeconds ?? '-'}s old)`,
@@ -159,6 +160,32 @@ function stuckText(report: StuckReport): string {
         String(row.attempts),
         row.liveHash ?? '-',
         row.stateReason,
+      ]),
+    ),
+    `stream settlement runs still running after ${report.olderThanSeconds}s, or abandoned with an open stream_run_stuck finding: ${report.streams.runs.length}`,
+    table(
+      ['run', 'outcome', 'as of', 'started', 'running s', 'streams settled', 'payouts', 'not final'],
+      report.streams.runs.map((run) => [
+        run.id,
+        run.outcome,
+        run.asOf,
+        run.startedAt,
+        String(run.runningSeconds),
+        String(run.streamsSettled),
+        String(run.payouts),
+        String(run.payoutsNotFinal),
+      ]),
+    ),
+    `${report.streams.overdueCount} streams due and not settled after ${report.olderThanSeconds}s`,
+    table(
+      ['stream', 'due since', 'overdue s', 'settled', 'total', 'recipient'],
+      report.streams.overdue.map((stream) => [
+        stream.id,
+        stream.nextSettlementAt,
+        String(stream.overdueSeconds),
+        stream.settled,
+        `${stream.total} ${stream.asset}`,
+        stream.recipient,
       ]),
     ),
   ].join('\n');
@@ -275,14 +302,22 @@ export function registerTriageCommands(program: Command, output: () => Output): 
     });
   triage
     .command('stuck')
-    .description('payouts not final after --older-than, oldest first')
+    .alias('stuck-settlements')
+    .description(
+      'payouts not final after --older-than, oldest first; stream settlement runs still running past it (or abandoned, finding open) and streams due past it',
+    )
     .option('--older-than <duration>', 'e.g. 90s, 30m, 2h, 1d', '30m')
-    .option('--check', 'exit 1 when any payout is stuck')
+    .option('--check', 'exit 1 when any payout, stream settlement run or stream is stuck')
     .action(async (options: { olderThan: string; check?: boolean }) => {
       const olderThanSeconds = parseOlderThanOption(options.olderThan);
       const report = await withTriage((library) => library.stuckSettlements(olderThanSeconds));
       print(output(), report, () => stuckText(report));
-      failIf(options.check, report.count > 0, `${report.count} payouts are stuck`);
+      const runs = report.streams.runs.length;
+      failIf(
+        options.check,
+        report.count > 0 || runs > 0 || report.streams.overdueCount > 0,
+        `${report.count} payouts, ${runs} stream settlement runs and ${report.streams.overdueCount} streams are stuck`,
+      );
     });
   triage
     .command('double-payouts')

@@ -10,6 +10,7 @@ import { horizonOutageDrill } from './horizon-outage.ts';
 import { jwtKeyRotationDrill } from './jwt-key-rotation.ts';
 import { ledgerImbalanceDrill } from './ledger-imbalance.ts';
 import { stellarRpcOutageDrill } from './stellar-rpc-outage.ts';
+import { stuckStreamSettlementDrill } from './stuck-stream-settlement.ts';
 import { stuckTransactionDrill } from './stuck-transaction.ts';
 import { workerDeadDrill } from './worker-dead.ts';
 
@@ -31,6 +32,7 @@ export const drills: readonly Drill[] = [
   horizonOutageDrill,
   stellarRpcOutageDrill,
   stuckTransactionDrill,
+  stuckStreamSettlementDrill,
   workerDeadDrill,
 ];
 

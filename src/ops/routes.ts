@@ -68,7 +68,8 @@ export function incidentRoutes(triage: Triage) {
         config,
         schema: {
           tags,
-          description: 'Payouts not final after olderThan (default 30m), oldest first.',
+          description:
+            'Payouts not final after olderThan (default 30m), oldest first; stream settlement runs still running past it or abandoned with an open stream_run_stuck finding; active streams due and not settled past it.',
           querystring: Type.Object({
             olderThan: Type.Optional(Type.String({ maxLength: 12 })),
             limit: Type.Integer({ minimum: 1, maximum: triageListMax, default: 100 }),

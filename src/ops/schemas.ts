@@ -91,6 +91,11 @@ export const SummarySchema = Type.Object({
     stuck: Type.Object({ olderThanSeconds: Type.Integer(), count: Type.Integer() }),
     manualReview: Type.Integer(),
   }),
+  streams: Type.Object({
+    olderThanSeconds: Type.Integer(),
+    runsRunning: Type.Integer(),
+    overdue: Type.Integer(),
+  }),
   findings: Type.Array(Type.Object({ kind: Type.String(), count: Type.Integer() })),
   deposits: Type.Object({
     webhookDeadLetters: Type.Integer(),
@@ -122,6 +127,33 @@ export const StuckSchema = Type.Object({
       liveHash: Nullable(Type.String()),
     }),
   ),
+  streams: Type.Object({
+    runs: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        outcome: Type.String(),
+        asOf: Type.String(),
+        startedAt: Type.String(),
+        runningSeconds: Type.Integer(),
+        streamsSettled: Type.Integer(),
+        amountsMinor: Type.Record(Type.String(), Type.String()),
+        payouts: Type.Integer(),
+        payoutsNotFinal: Type.Integer(),
+      }),
+    ),
+    overdueCount: Type.Integer(),
+    overdue: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        asset: Type.String(),
+        recipient: Type.String(),
+        nextSettlementAt: Type.String(),
+        overdueSeconds: Type.Integer(),
+        settled: Type.String(),
+        total: Type.String(),
+      }),
+    ),
+  }),
 });
 
 export const LedgerSchema = Type.Object({

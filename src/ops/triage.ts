@@ -27,6 +27,12 @@ import { refreshFromDatabase as refreshFindingGauges } from '../reconciliation/m
 import type { StellarEndpoints } from '../stellar/endpoints.ts';
 import type { PathReport } from '../stellar/settlement-chain.ts';
 import {
+  countOverdueStreams,
+  countStuckRuns,
+  selectOverdueStreams,
+  selectRunsNeedingAttention,
+} from '../streams/data.ts';
+import {
   countPendingProposals,
   countStuckPayouts,
   insertSnapshot,
@@ -114,6 +120,8 @@ export type Summary = {
     stuck: { olderThanSeconds: number; count: number };
     manualReview: number;
   };
+  /** Stream settlement runs still running, and active streams due and not settled, past `olderThanSeconds`. */
+  streams: { olderThanSeconds: number; runsRunning: number; overdue: number };
   findings: { kind: string; count: number }[];
   deposits: {
     webhookDeadLetters: number;
@@ -159,6 +167,32 @@ export type StuckReport = {
     attempts: number;
     liveHash: string | null;
   }[];
+  /** Stream settlement (docs/streams.md#stuck-settlement), with the same `olderThanSeconds`. */
+  streams: {
+    /** Runs still running past it, and runs abandoned whose `stream_run_stuck` finding is open; oldest first. */
+    runs: {
+      id: string;
+      outcome: string;
+      asOf: string;
+      startedAt: string;
+      runningSeconds: number;
+      streamsSettled: number;
+      amountsMinor: Record<string, string>;
+      payouts: number;
+      payoutsNotFinal: number;
+    }[];
+    overdueCount: number;
+    /** Active streams due and not settled past it, longest overdue first. */
+    overdue: {
+      id: string;
+      asset: string;
+      recipient: string;
+      nextSettlementAt: string;
+      overdueSeconds: number;
+      settled: string;
+      total: string;
+    }[];
+  };
 };
 
 export type LedgerReport = {
@@ -324,6 +358,8 @@ export class Triage {
       workers,
       loops,
       status,
+      runsRunning,
+      overdueStreams,
     ] = await Promise.all([
       readControls(sql),
       this.#precisions(),
@@ -337,6 +373,8 @@ export class Triage {
       workersStatus(sql),
       this.loops(),
       this.#cachedStatus(),
+      countStuckRuns(sql, stuckOlderThanSecondsDefault),
+      countOverdueStreams(sql, stuckOlderThanSecondsDefault),
     ]);
     const imbalances = sums
       .filter((row) => row.sumMinor !== 0n)
@@ -350,6 +388,14 @@ export class Triage {
       ...findings.map((row) => `finding: ${row.count} open ${row.kind}`),
       ...(stuck > 0 ? [`payouts: ${stuck} not final after ${stuckOlderThanSecondsDefault / 60} min`] : []),
       ...(manualReview > 0 ? [`payouts: ${manualReview} in manual review`] : []),
+      ...(runsRunning > 0
+        ? [
+            `streams: ${runsRunning} settlement runs still running after ${stuckOlderThanSecondsDefault / 60} min`,
+          ]
+        : []),
+      ...(overdueStreams > 0
+        ? [`streams: ${overdueStreams} due and not settled after ${stuckOlderThanSecondsDefault / 60} min`]
+        : []),
       ...(deadLetters > 0 ? [`deposits: ${deadLetters} provider webhooks in the dead-letter queue`] : []),
       ...(controls.payoutsFrozen ? ['controls: payouts are frozen'] : []),
       ...(controls.paymentsMode !== 'standard'
@@ -394,6 +440,7 @@ export class Triage {
         stuck: { olderThanSeconds: stuckOlderThanSecondsDefault, count: stuck },
         manualReview,
       },
+      streams: { olderThanSeconds: stuckOlderThanSecondsDefault, runsRunning, overdue: overdueStreams },
       findings,
       deposits: {
         webhookDeadLetters: deadLetters,
@@ -436,14 +483,41 @@ export class Triage {
   async stuckSettlements(olderThanSeconds: number, limit = triageListMax): Promise<StuckReport> {
     const { sql } = this.#deps;
     const now = Date.now();
-    const [rows, count, precisions] = await Promise.all([
-      selectStuckPayouts(sql, olderThanSeconds, Math.min(limit, triageListMax)),
+    const listed = Math.min(limit, triageListMax);
+    const [rows, count, precisions, runs, overdue, overdueCount] = await Promise.all([
+      selectStuckPayouts(sql, olderThanSeconds, listed),
       countStuckPayouts(sql, olderThanSeconds),
       this.#precisions(),
+      selectRunsNeedingAttention(sql, olderThanSeconds, listed),
+      selectOverdueStreams(sql, olderThanSeconds, listed),
+      countOverdueStreams(sql, olderThanSeconds),
     ]);
     return {
       olderThanSeconds,
       count,
+      streams: {
+        runs: runs.map((run) => ({
+          id: run.id,
+          outcome: run.outcome,
+          asOf: run.asOf.toISOString(),
+          startedAt: run.startedAt.toISOString(),
+          runningSeconds: Math.round(run.runningSeconds),
+          streamsSettled: run.streamsSettled,
+          amountsMinor: run.amounts,
+          payouts: run.payouts,
+          payoutsNotFinal: run.payoutsOpen,
+        })),
+        overdueCount,
+        overdue: overdue.map((stream) => ({
+          id: stream.id,
+          asset: stream.asset,
+          recipient: stream.recipientAccountId ?? stream.recipientAddress ?? '',
+          nextSettlementAt: stream.nextSettlementAt.toISOString(),
+          overdueSeconds: Math.round(stream.overdueSeconds),
+          settled: formatAmount(stream.settledMinor, stream.precision),
+          total: formatAmount(stream.totalMinor, stream.precision),
+        })),
+      },
       payouts: rows.map((row) => ({
         id: row.id,
         state: row.state,

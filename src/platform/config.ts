@@ -98,6 +98,8 @@ export type OncallConfig = {
 export type ReconciliationConfig = {
   stuckAfterSeconds: number;
   stuckReleaseAfterSeconds: number;
+  streamRunStuckAfterSeconds: number;
+  streamOverdueAfterSeconds: number;
   chainDriftToleranceStroops: bigint;
   chainDriftGraceSeconds: number;
 };
@@ -543,6 +545,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         10,
         604_800,
       ),
+      streamRunStuckAfterSeconds: read.integer('STREAM_RUN_STUCK_AFTER_SECONDS', 900, 10, 86_400),
+      streamOverdueAfterSeconds: read.integer('STREAM_SETTLEMENT_OVERDUE_AFTER_SECONDS', 900, 10, 604_800),
       chainDriftToleranceStroops: BigInt(
         read.integer('RECONCILIATION_CHAIN_DRIFT_TOLERANCE_STROOPS', 100_000, 0, 1_000_000_000),
       ),

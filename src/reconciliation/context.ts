@@ -16,6 +16,10 @@ export type ReconciliationSettings = {
   stuckAfterSeconds: number;
   /** An escrow release paid on to a Stellar address whose payout is not final this long after it is a stuck release. */
   stuckReleaseAfterSeconds: number;
+  /** A stream settlement run still `running` this long after it started is abandoned and a `stream_run_stuck` finding. */
+  streamRunStuckAfterSeconds: number;
+  /** An active stream due this long and not settled is a `stream_overdue` finding. */
+  streamOverdueAfterSeconds: number;
   /** Hot wallet vs `settlement` differences up to this are not drift (stroops: the chain's unit). */
   chainDriftToleranceStroops: bigint;
   /** A drift must last this long before it is a finding (deposits not credited yet, payouts not booked yet). */

@@ -16,6 +16,8 @@ export const findingKinds = [
   'escrow_leak',
   'deposit_mismatch',
   'stuck_release',
+  'stream_run_stuck',
+  'stream_overdue',
 ] as const;
 export type FindingKind = (typeof findingKinds)[number];
 
@@ -43,6 +45,7 @@ export const selfResolvingKinds: readonly FindingKind[] = [
   'chain_ledger_drift',
   'escrow_leak',
   'stuck_release',
+  'stream_overdue',
 ];
 
 export type Observation = { kind: FindingKind; subject: string; evidence: Record<string, unknown> };

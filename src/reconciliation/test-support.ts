@@ -9,6 +9,8 @@ import { type FindingRow, selectOpenFindings } from './data.ts';
 export const testSettings: ReconciliationSettings = {
   stuckAfterSeconds: 1_800,
   stuckReleaseAfterSeconds: 1_800,
+  streamRunStuckAfterSeconds: 900,
+  streamOverdueAfterSeconds: 900,
   chainDriftToleranceStroops: 0n,
   chainDriftGraceSeconds: 0,
   lateCommitSecondsMax: 600,

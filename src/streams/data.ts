@@ -1,6 +1,14 @@
+import { openStates as openPayoutStates } from '../payouts/states.ts';
 import { assert } from '../platform/assert.ts';
 import type { Executor } from '../platform/db/types.ts';
-import { type StreamState, type StreamStatus, type Transition, transitions } from './states.ts';
+import {
+  type RunFinish,
+  runOutcomes,
+  type StreamState,
+  type StreamStatus,
+  type Transition,
+  transitions,
+} from './states.ts';
 
 export type StreamRow = {
   id: string;
@@ -223,7 +231,7 @@ export async function selectSettlements(
     from stream_settlements where stream_id = ${streamId}::uuid order by id limit ${limit}::int`;
 }
 
-export type RunOutcome = 'running' | 'succeeded' | 'partial' | 'failed';
+export type RunOutcome = 'running' | RunFinish;
 
 export type RunRow = {
   id: string;
@@ -271,7 +279,7 @@ export async function addToRun(
 export async function finishRunRow(
   db: Executor,
   runId: string,
-  outcome: Exclude<RunOutcome, 'running'>,
+  outcome: Exclude<RunOutcome, 'running' | 'abandoned'>,
   error: string | null,
 ): Promise<RunRow> {
   const [row] = await db<RunRow[]>`
@@ -298,4 +306,168 @@ export async function selectSettlementLag(db: Executor): Promise<number> {
     select coalesce(extract(epoch from now() - min(next_settlement_at)), 0)::float8 as "lagSeconds"
     from streams where state = 'active' and next_settlement_at <= now()`;
   return row?.lagSeconds ?? 0;
+}
+
+/** Runs, newest first, keyset-paged on (started_at, id); `outcome` filters. */
+export async function selectRunsPage(
+  db: Executor,
+  filter: {
+    outcome: RunOutcome | undefined;
+    after: { startedAt: Date; id: string } | undefined;
+    limit: number;
+  },
+): Promise<RunRow[]> {
+  return db<RunRow[]>`
+    select ${runColumns(db)} from stream_settlement_runs
+    where (${filter.outcome ?? null}::text is null or outcome = ${filter.outcome ?? null}::text)
+      and (${filter.after?.startedAt ?? null}::timestamptz is null
+           or (started_at, id) < (${filter.after?.startedAt ?? null}::timestamptz, ${filter.after?.id ?? null}::uuid))
+    order by started_at desc, id desc
+    limit ${filter.limit}::int`;
+}
+
+export type StuckRunRow = RunRow & { runningSeconds: number };
+
+/** Runs still `running` more than `olderThanSeconds` after they started, oldest first (partial index). */
+export async function selectStuckRuns(
+  db: Executor,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<StuckRunRow[]> {
+  return db<StuckRunRow[]>`
+    select ${runColumns(db)}, extract(epoch from now() - started_at)::float8 as "runningSeconds"
+    from stream_settlement_runs
+    where outcome = 'running' and started_at < now() - make_interval(secs => ${olderThanSeconds}::int)
+    order by started_at, id
+    limit ${limit}::int`;
+}
+
+/**
+ * Closes the given runs as `abandoned`, guarded by `outcome = 'running'` and the same age, so a
+ * run that finished meanwhile is left alone. Returns the ids it closed.
+ */
+export async function abandonRuns(
+  db: Executor,
+  input: { runIds: readonly string[]; olderThanSeconds: number; reason: string },
+): Promise<string[]> {
+  const rows = await db<{ id: string }[]>`
+    update stream_settlement_runs set outcome = 'abandoned', error = ${input.reason}::text, finished_at = now()
+    where id = any(${input.runIds as string[]}::uuid[])
+      and outcome = any(${runOutcomes.abandoned.from as unknown as string[]}::text[])
+      and started_at < now() - make_interval(secs => ${input.olderThanSeconds}::int)
+    returning id`;
+  return rows.map((row) => row.id);
+}
+
+/** Seconds since the oldest run still `running` started, 0 when none is (the partial index). */
+export async function selectOldestRunningRunAge(db: Executor): Promise<number> {
+  const [row] = await db<{ ageSeconds: number }[]>`
+    select coalesce(extract(epoch from now() - min(started_at)), 0)::float8 as "ageSeconds"
+    from stream_settlement_runs where outcome = 'running'`;
+  return row?.ageSeconds ?? 0;
+}
+
+export type OverdueStreamRow = {
+  id: string;
+  asset: string;
+  precision: number;
+  payerAccountId: string;
+  recipientAccountId: string | null;
+  recipientAddress: string | null;
+  nextSettlementAt: Date;
+  overdueSeconds: number;
+  settledMinor: bigint;
+  totalMinor: bigint;
+};
+
+/** Active streams due more than `olderThanSeconds` ago and not settled, longest overdue first (`streams_due`). */
+export async function selectOverdueStreams(
+  db: Executor,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<OverdueStreamRow[]> {
+  return db<OverdueStreamRow[]>`
+    select s.id, s.asset, a.precision, s.payer_account_id as "payerAccountId",
+           s.recipient_account_id as "recipientAccountId", s.recipient_address as "recipientAddress",
+           s.next_settlement_at as "nextSettlementAt",
+           extract(epoch from now() - s.next_settlement_at)::float8 as "overdueSeconds",
+           s.settled_minor as "settledMinor", s.total_minor as "totalMinor"
+    from streams s join assets a on a.code = s.asset
+    where s.state = 'active' and s.next_settlement_at < now() - make_interval(secs => ${olderThanSeconds}::int)
+    order by s.next_settlement_at, s.id
+    limit ${limit}::int`;
+}
+
+/** How many active streams are overdue past `olderThanSeconds` (the `streams_due` index). */
+export async function countOverdueStreams(db: Executor, olderThanSeconds: number): Promise<number> {
+  const [row] = await db<{ count: number }[]>`
+    select count(*)::int as count from streams
+    where state = 'active' and next_settlement_at < now() - make_interval(secs => ${olderThanSeconds}::int)`;
+  return row?.count ?? 0;
+}
+
+/** How many runs are still `running` more than `olderThanSeconds` after they started (partial index). */
+export async function countStuckRuns(db: Executor, olderThanSeconds: number): Promise<number> {
+  const [row] = await db<{ count: number }[]>`
+    select count(*)::int as count from stream_settlement_runs
+    where outcome = 'running' and started_at < now() - make_interval(secs => ${olderThanSeconds}::int)`;
+  return row?.count ?? 0;
+}
+
+export type AttentionRunRow = RunRow & { runningSeconds: number; payouts: number; payoutsOpen: number };
+
+/**
+ * The runs a person must look at, oldest first: those still `running` more than
+ * `olderThanSeconds` after they started, and those abandoned whose `stream_run_stuck` finding is
+ * still open; each with how many payouts its settlements created and how many are not final yet.
+ */
+export async function selectRunsNeedingAttention(
+  db: Executor,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<AttentionRunRow[]> {
+  return db<AttentionRunRow[]>`
+    select ${runColumns(db)},
+           extract(epoch from coalesce(r.finished_at, now()) - r.started_at)::float8 as "runningSeconds",
+           (select count(p.id)::int from stream_settlements s join payouts p on p.id = s.payout_id
+            where s.run_id = r.id) as payouts,
+           (select count(p.id)::int from stream_settlements s join payouts p on p.id = s.payout_id
+            where s.run_id = r.id and p.state = any(${openPayoutStates as unknown as string[]}::text[])) as "payoutsOpen"
+    from stream_settlement_runs r
+    where (r.outcome = 'running' and r.started_at < now() - make_interval(secs => ${olderThanSeconds}::int))
+       or (r.outcome = 'abandoned' and exists (
+             select 1 from reconciliation_findings f
+             where f.kind = 'stream_run_stuck' and f.subject = r.id::text and f.resolved_at is null))
+    order by r.started_at, r.id
+    limit ${limit}::int`;
+}
+
+export type RunSettlementRow = {
+  streamId: string;
+  periodIndex: number;
+  amountMinor: bigint;
+  precision: number;
+  asset: string;
+  recipient: string;
+  payoutId: string | null;
+  payoutState: string | null;
+};
+
+/** A run's settlements, in the order it made them, with each payout's state; at most `limit`. */
+export async function selectRunSettlements(
+  db: Executor,
+  runId: string,
+  limit: number,
+): Promise<RunSettlementRow[]> {
+  return db<RunSettlementRow[]>`
+    select s.stream_id as "streamId", s.period_index as "periodIndex", s.amount_minor as "amountMinor",
+           a.precision, st.asset, coalesce(st.recipient_account_id::text, st.recipient_address) as recipient,
+           s.payout_id as "payoutId", p.state as "payoutState"
+    from stream_settlements s
+    join streams st on st.id = s.stream_id
+    join assets a on a.code = st.asset
+    left join payouts p on p.id = s.payout_id
+    where s.run_id = ${runId}::uuid
+    order by s.id
+    limit ${limit}::int`;
 }

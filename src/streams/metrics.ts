@@ -1,15 +1,19 @@
 import { Counter, Gauge } from 'prom-client';
 import { databaseFigures, registry } from '../platform/metrics.ts';
-import { selectSettlementLag } from './data.ts';
+import { selectOldestRunningRunAge, selectSettlementLag } from './data.ts';
+import { runOutcomes } from './states.ts';
 
-/** `result` is a run's outcome (succeeded, partial, failed), so the series stay bounded. */
+/**
+ * `result` is a run's outcome (succeeded, partial, failed, or abandoned when the stuck_settlements
+ * detector closed it), so the series stay bounded.
+ */
 export const streamSettlementRuns = new Counter({
   name: 'stream_settlement_runs_total',
-  help: 'Stream settlement runs by result: succeeded, partial (a stream was refused and stays due) or failed.',
+  help: 'Stream settlement runs by result: succeeded, partial (a stream was refused and stays due), failed, or abandoned (still running past STREAM_RUN_STUCK_AFTER_SECONDS, closed by the stuck_settlements detector).',
   labelNames: ['result'] as const,
   registers: [registry],
 });
-for (const result of ['succeeded', 'partial', 'failed'] as const) streamSettlementRuns.inc({ result }, 0);
+for (const result of Object.keys(runOutcomes)) streamSettlementRuns.inc({ result }, 0);
 
 /**
  * The lag is read from the database when scraped (`databaseFigures`): the runs may happen in a
@@ -17,9 +21,13 @@ for (const result of ['succeeded', 'partial', 'failed'] as const) streamSettleme
  */
 export const settlementLagCacheMs = 5_000;
 const lagFigures = databaseFigures(selectSettlementLag, 0, settlementLagCacheMs);
+const runningFigures = databaseFigures(selectOldestRunningRunAge, 0, settlementLagCacheMs);
 
-/** Where the lag gauge reads from; set by the routes and tasks of this process. */
-export const settlementLagFrom = lagFigures.from;
+/** Where the lag and running-run gauges read from; set by the routes and tasks of this process. */
+export function settlementLagFrom(sql: Parameters<typeof lagFigures.from>[0]): void {
+  lagFigures.from(sql);
+  runningFigures.from(sql);
+}
 
 export const streamSettlementLag = new Gauge({
   name: 'stream_settlement_lag_seconds',
@@ -27,5 +35,14 @@ export const streamSettlementLag = new Gauge({
   registers: [registry],
   async collect() {
     this.set(await lagFigures.current());
+  },
+});
+
+export const streamSettlementRunRunning = new Gauge({
+  name: 'stream_settlement_run_running_seconds',
+  help: 'Seconds since the oldest stream settlement run still running started, 0 when none is (from the database): a crashed or hung run grows it until the stuck_settlements detector abandons it.',
+  registers: [registry],
+  async collect() {
+    this.set(await runningFigures.current());
   },
 });

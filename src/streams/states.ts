@@ -46,3 +46,27 @@ export function statusAt(
   if (atMs < schedule.startMs) return 'pending';
   return atMs < schedule.endMs ? 'streaming' : 'ended';
 }
+
+/**
+ * A settlement run's outcomes, as data. A run is `running` from its start; each finish moves it
+ * out of `running` only (`data.ts` guards every update with `outcome = 'running'`), so a finished
+ * run never changes again.
+ */
+export const runOutcomes = {
+  succeeded: {
+    from: ['running'],
+    reason: 'every due stream it claimed was settled or waits for its minimum',
+  },
+  partial: { from: ['running'], reason: 'a stream was refused: its savepoint rolled back and it stays due' },
+  failed: {
+    from: ['running'],
+    reason: 'an error that is not a refusal: its batch rolled back, the job retries',
+  },
+  abandoned: {
+    from: ['running'],
+    reason:
+      'still running past STREAM_RUN_STUCK_AFTER_SECONDS (a crashed or hung process): closed by the stuck_settlements detector; its committed batches stay settled, the next run settles the rest',
+  },
+} as const satisfies Record<string, { from: readonly ['running']; reason: string }>;
+
+export type RunFinish = keyof typeof runOutcomes;

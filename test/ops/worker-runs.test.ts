@@ -25,6 +25,7 @@ const namedLoops = [
   'audit_seal',
   'approvals_expire',
   'merchant_webhooks_sweep',
+  'streams_settle',
   'incident_escalate',
   'idempotency_purge',
   'platform_heartbeat',
