@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { isUuid } from '../platform/ids.ts';
 import { selectStreamsPage } from '../streams/data.ts';
 import { databaseNow, getStreamDetail, type StreamView, streamView } from '../streams/service.ts';
+import { runSettlement } from '../streams/settlement.ts';
 import { type StreamStatus, streamStatuses } from '../streams/states.ts';
 import { accountOf, CliError, limitOf, listLimitMax, type Output, print, withRuntime } from './context.ts';
 
@@ -10,6 +11,16 @@ function statusOf(text: string | undefined): StreamStatus | undefined {
   const status = streamStatuses.find((candidate) => candidate === text);
   if (!status) throw new CliError(`--status must be one of ${streamStatuses.join(', ')}`);
   return status;
+}
+
+/** `--as-of`: an RFC 3339 instant, or the database's clock when absent. */
+function asOfOption(text: string | undefined): Date | undefined {
+  if (text === undefined) return undefined;
+  const at = new Date(text);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(at.getTime())) {
+    throw new CliError('--as-of must be an RFC 3339 instant, e.g. 2026-01-31T12:00:00Z');
+  }
+  return at;
 }
 
 function line(stream: StreamView): string {
@@ -70,6 +81,26 @@ export function registerStreamCommands(program: Command, output: () => Output): 
           ...detail.settlements.map(
             (settlement) =>
               `  ${settlement.at}  ${settlement.cause} ${settlement.amount}${settlement.periodIndex === null ? '' : ` period ${settlement.periodIndex} run ${settlement.runId}`} journal ${settlement.journalId}${settlement.payoutId ? ` payout ${settlement.payoutId}` : ''}`,
+          ),
+        ].join('\n'),
+      );
+    });
+  streams
+    .command('settle')
+    .description(
+      'one settlement run now, as the streams_settle job runs it (a re-run pays only what accrued since the last committed settlement)',
+    )
+    .option('--as-of <instant>', "settle as of this RFC 3339 instant (default: the database's clock)")
+    .action(async (options: { asOf?: string }) => {
+      const asOf = asOfOption(options.asOf);
+      const run = await withRuntime({ migrate: false }, async (runtime) =>
+        runSettlement(runtime.sql, { asOf: asOf ?? (await databaseNow(runtime.sql)) }),
+      );
+      print(output(), run, () =>
+        [
+          `run ${run.id} ${run.outcome}: ${run.streamsSettled} streams settled as of ${run.asOf.toISOString()}`,
+          ...run.refused.map(
+            (refusal) => `  ${refusal.streamId} not settled: ${refusal.type} (${refusal.detail})`,
           ),
         ].join('\n'),
       );

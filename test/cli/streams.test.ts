@@ -25,26 +25,32 @@ async function customer(): Promise<string> {
   return row?.id ?? '';
 }
 
+/** A funded payer and a two-hour stream of `totalAmount` to a fresh account, started an hour ago. */
+async function twoHourStream(totalAmount: string) {
+  const [payer, recipient] = [await customer(), await customer()];
+  await fundFromFees(db.sql, payer, 100_000_000n);
+  const start = Date.now() - 3_600_000;
+  const stream = await withTransaction(db.sql, (tx) =>
+    createStream(
+      tx,
+      {
+        payerAccountId: payer,
+        recipientAccountId: recipient,
+        asset: 'XLM',
+        totalAmount,
+        startAt: new Date(start).toISOString(),
+        endAt: new Date(start + 2 * 3_600_000).toISOString(),
+        settlement: { intervalSeconds: 600 },
+      },
+      { name: 'cli-test', requestId: undefined },
+    ),
+  );
+  return { payer, stream, start };
+}
+
 describe('settledesk streams', () => {
   it('lists streams by status and shows one with its settlements', async () => {
-    const [payer, recipient] = [await customer(), await customer()];
-    await fundFromFees(db.sql, payer, 100_000_000n);
-    const start = Date.now() - 3_600_000;
-    const stream = await withTransaction(db.sql, (tx) =>
-      createStream(
-        tx,
-        {
-          payerAccountId: payer,
-          recipientAccountId: recipient,
-          asset: 'XLM',
-          totalAmount: '4',
-          startAt: new Date(start).toISOString(),
-          endAt: new Date(start + 2 * 3_600_000).toISOString(),
-          settlement: { intervalSeconds: 600 },
-        },
-        { name: 'cli-test', requestId: undefined },
-      ),
-    );
+    const { payer, stream, start } = await twoHourStream('4');
     await runSettlement(db.sql, { asOf: new Date(start + 3_600_000) });
 
     const listed = await runCli(
@@ -63,5 +69,23 @@ describe('settledesk streams', () => {
     const bad = await runCli(['streams', 'list', '--status', 'paused'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('--status must be one of');
+  });
+
+  it('settles as of --as-of, and a second run at the same instant pays nothing more', async () => {
+    const { stream, start } = await twoHourStream('6');
+    const asOf = new Date(start + 1_800_000).toISOString();
+    const settled = await runCli(['--json', 'streams', 'settle', '--as-of', asOf], env);
+    expect(settled.code, settled.stderr).toBe(0);
+    expect(JSON.parse(settled.stdout)).toMatchObject({ outcome: 'succeeded', asOf, refused: [] });
+    const again = await runCli(['streams', 'settle', '--as-of', asOf], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^run [0-9a-f-]{36} succeeded: 0 streams settled as of /);
+    const [row] = await db.sql<{ settled: bigint; count: number }[]>`
+      select s.settled_minor as settled, (select count(*)::int from stream_settlements where stream_id = s.id) as count
+      from streams s where s.id = ${stream.id}::uuid`;
+    expect(row).toEqual({ settled: 15_000_000n, count: 1 });
+    const bad = await runCli(['streams', 'settle', '--as-of', 'yesterday'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--as-of must be an RFC 3339 instant');
   });
 });
