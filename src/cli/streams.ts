@@ -90,12 +90,22 @@ export function registerStreamCommands(program: Command, output: () => Output): 
     .description(
       'one settlement run now, as the streams_settle job runs it (a re-run pays only what accrued since the last committed settlement)',
     )
-    .option('--as-of <instant>', "settle as of this RFC 3339 instant (default: the database's clock)")
+    .option(
+      '--as-of <instant>',
+      "settle as of this RFC 3339 instant, not after the database's clock (default: the clock)",
+    )
     .action(async (options: { asOf?: string }) => {
       const asOf = asOfOption(options.asOf);
-      const run = await withRuntime({ migrate: false }, async (runtime) =>
-        runSettlement(runtime.sql, { asOf: asOf ?? (await databaseNow(runtime.sql)) }),
-      );
+      const run = await withRuntime({ migrate: false }, async (runtime) => {
+        const now = await databaseNow(runtime.sql);
+        // A run as of a later instant would pay what has not accrued yet, irreversibly for a Stellar recipient.
+        if (asOf && asOf > now) {
+          throw new CliError(
+            `--as-of ${asOf.toISOString()} is after the database's clock (${now.toISOString()}): a run pays only what has accrued`,
+          );
+        }
+        return runSettlement(runtime.sql, { asOf: asOf ?? now });
+      });
       print(output(), run, () =>
         [
           `run ${run.id} ${run.outcome}: ${run.streamsSettled} streams settled as of ${run.asOf.toISOString()}`,

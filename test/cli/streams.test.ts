@@ -71,7 +71,7 @@ describe('settledesk streams', () => {
     expect(bad.stderr).toContain('--status must be one of');
   });
 
-  it('settles as of --as-of, and a second run at the same instant pays nothing more', async () => {
+  it('settles as of --as-of, pays nothing more at the same instant, and refuses an instant ahead of the clock', async () => {
     const { stream, start } = await twoHourStream('6');
     const asOf = new Date(start + 1_800_000).toISOString();
     const settled = await runCli(['--json', 'streams', 'settle', '--as-of', asOf], env);
@@ -80,6 +80,12 @@ describe('settledesk streams', () => {
     const again = await runCli(['streams', 'settle', '--as-of', asOf], env);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/^run [0-9a-f-]{36} succeeded: 0 streams settled as of /);
+    const ahead = await runCli(
+      ['streams', 'settle', '--as-of', new Date(Date.now() + 3_600_000).toISOString()],
+      env,
+    );
+    expect(ahead.code).toBe(1);
+    expect(ahead.stderr).toContain("is after the database's clock");
     const [row] = await db.sql<{ settled: bigint; count: number }[]>`
       select s.settled_minor as settled, (select count(*)::int from stream_settlements where stream_id = s.id) as count
       from streams s where s.id = ${stream.id}::uuid`;

@@ -31,10 +31,16 @@ const instantsCount = 5;
 const killsPerInstant = 2;
 const minuteMs = 60_000;
 const intervalSeconds = 60;
-/** Streams settle at start + 10 min, + 20 min…; the short ones end at 45 min, so the last instant completes them. */
+/**
+ * Streams start 50 minutes ago and settle at start + 10 min, + 20 min… (all past instants: the
+ * command refuses one ahead of the clock); the short ones end a little after funding, and the last
+ * instant, once the clock has passed it, completes them.
+ */
+const startedAgoMs = 50 * minuteMs;
 const instantStepMs = 10 * minuteMs;
-const shortDurationMs = 45 * minuteMs;
-const longDurationMs = 3 * 60 * minuteMs;
+const shortEndAheadMs = 40_000;
+const lastInstantSpreadMs = 5_000;
+const longEndAheadMs = 3 * 60 * minuteMs;
 const firstKillDelayMs = 1_000;
 const chainSettleTimeoutMs = 60_000;
 
@@ -95,13 +101,19 @@ describe('a settlement run under SIGKILL', () => {
       payers.push(await newAccount(harness, 1_000n * unit));
 
     // Distinct totals, so no two streams accrue alike; every fifth ends before the last instant.
-    const start = (await dbNow(harness)) - 5 * minuteMs;
+    const fundedAt = await dbNow(harness);
+    const start = fundedAt - startedAgoMs;
+    const shortEnd = fundedAt + shortEndAheadMs;
     const streams: Funded[] = [];
-    for (let index = 0; index < accountStreamsCount + addressStreamsCount; index += 1) {
+    // The short streams first, so every one is funded well before its end.
+    const order = Array.from({ length: accountStreamsCount + addressStreamsCount }, (_, index) => index).sort(
+      (a, b) => Number(a % 5 !== 0) - Number(b % 5 !== 0),
+    );
+    for (const index of order) {
       const totalMinor = 10n * unit + BigInt(index) * 10_000n;
       const toAddress = index >= accountStreamsCount ? addresses[index - accountStreamsCount] : undefined;
       const recipient = toAddress ? null : await newAccount(harness, 0n);
-      const end = start + (index % 5 === 0 ? shortDurationMs : longDurationMs);
+      const end = index % 5 === 0 ? shortEnd : fundedAt + longEndAheadMs;
       const stream = await withTransaction(sql, (tx) =>
         createStream(
           tx,
@@ -140,8 +152,17 @@ describe('a settlement run under SIGKILL', () => {
     let runMs = firstKillDelayMs;
     let killedMidRun = 0;
     for (let step = 1; step <= instantsCount; step += 1) {
-      const asOf = new Date(start + step * instantStepMs + Math.floor(next() * intervalSeconds * 1_000));
+      const asOf = new Date(
+        step < instantsCount
+          ? start + step * instantStepMs + Math.floor(next() * intervalSeconds * 1_000)
+          : shortEnd + Math.floor(next() * lastInstantSpreadMs),
+      );
       instants.push(asOf);
+      await waitFor(
+        async () => ((await dbNow(harness)) >= asOf.getTime() ? true : undefined),
+        shortEndAheadMs + lastInstantSpreadMs + minuteMs,
+        `the database's clock to pass ${asOf.toISOString()}`,
+      );
       for (let kill = 0; kill < killsPerInstant; kill += 1) {
         const runsBefore = (await runsAt(asOf)).length;
         const child = spawnCli(['streams', 'settle', '--as-of', asOf.toISOString()], env);
@@ -201,9 +222,7 @@ describe('a settlement run under SIGKILL', () => {
       select count(distinct journal_id)::int as count from stream_settlements`;
     expect(journals?.count).toBe(settlements.length);
     const settledOf = (id: string) => (byStream.get(id) ?? []).reduce((sum, row) => sum + row.amount, 0n);
-    const shortStreams = streams.filter(
-      (stream) => stream.schedule.endMs - stream.schedule.startMs === BigInt(shortDurationMs),
-    );
+    const shortStreams = streams.filter((stream) => stream.schedule.endMs === BigInt(shortEnd));
     for (const stream of shortStreams) expect(settledOf(stream.id)).toBe(stream.schedule.totalMinor);
     const stored = await sql<{ id: string; settled: bigint; state: string }[]>`
       select id, settled_minor as settled, state from streams`;
