@@ -28,7 +28,7 @@ const accountStreamsCount = 240;
 const addressStreamsCount = 30;
 const payersCount = 6;
 const instantsCount = 5;
-const killsPerInstant = 2;
+const killsPerInstant = 4;
 const minuteMs = 60_000;
 const intervalSeconds = 60;
 /**
@@ -144,7 +144,7 @@ describe('a settlement run under SIGKILL', () => {
       });
     }
 
-    // Instants inside their periods (not on the grid), each killed twice at a seeded moment of
+    // Instants inside their periods (not on the grid), killed four times each at a seeded moment of
     // its run (up to the last full run's duration after the run's row appears), then re-run until
     // nothing is due at that instant.
     const next = seededRandom(20_261_206);
