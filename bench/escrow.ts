@@ -1,6 +1,3 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHold, moveFromHold } from '../src/escrow/service.ts';
 import { loadConfig } from '../src/platform/config.ts';
 import { withTransaction } from '../src/platform/db/transaction.ts';
@@ -8,7 +5,7 @@ import type { Sql } from '../src/platform/db/types.ts';
 import { createLogger } from '../src/platform/logging.ts';
 import { reconciliationSettings } from '../src/reconciliation/context.ts';
 import { runDetector } from '../src/reconciliation/runner.ts';
-import { benchDatabase, pgbenchLatencyMs, settleBalances } from './support.ts';
+import { benchDatabase, pgbenchLatencyMs, pgbenchScript, settleBalances } from './support.ts';
 
 /**
  * The escrow detector's incremental run at 100,000 and at 1,000,000 ledger entries of escrow
@@ -156,9 +153,7 @@ export async function benchEscrow(): Promise<void> {
   const db = await benchDatabase();
   try {
     const { sql, url } = db;
-    const folder = await mkdtemp(join(tmpdir(), 'settledesk-bench-escrow-'));
-    const script = join(folder, 'detector.sql');
-    await writeFile(script, detectorSql);
+    const script = await pgbenchScript('escrow', detectorSql);
     const started = performance.now();
     await sql`insert into accounts (type, asset) select 'customer', 'XLM' from generate_series(1, ${customersCount}::int)`;
     await sql`

@@ -16,13 +16,9 @@ import { ensureChannels } from '../src/stellar/channels.ts';
 import type { StellarEndpoints } from '../src/stellar/endpoints.ts';
 import { createSettlementChain, type StellarChain } from '../src/stellar/settlement-chain.ts';
 import type { Wallet } from '../src/stellar/wallet.ts';
-import { benchDatabase } from './support.ts';
+import { benchDatabase, knob } from './support.ts';
 
 /** Limits of one run: bounded in payouts, channels, loops and seconds, so it always ends by itself. */
-function knob(name: string, fallback: number, min: number, max: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  return Math.min(max, Math.max(min, Number.isFinite(value) ? Math.round(value) : fallback));
-}
 const payoutsCount = knob('BENCH_PAYOUTS', 10_000, 100, 100_000);
 const ledgerCapacityOps = knob('BENCH_LEDGER_CAPACITY', 1_000, 100, 10_000);
 /**

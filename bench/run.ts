@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import { benchEscrow } from './escrow.ts';
 import { benchPayouts } from './payouts.ts';
 import { benchQueries } from './queries.ts';
+import { benchStreams } from './streams.ts';
 import { benchTransfers } from './transfers.ts';
 import { benchTriage } from './triage.ts';
 
@@ -28,6 +29,11 @@ const benchmarks: Readonly<Record<string, Benchmark>> = {
     description:
       'the escrow detector incremental run at 100k vs 1M escrow entries, against pgbench on its SQL and a full scan',
     run: benchEscrow,
+  },
+  streams: {
+    description:
+      'one settlement run over 10,000 due streams against plain SQL writing the same rows; the settlement-lag detector against pgbench on its SQL',
+    run: benchStreams,
   },
   triage: {
     description:

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,12 @@ export async function benchDatabase(): Promise<BenchDatabase> {
   };
 }
 
+/** A whole-number setting from the environment, clamped to [min, max]; `fallback` when absent or not a number. */
+export function knob(name: string, fallback: number, min: number, max: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  return Math.min(max, Math.max(min, Number.isFinite(value) ? Math.round(value) : fallback));
+}
+
 /** pgbench from PATH or PostgreSQL's bin folders; installs Debian's postgresql-client if missing. */
 export function locatePgbench(): string {
   const candidates = [
@@ -76,6 +82,14 @@ export async function settleBalances(sql: Sql): Promise<void> {
     from (select account_id, sum(amount_minor)::bigint as total from entries group by account_id) s
     where s.account_id = a.id and a.balance_minor <> s.total`;
   await sql`analyze`;
+}
+
+/** Writes a pgbench script into a fresh temporary folder and returns its path. */
+export async function pgbenchScript(name: string, text: string): Promise<string> {
+  const folder = await mkdtemp(join(tmpdir(), `settledesk-bench-${name}-`));
+  const script = join(folder, `${name}.sql`);
+  await writeFile(script, text);
+  return script;
 }
 
 /** pgbench's average latency running `script` `transactions` times from one client, in ms. */

@@ -25,8 +25,8 @@ async function customer(): Promise<string> {
   return row?.id ?? '';
 }
 
-/** A 4 XLM stream over two hours that started an hour ago, settled every 10 minutes. */
-async function streamStartedAnHourAgo() {
+/** A funded payer and a two-hour stream of `totalAmount` to a fresh account, started an hour ago. */
+async function twoHourStream(totalAmount = '4') {
   const [payer, recipient] = [await customer(), await customer()];
   await fundFromFees(db.sql, payer, 100_000_000n);
   const start = Date.now() - 3_600_000;
@@ -37,7 +37,7 @@ async function streamStartedAnHourAgo() {
         payerAccountId: payer,
         recipientAccountId: recipient,
         asset: 'XLM',
-        totalAmount: '4',
+        totalAmount,
         startAt: new Date(start).toISOString(),
         endAt: new Date(start + 2 * 3_600_000).toISOString(),
         settlement: { intervalSeconds: 600 },
@@ -50,7 +50,7 @@ async function streamStartedAnHourAgo() {
 
 describe('settledesk streams', () => {
   it('lists streams by status and shows one with its settlements', async () => {
-    const { payer, start, stream } = await streamStartedAnHourAgo();
+    const { payer, start, stream } = await twoHourStream();
     await runSettlement(db.sql, { asOf: new Date(start + 3_600_000) });
 
     const listed = await runCli(
@@ -72,7 +72,7 @@ describe('settledesk streams', () => {
   });
 
   it('lists settlement runs by state, shows one with its settlements, and settles now, safely again', async () => {
-    const { recipient, stream } = await streamStartedAnHourAgo();
+    const { recipient, stream } = await twoHourStream();
     // A run stopped midway: started, nothing settled, never finished.
     const stuck = await startRun(db.sql, new Date());
     const running = await runCli(['--json', 'streams', 'runs', '--state', 'running'], env);
@@ -128,5 +128,29 @@ describe('settledesk streams', () => {
     expect(checked.stderr).toContain('1 stream settlement runs');
     const younger = await runCli(['triage', 'stuck', '--older-than', '2h', '--check'], env);
     expect(younger.code, younger.stderr).toBe(0);
+  });
+
+  it('settles as of --as-of, pays nothing more at the same instant, and refuses an instant ahead of the clock', async () => {
+    const { stream, start } = await twoHourStream('6');
+    const asOf = new Date(start + 1_800_000).toISOString();
+    const settled = await runCli(['--json', 'streams', 'settle', '--as-of', asOf], env);
+    expect(settled.code, settled.stderr).toBe(0);
+    expect(JSON.parse(settled.stdout)).toMatchObject({ outcome: 'succeeded', asOf, refused: [] });
+    const again = await runCli(['streams', 'settle', '--as-of', asOf], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^[0-9a-f-]{36} {2}succeeded /);
+    const ahead = await runCli(
+      ['streams', 'settle', '--as-of', new Date(Date.now() + 3_600_000).toISOString()],
+      env,
+    );
+    expect(ahead.code).toBe(1);
+    expect(ahead.stderr).toContain("--as-of must not be later than the database's clock");
+    const [row] = await db.sql<{ settled: bigint; count: number }[]>`
+      select s.settled_minor as settled, (select count(*)::int from stream_settlements where stream_id = s.id) as count
+      from streams s where s.id = ${stream.id}::uuid`;
+    expect(row).toEqual({ settled: 15_000_000n, count: 1 });
+    const bad = await runCli(['streams', 'settle', '--as-of', 'yesterday'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--as-of must be an RFC 3339 instant');
   });
 });

@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { fundFromFees } from '../support/ledger.ts';
 import { endpointsOf } from '../support/payouts.ts';
 import { finished, spawnCli } from '../support/process.ts';
+import { seededRandom } from '../support/random.ts';
 import { testEnv } from '../support/service.ts';
 
 /**
@@ -34,15 +35,6 @@ afterAll(async () => {
   await db.drop();
   await network.stop();
 });
-
-/** A small deterministic generator, so a failing run can be replayed with the same kill moments. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
-    return state / 2_147_483_648;
-  };
-}
 
 async function statesCount(): Promise<Record<string, number>> {
   const rows = await db.sql<{ state: string; count: number }[]>`
@@ -113,7 +105,7 @@ describe('settlement under SIGKILL', () => {
         mode: 'drop_connection',
       }),
     ];
-    const next = random(20_261_123);
+    const next = seededRandom(20_261_123);
     for (let kill = 0; kill < killCount; kill += 1) {
       const worker = spawnCli(['worker'], env);
       await new Promise((resolve) => setTimeout(resolve, 400 + Math.floor(next() * 1_600)));
