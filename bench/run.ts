@@ -32,7 +32,7 @@ const benchmarks: Readonly<Record<string, Benchmark>> = {
   },
   streams: {
     description:
-      'one settlement run over 10,000 due streams against plain SQL writing the same rows; the settlement-lag detector against pgbench on its SQL',
+      'one settlement run over 10,000 due streams against plain SQL writing the same rows; the settlement-lag and stuck_settlements detectors against pgbench on their SQL',
     run: benchStreams,
   },
   triage: {

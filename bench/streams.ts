@@ -7,6 +7,7 @@ import type { Sql } from '../src/platform/db/types.ts';
 import { selectSettlementLag } from '../src/streams/data.ts';
 import { createStream, databaseNow } from '../src/streams/service.ts';
 import { runSettlement, settlementBatchMax } from '../src/streams/settlement.ts';
+import { type DetectorFigures, detectorReport, measureDetector } from './streams-detector.ts';
 import { benchDatabase, knob, pgbenchLatencyMs, pgbenchScript } from './support.ts';
 
 /**
@@ -16,6 +17,9 @@ import { benchDatabase, knob, pgbenchLatencyMs, pgbenchScript } from './support.
  * account of its own. References from the same run: the same settlements written by plain SQL
  * (one set-based statement per batch of 100, the same rows: journals, entries, balances, holds,
  * movements, settlements, streams, audit rows and events), and pgbench running the lag's SQL.
+ * Then the `stuck_settlements` detector as the reconciliation task runs it (bench/streams-detector.ts)
+ * with every stream overdue, with none, and with `someOverdue` of them, each against pgbench on
+ * its statements.
  */
 
 const streamsCount = knob('BENCH_STREAMS', 10_000, 100, 100_000);
@@ -28,6 +32,8 @@ const pgbenchTransactions = 200;
 const minuteMs = 60_000;
 const dayMs = 24 * 60 * minuteMs;
 const runsAheadMs = 5 * minuteMs;
+/** Streams made overdue again for the detector's last measure, as if runs had missed them. */
+const someOverdue = 100;
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -195,7 +201,10 @@ export async function benchStreams(): Promise<void> {
       `${streamsCount} active streams (${payersCount} payers, each stream to an account of its own, every ${intervalSeconds} s) funded with createStream in ${((performance.now() - seeded) / 1000).toFixed(1)} s\n`,
     );
 
-    // The detector with every stream due, then one run as the job runs it (its bounds: batches of
+    // The stuck-settlement detector with every stream overdue (due an hour ago).
+    const detectorAll = await measureDetector(sql, url, `${streamsCount} overdue`);
+
+    // The lag detector with every stream due, then one run as the job runs it (its bounds: batches of
     // 100, 50 a run), then runs until nothing is due.
     const lagDue = await lagMs(sql);
     const pgbenchDueMs = pgbenchLatencyMs(url, script, pgbenchTransactions);
@@ -220,6 +229,7 @@ export async function benchStreams(): Promise<void> {
     );
     const lagNone = await lagMs(sql);
     const pgbenchNoneMs = pgbenchLatencyMs(url, script, pgbenchTransactions);
+    const detectorNone = await measureDetector(sql, url, 'none overdue');
 
     // The reference: the next period's settlements of the same streams, written by plain SQL.
     const referenceAsOf = new Date(asOf.getTime() + 10 * minuteMs);
@@ -249,6 +259,11 @@ export async function benchStreams(): Promise<void> {
       select balance_minor as balance from accounts where id = ${escrow?.id ?? ''}::uuid`;
     if (escrowBalance?.balance !== (await selectOpenHoldSums(sql)).get('XLM'))
       throw new Error('escrow differs from the open holds');
+    // Some streams overdue again: their next settlement moved back half an hour.
+    await sql`
+      update streams set next_settlement_at = now() - interval '30 minutes'
+      where id in (select id from streams where state = 'active' order by id limit ${someOverdue}::int)`;
+    const detectorSome = await measureDetector(sql, url, `${someOverdue} overdue`);
 
     const first = runs[0];
     const runsMs = runs.reduce((sum, run) => sum + run.ms, 0);
@@ -277,6 +292,12 @@ export async function benchStreams(): Promise<void> {
         `  ${label.padEnd(10)} ${lag.ms.toFixed(3)} ms (lag ${lag.lagSeconds.toFixed(0)} s); pgbench, its SQL ${pgbench.toFixed(3)} ms; ratio ${(lag.ms / pgbench).toFixed(2)}\n`,
       );
     }
+    const detectorRows: [string, DetectorFigures][] = [
+      [`${streamsCount} overdue`, detectorAll],
+      ['none overdue', detectorNone],
+      [`${someOverdue} overdue`, detectorSome],
+    ];
+    process.stdout.write(detectorReport(detectorRows));
   } finally {
     await db.close();
   }

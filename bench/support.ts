@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,48 @@ export function pgbenchLatencyMs(url: string, script: string, transactions: numb
   const match = /latency average = ([\d.]+) ms/.exec(output);
   if (!match) throw new Error(`pgbench printed no latency:\n${output}`);
   return Number(match[1]);
+}
+
+/**
+ * Each transaction's latency, in ms, of pgbench running `script` `transactions` times from one
+ * client: its per-transaction log (`-l`), written into a fresh temporary folder, so a median can be
+ * compared with a median measured in the service.
+ */
+export async function pgbenchLatenciesMs(
+  url: string,
+  script: string,
+  transactions: number,
+): Promise<number[]> {
+  const folder = await mkdtemp(join(tmpdir(), 'settledesk-bench-pgbench-log-'));
+  execFileSync(
+    locatePgbench(),
+    [
+      '-n',
+      '-c',
+      '1',
+      '-t',
+      String(transactions),
+      '-l',
+      `--log-prefix=${join(folder, 'log')}`,
+      '-f',
+      script,
+      url,
+    ],
+    { encoding: 'utf8' },
+  );
+  const latencies: number[] = [];
+  for (const file of readdirSync(folder)) {
+    // Each line: client, transaction number, its latency in µs, script, then when it ended.
+    for (const line of (await readFile(join(folder, file), 'utf8')).split('\n')) {
+      const micros = Number(line.split(' ')[2]);
+      if (line !== '' && Number.isFinite(micros)) latencies.push(micros / 1000);
+    }
+  }
+  await rm(folder, { recursive: true });
+  if (latencies.length !== transactions) {
+    throw new Error(`pgbench logged ${latencies.length} transactions, expected ${transactions}`);
+  }
+  return latencies;
 }
 
 export type Server = { url: string; stop(): Promise<void> };
