@@ -159,6 +159,24 @@ describe('rate limits shared through Redis', () => {
   });
 });
 
+describe('rate limits in the API description', () => {
+  it('documents the 429 with its headers on limited routes, and none on health', async () => {
+    const [first] = await startTwo({});
+    const document = (await first.app.inject({ method: 'GET', url: '/openapi.json' })).json() as {
+      paths: Record<string, Record<string, { responses: Record<string, { headers?: object }> }>>;
+    };
+    const refused = document.paths['/v1/accounts/{id}']?.get?.responses['429'];
+    expect(Object.keys(refused?.headers ?? {}).sort()).toEqual([
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+      'retry-after',
+    ]);
+    expect(document.paths['/status']?.get?.responses['429']).toBeDefined();
+    expect(document.paths['/health/ready']?.get?.responses['429']).toBeUndefined();
+  });
+});
+
 describe('rate limits without Redis', () => {
   it('counts in each instance on its own', async () => {
     const [first, second] = await startTwo({});

@@ -67,7 +67,8 @@ export class LocalCounters {
  * The counters behind the limits: Redis when configured, so every instance counts the same
  * caller once; this instance's memory otherwise, and while Redis does not answer (the request is
  * served under a per-instance limit rather than refused or failed). `rate_limit_redis_up` says
- * which one the last request used; `rate_limit_store_fallback_total` counts the fallbacks.
+ * which one counts now (the last count, or the connection opening or closing since);
+ * `rate_limit_store_fallback_total` counts the fallbacks.
  */
 export class RateLimitCounters {
   readonly #local = new LocalCounters();
@@ -85,7 +86,11 @@ export class RateLimitCounters {
         redis.defineCommand('settledeskRateLimit', { numberOfKeys: 1, lua: incrementScript });
       }
       this.#redis = redis;
+      // The connection's state moves the gauge too, so an idle instance is not reported down
+      // (or up) on the strength of a count long ago.
       rateLimitRedisUp.set(redis.status === 'ready' ? 1 : 0);
+      redis.on('ready', () => rateLimitRedisUp.set(1));
+      redis.on('close', () => rateLimitRedisUp.set(0));
     }
   }
 
