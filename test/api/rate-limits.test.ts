@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { samplesOf } from '../support/metrics.ts';
@@ -156,6 +157,61 @@ describe('rate limits shared through Redis', () => {
     );
     const ready = await first.app.inject({ method: 'GET', url: '/health/ready' });
     expect(ready.statusCode).toBe(200);
+  });
+});
+
+/** A relay to Redis that can go silent: connections stay open, nothing more is forwarded. */
+async function startSilenceableRelay(): Promise<{ port: number; silence(): void; close(): Promise<void> }> {
+  let silent = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(redis);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (!silent) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!silent) client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as net.AddressInfo;
+  return {
+    port: address.port,
+    silence: () => {
+      silent = true;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('a Redis that stops answering', () => {
+  it('is given the command timeout (the request does not hang), then it is counted per instance and served', async () => {
+    const silent = await startSilenceableRelay();
+    try {
+      const [first] = await startTwo({ REDIS_URL: `redis://127.0.0.1:${silent.port}` });
+      expect(await redisStatus(first)).toBe('ok');
+      const token = await first.token('viewer', 'silent-redis');
+      expect((await asCaller(first, token)).statusCode).toBe(404);
+      const fallbacksBefore = (await metric(first, 'rate_limit_store_fallback_total')) ?? 0;
+      silent.silence();
+      const response = await asCaller(first, token);
+      expect(response.statusCode).toBe(404);
+      // Counted afresh in memory: the Redis count of 1 is out of reach.
+      expect(response.headers['ratelimit-remaining']).toBe(String(callerMax - 1));
+      expect(await metric(first, 'rate_limit_store_fallback_total')).toBe(fallbacksBefore + 1);
+      expect(await metric(first, 'rate_limit_redis_up')).toBe(0);
+    } finally {
+      for (const instance of instances) await instance.close();
+      instances = [];
+      await silent.close();
+    }
   });
 });
 
