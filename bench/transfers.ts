@@ -5,6 +5,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postJournal } from '../src/ledger/service.ts';
+import { rateLimitMax } from '../src/platform/config.ts';
 import type { Sql } from '../src/platform/db/types.ts';
 import { benchDatabase, cliPath, locatePgbench, percentile, startServer } from './support.ts';
 
@@ -178,6 +179,8 @@ export async function benchTransfers(): Promise<void> {
     SETTLEDESK_KEYRING_KEY: randomBytes(32).toString('base64'),
     SETTLEDESK_DATA_DIR: await mkdtemp(join(tmpdir(), 'settledesk-bench-data-')),
     DATABASE_POOL_MAX: String(clients + 8),
+    // One caller at full speed: the limit is still counted (its cost is measured), never reached.
+    RATE_LIMIT_CALLER_MAX: String(rateLimitMax),
   };
   try {
     const ids = await seedAccounts(db.sql);

@@ -18,6 +18,7 @@ import { DomainError, OperatingError } from './platform/errors.ts';
 import { heartbeatTask } from './platform/heartbeat.ts';
 import { type App, createApp } from './platform/http/app.ts';
 import type { Authenticator } from './platform/http/auth.ts';
+import { RateLimitCounters } from './platform/http/rate-limit.ts';
 import { enqueueJob, startWorker, type Worker } from './platform/jobs.ts';
 import { type Stop, stopAll } from './platform/lifecycle.ts';
 import { startLoopReporter } from './platform/loop-report.ts';
@@ -59,6 +60,14 @@ export async function buildApp(runtime: Runtime, domains: Domains = createDomain
     bodyBytesMax: runtime.config.requestBodyBytesMax,
     routes: domainRoutes(runtime, domains),
     version,
+    rateLimit: {
+      config: runtime.config.rateLimits,
+      counters: new RateLimitCounters({
+        redis: runtime.redis?.client,
+        prefix: runtime.config.rateLimits.redisPrefix,
+        logger: runtime.logger,
+      }),
+    },
   });
 }
 

@@ -185,15 +185,16 @@ describe('provider deposit webhooks', () => {
     expect(await credits('ref-dlq')).toBe(1);
   });
 
-  it('documents in OpenAPI every status the route answers, the problems as problem+json and Retry-After on 503', async () => {
+  it('documents in OpenAPI every status the route answers, the problems as problem+json and Retry-After on 429 and 503', async () => {
     const spec = (await service.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     const responses = spec.paths['/v1/webhooks/deposits/{provider}'].post.responses;
     expect(Object.keys(responses).sort()).toEqual(
-      ['200', '201', '400', '401', '403', '404', '409', '413', '415', '422', '503'].sort(),
+      ['200', '201', '400', '401', '403', '404', '409', '413', '415', '422', '429', '503'].sort(),
     );
-    for (const status of ['400', '401', '403', '404', '409', '413', '415', '422', '503']) {
+    for (const status of ['400', '401', '403', '404', '409', '413', '415', '422', '429', '503']) {
       expect(Object.keys(responses[status].content), status).toEqual(['application/problem+json']);
     }
     expect(responses['503'].headers['retry-after'].schema.type).toBe('integer');
+    expect(responses['429'].headers['retry-after'].schema.type).toBe('integer');
   });
 });

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { sealTask } from '../audit/tasks.ts';
 import { signatureHeader, signatureHeaderValue } from '../deposits/signature.ts';
 import { postJournal } from '../ledger/service.ts';
+import { rateLimitMax } from '../platform/config.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { enqueueJob } from '../platform/jobs.ts';
@@ -88,6 +89,8 @@ export const dbFailoverDrill: Drill = {
       WORKER_POLL: String(workerPollIntervalMs),
       LOG_LEVEL: 'info',
       SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+      // The load is one caller sending as fast as 8 clients can: a failover drill, not a limit's.
+      RATE_LIMIT_CALLER_MAX: String(rateLimitMax),
     };
     await context.step('migrate settledesk onto the primary', async () => {
       const result = await context.cli(['--json', 'migrate'], {

@@ -51,6 +51,31 @@ describe('configuration', () => {
     ]);
   });
 
+  it('reads the rate limits with named defaults and refuses a limit of zero or a prefix Redis keys should not have', () => {
+    expect(loadConfig({}, '/srv/app').rateLimits).toEqual({
+      windowMs: 60_000,
+      callerMax: 1_200,
+      addressMax: 300,
+      redisPrefix: 'settledesk:rate-limit:',
+    });
+    expect(
+      loadConfig({ RATE_LIMIT_CALLER_MAX: '50', RATE_LIMIT_REDIS_PREFIX: 'eu-1:rl:' }, '/srv/app').rateLimits,
+    ).toMatchObject({ callerMax: 50, redisPrefix: 'eu-1:rl:' });
+    expect(
+      problemsOf({
+        RATE_LIMIT_CALLER_MAX: '0',
+        RATE_LIMIT_ADDRESS_MAX: '1000001',
+        RATE_LIMIT_WINDOW_MS: '999',
+        RATE_LIMIT_REDIS_PREFIX: 'has space',
+      }).map((problem) => problem.split(':')[0]),
+    ).toEqual([
+      'RATE_LIMIT_WINDOW_MS',
+      'RATE_LIMIT_CALLER_MAX',
+      'RATE_LIMIT_ADDRESS_MAX',
+      'RATE_LIMIT_REDIS_PREFIX',
+    ]);
+  });
+
   it('accepts a multi-host URL with target_session_attrs for failover', () => {
     const url = 'postgres://app@db1:5432,db2:5433/settledesk?target_session_attrs=read-write';
     expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);

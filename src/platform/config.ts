@@ -21,6 +21,7 @@ export type Config = {
   databasePoolMax: number;
   logLevel: LogLevel;
   redisUrl: string | undefined;
+  rateLimits: RateLimitConfig;
   keyringKeyBase64: string | undefined;
   accessReloadMs: number;
   /** How often `serve` probes Stellar and every readiness check (gauges, triage summary). */
@@ -49,6 +50,18 @@ export type Config = {
   loops: LoopsConfig;
   communications: CommunicationsConfig;
   alertmanager: AlertmanagerConfig;
+};
+
+/** Request rate limits (src/platform/http/rate-limit.ts); see docs/configuration.md. */
+export type RateLimitConfig = {
+  /** The fixed window every limit counts in. */
+  windowMs: number;
+  /** Requests per window for one authenticated caller (token subject), over every route. */
+  callerMax: number;
+  /** Requests per window for one source address on the public routes (webhooks, status pages). */
+  addressMax: number;
+  /** What every counter's Redis key starts with, so deployments sharing a Redis keep apart. */
+  redisPrefix: string;
 };
 
 /** Public incident messages and the status page (docs/incidents.md, Communications). */
@@ -428,6 +441,8 @@ function statusComponents(read: Reader): string[] {
 }
 
 export const portMax = 65_535;
+export const rateLimitMax = 1_000_000;
+const redisPrefixPattern = /^[A-Za-z0-9:_.-]{1,64}$/;
 export const stellarUrlsMax = 8;
 export const channelsMax = 100;
 export const webhookSecretLengthMin = 16;
@@ -439,6 +454,16 @@ export const severityMapEntriesMax = 20;
 export const severityMapDefault = 'page:P0,critical:P1,warning:P2';
 /** What fits in an `Authorization: Bearer` header as the API reads it (src/platform/http/auth.ts). */
 const bearerSecretPattern = /^[A-Za-z0-9._~+/=-]+$/;
+
+function redisPrefix(read: Reader): string {
+  const value = read.raw('RATE_LIMIT_REDIS_PREFIX') ?? 'settledesk:rate-limit:';
+  if (!redisPrefixPattern.test(value)) {
+    read.problems.push(
+      `RATE_LIMIT_REDIS_PREFIX: must be 1 to 64 characters of A-Z a-z 0-9 : _ . -, got "${value}"`,
+    );
+  }
+  return value;
+}
 
 function incidentWebhookConfig(read: Reader): IncidentWebhookConfig | undefined {
   const url = read.raw('INCIDENT_WEBHOOK_URL');
@@ -487,6 +512,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     databasePoolMax: read.integer('DATABASE_POOL_MAX', 10, 1, 200),
     logLevel: read.oneOf('LOG_LEVEL', logLevels, 'info'),
     redisUrl: read.redisUrl('REDIS_URL'),
+    rateLimits: {
+      windowMs: read.integer('RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
+      callerMax: read.integer('RATE_LIMIT_CALLER_MAX', 1_200, 1, rateLimitMax),
+      addressMax: read.integer('RATE_LIMIT_ADDRESS_MAX', 300, 1, rateLimitMax),
+      redisPrefix: redisPrefix(read),
+    },
     keyringKeyBase64: read.base64Key('SETTLEDESK_KEYRING_KEY', keyringKeyBytes),
     accessReloadMs: read.integer('ACCESS_RELOAD_MS', 2_000, 100, 60_000),
     statusProbeIntervalMs: read.integer('STATUS_PROBE_INTERVAL_MS', 10_000, 100, 300_000),

@@ -19,6 +19,7 @@ export const problemCatalogue = {
   'request/malformed': { status: 400, title: 'The HTTP request could not be parsed' },
   'request/headers-too-large': { status: 431, title: 'The request headers are too large' },
   'request/timeout': { status: 408, title: 'The request was not received in time' },
+  'request/rate-limited': { status: 429, title: 'Too many requests from this caller or address' },
   'auth/unauthenticated': { status: 401, title: 'A valid bearer token is required' },
   'auth/forbidden': { status: 403, title: 'The token does not grant the role this route requires' },
   'money/invalid-format': { status: 400, title: 'The amount is not a plain decimal string' },

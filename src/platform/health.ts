@@ -91,7 +91,7 @@ export function healthRoutes(health: HealthRegistry) {
     app.get(
       '/health/live',
       {
-        config: { access: 'public' },
+        config: { access: 'public', rateLimit: false },
         schema: { tags: ['health'], response: { 200: Type.Object({ status: Type.Literal('live') }) } },
       },
       async () => ({ status: 'live' as const }),
@@ -99,7 +99,7 @@ export function healthRoutes(health: HealthRegistry) {
     app.get(
       '/health/ready',
       {
-        config: { access: 'public' },
+        config: { access: 'public', rateLimit: false },
         schema: { tags: ['health'], response: { 200: ReadySchema, 503: ReadySchema } },
       },
       async (_request, reply) => {
@@ -110,7 +110,7 @@ export function healthRoutes(health: HealthRegistry) {
     app.get(
       '/metrics',
       {
-        config: { access: 'public' },
+        config: { access: 'public', rateLimit: false },
         schema: { tags: ['health'], produces: ['text/plain'], response: { 200: Type.String() } },
       },
       async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),

@@ -31,6 +31,22 @@ export const httpDatabaseUnavailable = new Counter({
   registers: [registry],
 });
 
+/**
+ * Whether the last rate-limit count of this process reached Redis (1) or fell back to this
+ * instance's memory (0); absent without REDIS_URL. The RateLimitRedisDown alert reads it.
+ */
+export const rateLimitRedisUp = new Gauge({
+  name: 'rate_limit_redis_up',
+  help: 'Whether the last rate-limit count reached Redis (1) or fell back to per-instance memory (0).',
+  registers: [registry],
+});
+
+export const rateLimitStoreFallback = new Counter({
+  name: 'rate_limit_store_fallback_total',
+  help: 'Requests counted against per-instance rate limits because Redis did not answer.',
+  registers: [registry],
+});
+
 /** The two results of a background run; the operators' alerts name them (`result="failed"`). */
 export type WorkerResult = 'success' | 'failed';
 

@@ -11,7 +11,8 @@ const readyWaitMs = 1_500;
 const reconnectStepMs = 200;
 const reconnectDelayMsMax = 5_000;
 
-export type RedisConnection = { check: DependencyCheck; close(): void };
+/** `client` is shared: the rate limits count in it (src/platform/http/rate-limit.ts). */
+export type RedisConnection = { client: Redis; check: DependencyCheck; close(): void };
 
 /**
  * The connection to the optional Redis (`REDIS_URL`) and its readiness check `redis`. Redis is not
@@ -37,6 +38,7 @@ export function connectRedis(url: string, logger: Logger): RedisConnection {
     lastFailure = '';
   });
   return {
+    client,
     check: {
       name: 'redis',
       critical: false,

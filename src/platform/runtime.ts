@@ -22,6 +22,8 @@ export type Runtime = {
   keyring: Keyring;
   users: SuspendedUsers;
   health: HealthRegistry;
+  /** The Redis connection when REDIS_URL is set (readiness check, rate-limit counters). */
+  redis: RedisConnection | undefined;
   /** What this open applied, when it was asked to migrate. */
   migration: MigrationResult | undefined;
   close(): Promise<void>;
@@ -88,7 +90,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       redis = connectRedis(config.redisUrl, logger);
       health.register(redis.check);
     }
-    return { config, logger, sql, databaseUrl, keyring, users, health, migration, close };
+    return { config, logger, sql, databaseUrl, keyring, users, health, redis, migration, close };
   } catch (error) {
     await close();
     throw error;

@@ -6,7 +6,7 @@ import type { DestinationStream } from 'pino';
 import { createDomains, type Domains } from '../../src/domains.ts';
 import type { Role } from '../../src/platform/auth/roles.ts';
 import { issueToken } from '../../src/platform/auth/tokens.ts';
-import { type LogLevel, loadConfig } from '../../src/platform/config.ts';
+import { type LogLevel, loadConfig, rateLimitMax } from '../../src/platform/config.ts';
 import type { App } from '../../src/platform/http/app.ts';
 import { createLogger } from '../../src/platform/logging.ts';
 import { openRuntime, type Runtime } from '../../src/platform/runtime.ts';
@@ -45,6 +45,9 @@ export async function testEnv(
     WORKER_METRICS_PORT: '0',
     SANDBOX_LEDGER_CLOSE_MS: '100',
     LOG_LEVEL: 'silent',
+    // Tests drive many requests as one subject from one address: limits are tested where meant.
+    RATE_LIMIT_CALLER_MAX: String(rateLimitMax),
+    RATE_LIMIT_ADDRESS_MAX: String(rateLimitMax),
     ...extra,
   };
 }

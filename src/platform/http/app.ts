@@ -5,10 +5,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { assert } from '../assert.ts';
 import type { Access, Principal, Role } from '../auth/roles.ts';
+import type { RateLimitConfig } from '../config.ts';
 import type { Logger } from '../logging.ts';
 import { type Authenticator, type BearerSecret, registerAuth } from './auth.ts';
 import { registerRequestMetrics } from './metrics.ts';
 import { handleClientError, handleError, handleFrameworkError, handleNotFound } from './problems.ts';
+import { type RateLimitCounters, registerRateLimit } from './rate-limit.ts';
 import { logRefusal, RequestLogController, requestLogFields } from './request-log.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -43,6 +45,8 @@ export type AppOptions = {
   bodyBytesMax: number;
   routes: readonly RouteModule[];
   version: string;
+  /** Per-caller and per-address limits (src/platform/http/rate-limit.ts); unset: none. */
+  rateLimit?: { config: RateLimitConfig; counters: RateLimitCounters };
 };
 
 const requestIdLengthMax = 128;
@@ -100,6 +104,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   app.setNotFoundHandler(handleNotFound);
   registerRequestMetrics(app);
   registerAuth(app, options.authenticator);
+  // After auth: the limit's hook is the route's own, so it runs once the caller is known.
+  if (options.rateLimit) await registerRateLimit(app, options.rateLimit.config, options.rateLimit.counters);
 
   app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
     app.swagger(),
