@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { SuspendedUsers } from './auth/access.ts';
+import { ApiKeys } from './auth/api-keys.ts';
 import { loadEncryptionKey } from './auth/crypto.ts';
 import { ensureCurrentKey, Keyring } from './auth/keyring.ts';
 import type { Config } from './config.ts';
@@ -21,6 +22,7 @@ export type Runtime = {
   databaseUrl: string;
   keyring: Keyring;
   users: SuspendedUsers;
+  apiKeys: ApiKeys;
   health: HealthRegistry;
   /** What this open applied, when it was asked to migrate. */
   migration: MigrationResult | undefined;
@@ -72,6 +74,8 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     await ensureCurrentKey(sql, keyring);
     const users = new SuspendedUsers();
     await users.reload(sql);
+    const apiKeys = new ApiKeys(sql, logger);
+    await apiKeys.reload(sql);
     const health = new HealthRegistry();
     health.register({
       name: 'postgresql',
@@ -88,7 +92,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       redis = connectRedis(config.redisUrl, logger);
       health.register(redis.check);
     }
-    return { config, logger, sql, databaseUrl, keyring, users, health, migration, close };
+    return { config, logger, sql, databaseUrl, keyring, users, apiKeys, health, migration, close };
   } catch (error) {
     await close();
     throw error;
