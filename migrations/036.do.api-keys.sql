@@ -1,4 +1,4 @@
--- API keys for integrations (docs/access.md#api-keys): long-lived, scoped, revocable bearer keys
+-- API keys for integrations (docs/controls.md, "API keys"): long-lived, scoped, revocable bearer keys
 -- for services. Only a SHA-256 digest of the key is stored; the key itself is shown once.
 create table api_keys (
   id uuid primary key,

@@ -41,7 +41,7 @@ const refusals = {
 };
 
 /**
- * API keys for integrations (docs/access.md#api-keys): admins create, list and revoke them. The
+ * API keys for integrations (docs/controls.md, "API keys"): admins create, list and revoke them. The
  * key itself is in the creation response only; nothing can show it again.
  */
 export function apiKeyRoutes(sql: Sql) {

@@ -11,7 +11,7 @@ import type { Principal } from './roles.ts';
  * row; only SHA-256 of the whole key is stored, compared in constant time.
  */
 export const apiKeyPrefix = 'sdk_live_';
-/** The exact shape of a key, for secret scanners (docs/access.md#api-keys). */
+/** The exact shape of a key, for secret scanners (docs/controls.md, "API keys"). */
 export const apiKeyPattern = /^sdk_live_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
 const apiKeySecretBytes = 32;
 /** The key id a principal authenticated by an API key carries instead of a signing key's. */
