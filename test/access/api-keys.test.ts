@@ -53,6 +53,10 @@ afterAll(async () => {
   await db.drop();
 });
 
+function fail(): never {
+  throw new Error('no instance');
+}
+
 function urlOf(index: number, path: string): string {
   const service = instances[index]?.service;
   if (!service) throw new Error(`no instance ${index}`);
@@ -193,5 +197,52 @@ describe('API keys across instances', () => {
     const logged = logLines.join('');
     expect(logged).toContain('a client sent [REDACTED]');
     expect(logged).not.toContain(secret);
+  });
+
+  it("revokes a leaked key with the leaked-secret runbook's cells, refused on both instances", async () => {
+    const created = await create({ name: 'leaky', scope: 'service' });
+    const bystander = await create({ name: 'careful', scope: 'service' });
+    await within('the key to be accepted', allAre(200, created.key));
+    const run = await runCli(
+      [
+        'runbook',
+        'run',
+        'leaked-secret',
+        '--cell',
+        'find-leaked-api-key',
+        '--cell',
+        'revoke-leaked-api-key',
+        '--yes',
+      ],
+      { ...env, LEAKED_API_KEY: created.key, SETTLEDESK_OPERATOR: 'sec-lead' },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('"name": "leaky"');
+    expect(run.stdout).not.toContain(created.key.slice(-43));
+    await within('the leaked key to be refused on both instances', allAre(401, created.key));
+    expect(await statuses(bystander.key)).toEqual([200, 200]);
+  });
+
+  it("revokes the keys a compromised admin created with that runbook's cell, and no other key", async () => {
+    const rogue = await issueToken(instances[0]?.runtime.keyring ?? fail(), {
+      subject: 'rogue-admin',
+      role: 'admin',
+      ttlSeconds: 600,
+    });
+    const minted = await call(0, rogue, 'POST', '/internal/api-keys', { name: 'backdoor', scope: 'service' });
+    expect(minted.status).toBe(201);
+    const key = String(minted.body.key);
+    const kept = await create({ name: 'payments-api', scope: 'service' });
+    await within(
+      'both keys to be accepted',
+      async () => (await allAre(200, key)()) && (await allAre(200, kept.key)()),
+    );
+    const run = await runCli(
+      ['runbook', 'run', 'compromised-admin', '--cell', 'revoke-admin-api-keys', '--yes'],
+      { ...env, ADMIN_SUBJECT: 'rogue-admin', SETTLEDESK_OPERATOR: 'sec-lead' },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    await within("the rogue admin's key to be refused on both instances", allAre(401, key));
+    expect(await statuses(kept.key)).toEqual([200, 200]);
   });
 });
