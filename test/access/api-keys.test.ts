@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiKeysUsableMax } from '../../src/access/api-keys.ts';
 import { apiKeyPattern } from '../../src/platform/auth/api-keys.ts';
 import { accessChannel } from '../../src/platform/auth/keyring-data.ts';
 import { issueToken } from '../../src/platform/auth/tokens.ts';
@@ -244,5 +245,26 @@ describe('API keys across instances', () => {
     expect(run.code, run.stderr).toBe(0);
     await within("the rogue admin's key to be refused on both instances", allAre(401, key));
     expect(await statuses(kept.key)).toEqual([200, 200]);
+  });
+
+  it('refuses a key beyond apiKeysUsableMax usable ones, and counts revoked ones out', async () => {
+    const [usable] = await db.sql<{ count: number }[]>`
+      select count(*)::int as count from api_keys where revoked_at is null and expires_at > now()`;
+    const filler = apiKeysUsableMax - (usable?.count ?? 0);
+    await db.sql`
+      insert into api_keys (id, name, scope, secret_hash, created_by, expires_at)
+      select gen_random_uuid(), 'filler', 'viewer', sha256(i::text::bytea), 'test', now() + interval '1 day'
+      from generate_series(1, ${filler}::int) as i`;
+    const refused = await call(0, adminToken, 'POST', '/internal/api-keys', {
+      name: 'one-more',
+      scope: 'service',
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.type).toBe('api-keys/too-many');
+    await db.sql`
+      update api_keys set revoked_at = now(), revoked_by = 'test', revoked_reason = 'make room'
+      where id = (select id from api_keys where name = 'filler' limit 1)`;
+    await create({ name: 'one-more', scope: 'service' });
+    await db.sql`delete from api_keys where name = 'filler'`;
   });
 });
