@@ -1,3 +1,4 @@
+import { apiKeyRoutes } from './access/api-key-routes.ts';
 import { adjustmentProposalAction } from './adjustments/adjustments.ts';
 import { adjustmentRoutes } from './adjustments/routes.ts';
 import { Approvals } from './approvals/engine.ts';
@@ -128,6 +129,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     ledgerRoutes(runtime.sql),
     adjustmentRoutes(runtime.sql, domains.approvals),
     approvalRoutes(runtime.sql, domains.approvals),
+    apiKeyRoutes(runtime.sql),
     controlRoutes(runtime.sql, domains.approvals),
     payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
     escrowRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),

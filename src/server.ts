@@ -12,6 +12,7 @@ import { ensureSystemAccounts, selectAssets } from './ledger/data.ts';
 import { exportBusinessHours } from './ops/business-hours.ts';
 import { SettlementEngine } from './payouts/engine.ts';
 import { startAccessSync } from './platform/auth/access.ts';
+import { isApiKeyToken } from './platform/auth/api-keys.ts';
 import type { Principal } from './platform/auth/roles.ts';
 import { TokenRejected, VerifiedTokens } from './platform/auth/tokens.ts';
 import { DomainError, OperatingError } from './platform/errors.ts';
@@ -33,10 +34,14 @@ import { loadWallet, type Wallet } from './stellar/wallet.ts';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-/** A token is accepted when it verifies against a usable key and its subject is not suspended. */
+/**
+ * A bearer token is an API key (recognised by its `sdk_live_` prefix: services) or a JWT (people).
+ * A JWT is accepted when it verifies against a usable key and its subject is not suspended.
+ */
 export function authenticator(runtime: Runtime): Authenticator {
   const verified = new VerifiedTokens();
   return async (token) => {
+    if (isApiKeyToken(token)) return runtime.apiKeys.authenticate(token);
     let principal: Principal;
     try {
       principal = await verified.verify(runtime.keyring, token);

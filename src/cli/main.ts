@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAccessCommands } from './access.ts';
 import { registerAdminCommands } from './admin.ts';
 import { registerAlertCommands } from './alerts.ts';
+import { registerApiKeyCommands } from './api-keys.ts';
 import { registerApprovalCommands } from './approvals.ts';
 import { registerAssetCommands } from './assets.ts';
 import { registerAuditCommands } from './audit.ts';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerAdminCommands(program, output);
   registerAccessCommands(program, output);
+  registerApiKeyCommands(program, output);
   registerControlCommands(program, output);
   registerApprovalCommands(program, output);
   registerAuditCommands(program, output);

@@ -163,6 +163,8 @@ export const problemCatalogue = {
   'keys/not-found': { status: 404, title: 'No such signing key' },
   'keys/retired': { status: 409, title: 'The signing key is retired' },
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },
+  'api-keys/not-found': { status: 404, title: 'No such API key' },
+  'api-keys/too-many': { status: 409, title: 'Too many API keys are usable already' },
   'reconciliation/finding-not-open': { status: 409, title: 'No open finding with this id' },
   'service/unavailable': { status: 503, title: 'The service is temporarily unavailable' },
   internal: { status: 500, title: 'Internal server error' },

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { newApiKey } from './auth/api-keys.ts';
 import { DomainError } from './errors.ts';
 import { createLogger, redactedMarker, redactString, redactValue, serializeError } from './logging.ts';
 
@@ -30,6 +32,19 @@ describe('redacting free text', () => {
     for (const secret of ['abcdefgh12345', 'dXNlcjpwYXNzd29yZA==', 'eyJhbGciOi', 'ana@example.com', seed]) {
       expect(redacted).not.toContain(secret);
     }
+  });
+
+  it('hides an API key anywhere in free text or under any key, even cut short', () => {
+    const { token } = newApiKey(randomUUID());
+    const { logger, lines } = capturedLogger();
+    logger.info(
+      { note: `client sent ${token}.`, header: { 'x-forwarded': token.slice(0, 20) } },
+      `saw ${token}`,
+    );
+    const written = JSON.stringify(lines);
+    expect(written).not.toContain(token.slice(9, 20));
+    expect(written).not.toContain('sdk_live_');
+    expect(lines[0]?.note).toBe(`client sent ${redactedMarker}.`);
   });
 
   it('leaves prose about tokens readable', () => {

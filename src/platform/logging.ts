@@ -56,6 +56,11 @@ export const emailPattern = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
  */
 const bearerPattern = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
 export const jwtPattern = /\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
+/**
+ * settledesk API keys (src/platform/auth/api-keys.ts): the prefix and whatever follows it, so even
+ * a truncated key never reaches a line.
+ */
+export const apiKeyTokenPattern = /sdk_live_[A-Za-z0-9_-]*/g;
 /** Stellar secret seeds: S followed by 55 base32 characters. */
 export const stellarSeedPattern = /\bS[A-Z2-7]{55}\b/g;
 
@@ -78,6 +83,7 @@ export function redactString(value: string): string {
   return value
     .replace(bearerPattern, `$1 ${redactedMarker}`)
     .replace(jwtPattern, redactedMarker)
+    .replace(apiKeyTokenPattern, redactedMarker)
     .replace(emailPattern, redactedMarker)
     .replace(stellarSeedPattern, redactedMarker);
 }

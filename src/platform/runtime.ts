@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { SuspendedUsers } from './auth/access.ts';
+import { ApiKeys } from './auth/api-keys.ts';
 import { loadEncryptionKey } from './auth/crypto.ts';
 import { ensureCurrentKey, Keyring } from './auth/keyring.ts';
 import type { Config } from './config.ts';
@@ -21,6 +22,7 @@ export type Runtime = {
   databaseUrl: string;
   keyring: Keyring;
   users: SuspendedUsers;
+  apiKeys: ApiKeys;
   health: HealthRegistry;
   /** The Redis connection when REDIS_URL is set (readiness check, rate-limit counters). */
   redis: RedisConnection | undefined;
@@ -74,6 +76,8 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     await ensureCurrentKey(sql, keyring);
     const users = new SuspendedUsers();
     await users.reload(sql);
+    const apiKeys = new ApiKeys(sql, logger);
+    await apiKeys.reload(sql);
     const health = new HealthRegistry();
     health.register({
       name: 'postgresql',
@@ -90,7 +94,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       redis = connectRedis(config.redisUrl, logger);
       health.register(redis.check);
     }
-    return { config, logger, sql, databaseUrl, keyring, users, health, redis, migration, close };
+    return { config, logger, sql, databaseUrl, keyring, users, apiKeys, health, redis, migration, close };
   } catch (error) {
     await close();
     throw error;

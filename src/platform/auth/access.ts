@@ -1,6 +1,7 @@
 import type { Sql } from '../db/types.ts';
 import type { Logger } from '../logging.ts';
 import { countWorkerRun, registerLoop } from '../metrics.ts';
+import type { ApiKeys } from './api-keys.ts';
 import type { Keyring } from './keyring.ts';
 import { accessChannel } from './keyring-data.ts';
 import { selectSuspendedUserNames } from './users-data.ts';
@@ -21,10 +22,10 @@ export class SuspendedUsers {
 /** The `worker` label of the periodic reload in worker_runs_total. */
 export const accessReloadWorker = 'access_reload';
 
-export type AccessState = { keyring: Keyring; users: SuspendedUsers };
+export type AccessState = { keyring: Keyring; users: SuspendedUsers; apiKeys: ApiKeys };
 
 /**
- * Keeps keys and suspensions fresh on every instance without a restart: a NOTIFY on the access
+ * Keeps signing keys, API keys and suspensions fresh on every instance without a restart: a NOTIFY on the access
  * channel makes a change visible at once, and a periodic reload covers a missed notification
  * (a dropped LISTEN connection, a failover), bounding staleness by `reloadMs`.
  */
@@ -37,7 +38,7 @@ export async function startAccessSync(
   registerLoop(accessReloadWorker, reloadMs / 1_000, 'process');
   const reload = async () => {
     try {
-      await Promise.all([access.keyring.reload(sql), access.users.reload(sql)]);
+      await Promise.all([access.keyring.reload(sql), access.users.reload(sql), access.apiKeys.reload(sql)]);
       countWorkerRun(accessReloadWorker, 'success');
     } catch (error) {
       countWorkerRun(accessReloadWorker, 'failed');
