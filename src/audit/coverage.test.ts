@@ -11,13 +11,14 @@ import { unscreenedDestination } from '../payouts/destinations.ts';
 import { acceptPayout, refundPayout, settlePayouts } from '../payouts/service.ts';
 import { type Transition, transitions } from '../payouts/states.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
+import { runSettlement } from '../streams/settlement.ts';
 
 /**
  * Acceptance 6 of issue 19: every money-moving service function writes an audit row in the
  * transaction of its change. Each journal kind the code posts and each payout transition is
  * driven through its service function; then every journal, every payout state change and every
- * deposit is matched to an audit row written by the same transaction (audit_log.txid against the
- * row's xmin), and each action is checked by name.
+ * deposit is matched to an audit row written by the same transaction (the same now(): the
+ * transaction's start), and each action is checked by name.
  */
 
 let service: TestService;
@@ -160,6 +161,30 @@ describe('the audit chain covers all money', () => {
       refundAmount: '3',
       reason: 'five to the seller',
     });
+    // A stream: created (its hold), settled by a run, then cancelled (pays accrued, refunds rest).
+    const hourMs = 3_600_000;
+    const start = Date.now() - hourMs;
+    const stream = await post('/v1/streams', {
+      payerAccountId: payer,
+      recipientAccountId: payee,
+      asset: 'XLM',
+      totalAmount: '12',
+      startAt: new Date(start).toISOString(),
+      endAt: new Date(start + 2 * hourMs).toISOString(),
+      settlement: { intervalSeconds: 60 },
+    });
+    expect((await runSettlement(service.db.sql, { asOf: new Date(start + hourMs / 2) })).outcome).toBe(
+      'succeeded',
+    );
+    await post(`/v1/streams/${stream.id}/cancel`, {});
+    const streamActions = await service.db.sql<{ action: string }[]>`
+      select action from audit_log where subject_type = 'stream' and subject_id = ${stream.id} order by id`;
+    expect(streamActions.map((row) => row.action)).toEqual([
+      'stream.created',
+      'stream.settled',
+      'stream.cancelled',
+    ]);
+
     const [suspense] = await service.db.sql<{ id: string }[]>`
       select id from accounts where type = 'deposit_suspense' and asset = 'XLM'`;
     await proposeAndApprove('/v1/adjustments', {
@@ -189,10 +214,13 @@ describe('the audit chain covers all money', () => {
     expect([...driven].sort()).toEqual(Object.keys(transitions).sort());
 
     const sql = service.db.sql;
-    const sameTransaction = sql`a.txid::text::numeric % 4294967296 = x.xmin::text::numeric`;
+    // now() is the transaction's start time, the same for every statement and savepoint of one
+    // transaction (a savepoint's rows carry their own xid in xmin, so xmin cannot say it), and the
+    // sequential transactions of this test never share one.
+    const sameTransaction = sql`a.occurred_at = x.stamped_at`;
     const journals = await sql<{ kind: string; audited: boolean }[]>`
       select x.kind, exists (select 1 from audit_log a where ${sameTransaction}) as audited
-      from journal_transactions x`;
+      from (select kind, created_at as stamped_at from journal_transactions) x`;
     expect(new Set(journals.map((journal) => journal.kind))).toEqual(await postedKinds());
     expect(journals.filter((journal) => !journal.audited).map((journal) => journal.kind)).toEqual([]);
 
@@ -200,7 +228,7 @@ describe('the audit chain covers all money', () => {
       select x.payout_id as "payoutId", x.to_state as "toState",
         array(select a.action from audit_log a where ${sameTransaction}
               and a.subject_type = 'payout' and a.subject_id = x.payout_id::text) as actions
-      from payout_state_history x`;
+      from (select payout_id, to_state, at as stamped_at from payout_state_history) x`;
     expect(changes.length).toBeGreaterThan(paths.flat().length);
     for (const change of changes) expect(change.actions).toContain(`payout.${change.toState}`);
 
@@ -208,7 +236,7 @@ describe('the audit chain covers all money', () => {
       select c.type as "accountType",
         array(select a.action from audit_log a where ${sameTransaction}
               and a.subject_type = 'deposit' and a.subject_id = x.id::text) as actions
-      from deposits x join accounts c on c.id = x.account_id`;
+      from (select id, account_id, created_at as stamped_at from deposits) x join accounts c on c.id = x.account_id`;
     expect(deposits.map((deposit) => [deposit.accountType, deposit.actions]).sort()).toEqual([
       ['customer', ['deposit.credited']],
       ['customer', ['deposit.credited']],
@@ -239,7 +267,7 @@ describe('the audit chain covers all money', () => {
     >`
       select a.actor, a.after,
         exists (select 1 from deposits d where d.id = (a.after ->> 'depositId')::uuid
-                and a.txid::text::numeric % 4294967296 = d.xmin::text::numeric) as "sameAsDeposit"
+                and a.occurred_at = d.created_at) as "sameAsDeposit"
       from audit_log a where a.action = 'deposit.dead_letter_replayed' and a.subject_id = ${id}`;
     expect(rows).toEqual([
       { actor: 'ops-alice', after: expect.objectContaining({ state: 'replayed' }), sameAsDeposit: true },
