@@ -149,7 +149,7 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
   return {
     [heartbeatTask]: heartbeat(runtime.sql),
     ...approvalTasks(runtime.sql, domains.approvals),
-    ...auditTasks(runtime.sql),
+    ...auditTasks(runtime),
     ...depositTasks(runtime),
     ...escrowTasks(runtime.sql),
     ...streamTasks(runtime.sql),

@@ -90,3 +90,34 @@ export async function countSealed(db: Executor): Promise<bigint> {
   >`select count(*)::int8 as count from audit_log where hash is not null`;
   return row?.count ?? 0n;
 }
+
+export type Checkpoint = {
+  id: bigint;
+  createdAt: Date;
+  chainPosition: bigint;
+  hash: string;
+  kid: string;
+  mac: string;
+};
+
+/** The checkpoint vouching for the furthest chain position (not the newest row). */
+export async function selectTopCheckpoint(db: Executor): Promise<Checkpoint | undefined> {
+  const [row] = await db<Checkpoint[]>`
+    select id, created_at as "createdAt", chain_position as "chainPosition", hash, kid, mac
+    from audit_checkpoints
+    order by chain_position desc
+    limit 1`;
+  return row;
+}
+
+export async function insertCheckpoint(
+  db: Executor,
+  checkpoint: { chainPosition: bigint; hash: string; kid: string; mac: string },
+): Promise<boolean> {
+  const rows = await db`
+    insert into audit_checkpoints (chain_position, hash, kid, mac)
+    values (${checkpoint.chainPosition.toString()}::bigint, ${checkpoint.hash}::text, ${checkpoint.kid}::text, ${checkpoint.mac}::text)
+    on conflict (chain_position) do nothing
+    returning id`;
+  return rows.length === 1;
+}

@@ -1,14 +1,21 @@
-import type { Sql } from '../platform/db/types.ts';
 import type { TaskMap } from '../platform/jobs.ts';
-import { sealAuditLog } from './audit.ts';
+import type { Runtime } from '../platform/runtime.ts';
+import { sealAuditLog, writeAuditCheckpoint } from './audit.ts';
 
 export const sealTask = 'audit_seal';
-export const auditCrontab = `* * * * * ${sealTask}`;
+export const checkpointTask = 'audit_checkpoint';
+export const auditCrontab = [`* * * * * ${sealTask}`, `* * * * * ${checkpointTask}`].join('\n');
 
-export function auditTasks(sql: Sql): TaskMap {
+export function auditTasks(runtime: Pick<Runtime, 'sql' | 'keyring'>): TaskMap {
   return {
     [sealTask]: async () => {
-      await sealAuditLog(sql);
+      await sealAuditLog(runtime.sql);
+    },
+    // Seals first so the checkpoint is of the freshest head; a seal already running elsewhere
+    // makes this one a no-op (advisory lock).
+    [checkpointTask]: async () => {
+      await sealAuditLog(runtime.sql);
+      await writeAuditCheckpoint(runtime.sql, runtime.keyring);
     },
   };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { payloadHash } from '../approvals/canonical.ts';
+import { appendAudit } from '../audit/audit.ts';
 import { assertMoneyMovementAllowed } from '../controls/service.ts';
 import { selectAccount, selectSystemAccount } from '../ledger/data.ts';
 import { lockAccounts, postJournal } from '../ledger/service.ts';
@@ -100,6 +101,7 @@ export async function creditDeposit(tx: Tx, input: DepositInput, requestId?: str
     },
     locked,
   );
+  await auditDeposit(tx, 'deposit.credited', deposit, journalId, requestId);
   await emitEvent(tx, depositCreditedEvent({ ...deposit, precision: account.precision }));
   return { kind: 'credited', deposit: { ...deposit, createdAt: new Date() } };
 }
@@ -161,5 +163,32 @@ export async function parkInSuspense(
     ],
     reference: `${input.provider}:${input.reference}`,
   });
+  await auditDeposit(tx, 'deposit.suspended', deposit, journalId);
   return { kind: 'credited', deposit: { ...deposit, createdAt: new Date() } };
+}
+
+/** The audit row of a deposit posted to the ledger; its actor is where it came from. */
+async function auditDeposit(
+  tx: Tx,
+  action: 'deposit.credited' | 'deposit.suspended',
+  deposit: Omit<DepositRow, 'createdAt'>,
+  journalId: string,
+  requestId?: string,
+): Promise<void> {
+  await appendAudit(tx, {
+    actor: `${deposit.source}:${deposit.provider}`,
+    action,
+    subjectType: 'deposit',
+    subjectId: deposit.id,
+    after: {
+      provider: deposit.provider,
+      reference: deposit.reference,
+      accountId: deposit.accountId,
+      asset: deposit.asset,
+      amountMinor: deposit.amountMinor.toString(),
+      source: deposit.source,
+      journalId,
+    },
+    requestId,
+  });
 }

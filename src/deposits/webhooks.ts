@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { appendAudit } from '../audit/audit.ts';
 import type { Config } from '../platform/config.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
@@ -283,6 +284,14 @@ export async function replayDeadLetter(sql: Sql, id: string, actor: string): Pro
       const credit = await creditDeposit(tx, { ...payload, provider: webhook.provider, source: 'webhook' });
       const outcome = `${credit.kind} by ${actor}`;
       await updateInboundWebhook(tx, id, { state: 'replayed', outcome, error: null });
+      await appendAudit(tx, {
+        actor,
+        action: 'deposit.dead_letter_replayed',
+        subjectType: 'inbound_webhook',
+        subjectId: id,
+        before: { state: webhook.state },
+        after: { state: 'replayed', outcome, depositId: credit.deposit.id },
+      });
       return { ...webhook, state: 'replayed' as const, outcome, error: null, attempts: webhook.attempts + 1 };
     });
   } catch (error) {

@@ -70,10 +70,11 @@ export function ledgerRoutes(sql: Sql) {
         },
       },
       async (request, reply) => {
-        const account = await createAccount(sql, {
-          ...request.body,
-          ownerRef: request.body.ownerRef ?? null,
-        });
+        const account = await createAccount(
+          sql,
+          { ...request.body, ownerRef: request.body.ownerRef ?? null },
+          { name: request.principal?.subject ?? '', requestId: request.id },
+        );
         return reply.code(201).send(accountJson(account));
       },
     );

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { appendAudit } from '../audit/audit.ts';
 import { assert } from '../platform/assert.ts';
-import type { Executor, Tx } from '../platform/db/types.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
+import type { Executor, Sql, Tx } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import {
   type AccountRow,
@@ -149,14 +151,27 @@ export async function postJournal(
   return { journalId, createdAt, accounts };
 }
 
+/** Opens a customer or merchant account; the account and its audit row commit together. */
 export async function createAccount(
-  db: Executor,
+  sql: Sql,
   input: { type: 'customer' | 'merchant'; asset: string; ownerRef: string | null },
+  actor: { name: string; requestId?: string },
 ): Promise<AccountRow> {
-  if ((await selectAssetPrecision(db, input.asset)) === undefined) {
-    throw new DomainError('ledger/unknown-asset', `asset ${input.asset} is not enabled`);
-  }
-  return insertAccount(db, input);
+  return withTransaction(sql, async (tx) => {
+    if ((await selectAssetPrecision(tx, input.asset)) === undefined) {
+      throw new DomainError('ledger/unknown-asset', `asset ${input.asset} is not enabled`);
+    }
+    const account = await insertAccount(tx, input);
+    await appendAudit(tx, {
+      actor: actor.name,
+      action: 'account.created',
+      subjectType: 'account',
+      subjectId: account.id,
+      after: { type: account.type, asset: account.asset, ownerRef: input.ownerRef },
+      requestId: actor.requestId,
+    });
+    return account;
+  });
 }
 
 export async function getAccount(db: Executor, id: string): Promise<AccountRow> {

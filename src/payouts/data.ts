@@ -102,6 +102,10 @@ export async function countPayoutsInState(db: Executor, state: PayoutState): Pro
  * transition's allowed source states and appends the history in the same statement; it returns
  * the ids that actually moved, so a caller that lost a race moves nothing.
  */
+/**
+ * Moves payouts through one transition. The same statement writes each one's history row and its
+ * audit row (action `payout.<new state>`), so no payout changes state without an audit row.
+ */
 export async function transitionPayouts(
   db: Executor,
   ids: readonly string[],
@@ -123,6 +127,13 @@ export async function transitionPayouts(
     ), history as (
       insert into payout_state_history (payout_id, from_state, to_state, reason, actor, attempt_id)
       select id, from_state, ${to}::text, ${text}::text, ${detail.actor}::text, ${detail.attemptId ?? null}::uuid
+      from moved
+    ), audit as (
+      insert into audit_log (actor, action, subject_type, subject_id, before, after)
+      select ${detail.actor}::text, ${`payout.${to}`}::text, 'payout', id::text,
+        jsonb_build_object('state', from_state),
+        jsonb_build_object('state', ${to}::text, 'transition', ${transition}::text, 'reason', ${text}::text,
+          'attemptId', ${detail.attemptId ?? null}::uuid, 'finalJournalId', ${detail.finalJournalId ?? null}::uuid)
       from moved
     )
     select id from moved`;

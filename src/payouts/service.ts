@@ -152,6 +152,21 @@ export async function acceptPayout(
     requestId: actor.requestId ?? null,
     acceptJournalId: journalId,
   });
+  await appendAudit(tx, {
+    actor: actor.name,
+    action: 'payout.accepted',
+    subjectType: 'payout',
+    subjectId: id,
+    after: {
+      state: 'accepted',
+      sourceAccountId: source.id,
+      asset: source.asset,
+      amountMinor: amountMinor.toString(),
+      destination: input.destination,
+      journalId,
+    },
+    requestId: actor.requestId,
+  });
   await enqueueJob(tx, settleTask, {}, { jobKey: settleTask });
   const row = await selectPayout(tx, id);
   assert(row, 'payout vanished after insert');

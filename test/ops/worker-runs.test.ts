@@ -23,6 +23,7 @@ const namedLoops = [
   'reconciliation',
   'deposit_watcher',
   'audit_seal',
+  'audit_checkpoint',
   'approvals_expire',
   'merchant_webhooks_sweep',
   'streams_settle',
