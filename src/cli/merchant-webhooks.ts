@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { endpointAddressPolicy } from '../webhooks/address-policy.ts';
 import { type DeliveryStatus, deliveryStatuses } from '../webhooks/data.ts';
 import { merchantEventTypeNames } from '../webhooks/event-types.ts';
 import { endpointSecretBox } from '../webhooks/secrets.ts';
@@ -79,6 +80,7 @@ function registerEndpointCommands(parent: Command, output: () => Output): void {
             {
               secrets: endpointSecretBox(runtime.config),
               allowHttp: runtime.config.merchantWebhooks.allowHttp,
+              policy: endpointAddressPolicy(runtime.config.merchantWebhooks),
             },
             {
               url: options.url,

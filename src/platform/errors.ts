@@ -59,6 +59,10 @@ export const problemCatalogue = {
   },
   'deposits/no-previous-routing': { status: 409, title: 'There is no earlier routing to roll back to' },
   'merchant-webhook/invalid-url': { status: 400, title: 'The endpoint URL is not an accepted https URL' },
+  'merchant-webhook/forbidden-address': {
+    status: 400,
+    title: 'The endpoint URL points at an address settledesk does not send to',
+  },
   'merchant-webhook/unknown-event-type': { status: 400, title: 'No such merchant webhook event type' },
   'merchant-webhook/endpoint-not-found': { status: 404, title: 'No such merchant webhook endpoint' },
   'merchant-webhook/too-many-endpoints': {

@@ -4,6 +4,7 @@ import type { App } from '../platform/http/app.ts';
 import { FreeText } from '../platform/http/schemas.ts';
 import { Uuid } from '../platform/ids.ts';
 import type { Runtime } from '../platform/runtime.ts';
+import { endpointAddressPolicy } from './address-policy.ts';
 import { merchantEventTypes } from './event-types.ts';
 import { countGaugesFrom } from './metrics.ts';
 import { endpointSecretBox } from './secrets.ts';
@@ -85,6 +86,7 @@ const AttemptSchema = Type.Object({
 export function merchantWebhookRoutes(runtime: Runtime) {
   const { sql, config } = runtime;
   const secrets = endpointSecretBox(config);
+  const policy = endpointAddressPolicy(config.merchantWebhooks);
   countGaugesFrom(sql);
   return (app: App): void => {
     app.get(
@@ -136,7 +138,7 @@ export function merchantWebhookRoutes(runtime: Runtime) {
       async (request, reply) => {
         const created = await createEndpoint(
           sql,
-          { secrets, allowHttp: config.merchantWebhooks.allowHttp },
+          { secrets, allowHttp: config.merchantWebhooks.allowHttp, policy },
           { ...request.body, description: request.body.description ?? null },
           { name: request.principal?.subject ?? '', requestId: request.id },
         );

@@ -5,6 +5,7 @@ import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { enqueueJob } from '../platform/jobs.ts';
+import { assertEndpointReachable, type EndpointAddressPolicy } from './address-policy.ts';
 import {
   type AttemptRow,
   countEnabledEndpoints,
@@ -113,11 +114,12 @@ export function endpointView(row: EndpointRow): EndpointView {
 /** The secret is in the answer of this call only: it is stored sealed and never shown again. */
 export async function createEndpoint(
   sql: Sql,
-  deps: { secrets: () => Promise<EndpointSecretBox>; allowHttp: boolean },
+  deps: { secrets: () => Promise<EndpointSecretBox>; allowHttp: boolean; policy: EndpointAddressPolicy },
   input: EndpointInput,
   actor: Actor,
 ): Promise<{ endpoint: EndpointView; secret: string }> {
   const url = checkEndpointUrl(input.url, deps.allowHttp);
+  await assertEndpointReachable(deps.policy, new URL(url));
   const eventTypes = checkEventTypes(input.eventTypes);
   const secret = newEndpointSecret();
   const secretSealed = (await deps.secrets()).seal(secret);

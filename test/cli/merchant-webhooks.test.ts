@@ -5,6 +5,7 @@ import { deliverOnce } from '../../src/webhooks/delivery.ts';
 import { deliveryDeps } from '../../src/webhooks/tasks.ts';
 import {
   depositInput,
+  loopbackReceiverEnv,
   type MerchantServer,
   merchantAccount,
   startMerchantServer,
@@ -12,7 +13,7 @@ import {
 import { runCli } from '../support/process.ts';
 import { startTestService, type TestService, testEnv } from '../support/service.ts';
 
-const settings = { MERCHANT_WEBHOOK_ALLOW_HTTP: 'true', MERCHANT_WEBHOOK_ATTEMPTS_MAX: '1' };
+const settings = { ...loopbackReceiverEnv, MERCHANT_WEBHOOK_ATTEMPTS_MAX: '1' };
 let service: TestService;
 let server: MerchantServer;
 let env: Record<string, string>;
