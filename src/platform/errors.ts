@@ -70,6 +70,14 @@ export const problemCatalogue = {
     title: 'Too many enabled merchant webhook endpoints',
   },
   'merchant-webhook/endpoint-disabled': { status: 409, title: 'The merchant webhook endpoint is disabled' },
+  'merchant-webhook/rotation-in-progress': {
+    status: 409,
+    title: 'The endpoint signs with two secrets already: retire the previous one first',
+  },
+  'merchant-webhook/no-previous-secret': {
+    status: 409,
+    title: 'The endpoint signs with one secret: there is no previous one to retire',
+  },
   'merchant-webhook/delivery-not-found': { status: 404, title: 'No such merchant webhook delivery' },
   'merchant-webhook/not-dead-lettered': {
     status: 409,

@@ -193,7 +193,7 @@ export async function deliverOnce(deps: DeliveryDeps, deliveryId: string): Promi
   if (!claim.endpointEnabled) {
     return finish(deps, claim, undefined, 'the endpoint is disabled');
   }
-  const key = await openKey(deps, claim);
+  const key = await openKeys(deps, claim);
   if (key === undefined) {
     const error =
       'the endpoint secret cannot be decrypted: is SETTLEDESK_KEYRING_KEY the one it was sealed with?';
@@ -216,12 +216,17 @@ export async function deliverOnce(deps: DeliveryDeps, deliveryId: string): Promi
 }
 
 /**
- * A secret that does not open (another keyring key) fails the attempt like a refused request, so
+ * The keys to sign with: the newest secret, then the previous one during a rotation's overlap. A
+ * secret that does not open (another keyring key) fails the attempt like a refused request, so
  * the delivery still ends in the dead-letter queue instead of being claimed again forever.
  */
-async function openKey(deps: DeliveryDeps, claim: DeliveryClaim): Promise<Buffer | undefined> {
+async function openKeys(deps: DeliveryDeps, claim: DeliveryClaim): Promise<Buffer[] | undefined> {
   try {
-    return secretKey((await deps.secrets()).open(claim.secretSealed));
+    const box = await deps.secrets();
+    const sealed = claim.previousSecretSealed
+      ? [claim.secretSealed, claim.previousSecretSealed]
+      : [claim.secretSealed];
+    return sealed.map((each) => secretKey(box.open(each)));
   } catch (error) {
     deps.logger.error({ deliveryId: claim.id, err: error }, 'merchant webhook endpoint secret does not open');
     return undefined;

@@ -9,6 +9,7 @@ import { merchantEventTypes } from './event-types.ts';
 import { countGaugesFrom } from './metrics.ts';
 import { endpointSecretBox } from './secrets.ts';
 import {
+  addSecret,
   attemptsPageMax,
   createEndpoint,
   deliveriesPageMax,
@@ -21,6 +22,7 @@ import {
   ownerRefLengthMax,
   reasonLengthMax,
   replayDelivery,
+  retireSecret,
   setEndpointEnabled,
   urlLengthMax,
 } from './service.ts';
@@ -48,6 +50,12 @@ const EndpointSchema = Type.Object({
   ownerRef: nullable(Type.String()),
   eventTypes: Type.Array(Type.String()),
   enabled: Type.Boolean(),
+  rotationStartedAt: nullable(
+    Type.String({
+      format: 'date-time',
+      description: 'when the newest secret was added while the previous one still signs; null: one secret',
+    }),
+  ),
   createdBy: Type.String(),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
@@ -190,6 +198,43 @@ export function merchantWebhookRoutes(runtime: Runtime) {
           ),
       );
     }
+    app.post(
+      '/v1/webhook-endpoints/:id/secrets',
+      {
+        config: { access: adminRoles },
+        schema: {
+          tags: ['merchant webhooks'],
+          description:
+            'Adds a signing secret (shown this once): deliveries are signed with it and with the current one until `…/secrets/retire-previous`.',
+          params: IdParams,
+          response: { 201: Type.Intersect([EndpointSchema, Type.Object({ secret: Type.String() })]) },
+        },
+      },
+      async (request, reply) => {
+        const added = await addSecret(sql, { secrets }, request.params.id, {
+          name: request.principal?.subject ?? '',
+          requestId: request.id,
+        });
+        return reply.code(201).send({ ...added.endpoint, secret: added.secret });
+      },
+    );
+    app.post(
+      '/v1/webhook-endpoints/:id/secrets/retire-previous',
+      {
+        config: { access: adminRoles },
+        schema: {
+          tags: ['merchant webhooks'],
+          description: 'Ends a rotation: the previous secret stops signing deliveries.',
+          params: IdParams,
+          response: { 200: EndpointSchema },
+        },
+      },
+      async (request) =>
+        retireSecret(sql, request.params.id, {
+          name: request.principal?.subject ?? '',
+          requestId: request.id,
+        }),
+    );
     app.get(
       '/v1/webhook-endpoints/deliveries',
       {
