@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
+import { endpointAddressPolicy } from '../webhooks/address-policy.ts';
 import { type DeliveryStatus, deliveryStatuses } from '../webhooks/data.ts';
 import { merchantEventTypeNames } from '../webhooks/event-types.ts';
 import { endpointSecretBox } from '../webhooks/secrets.ts';
 import {
+  addSecret,
   createEndpoint,
   type DeliveryView,
   deliveriesPageMax,
@@ -12,6 +14,7 @@ import {
   listDeliveries,
   listEndpoints,
   replayDelivery,
+  retireSecret,
   setEndpointEnabled,
 } from '../webhooks/service.ts';
 import { CliError, type Output, operatorName, print, withRuntime } from './context.ts';
@@ -79,6 +82,7 @@ function registerEndpointCommands(parent: Command, output: () => Output): void {
             {
               secrets: endpointSecretBox(runtime.config),
               allowHttp: runtime.config.merchantWebhooks.allowHttp,
+              policy: endpointAddressPolicy(runtime.config.merchantWebhooks),
             },
             {
               url: options.url,
@@ -129,6 +133,41 @@ function registerEndpointCommands(parent: Command, output: () => Output): void {
         print(output(), row, () => endpointLine(row));
       });
   }
+  registerSecretCommands(endpoints, output);
+}
+
+function registerSecretCommands(endpoints: Command, output: () => Output): void {
+  endpoints
+    .command('add-secret <id>')
+    .description(
+      'rotate, step 1: a new signing secret (printed this once); deliveries carry both signatures until retire-secret',
+    )
+    .option('--as <name>', 'who rotates it (default SETTLEDESK_OPERATOR or the OS user)')
+    .action(async (id: string, options: { as?: string }) => {
+      const actor = operatorName(options.as);
+      const added = await withRuntime({ migrate: false }, (runtime) =>
+        addSecret(runtime.sql, { secrets: endpointSecretBox(runtime.config) }, id, { name: actor }),
+      );
+      print(
+        output(),
+        { ...added.endpoint, secret: added.secret },
+        () =>
+          `${endpointLine(added.endpoint)}\nsecret ${added.secret}\n(shown this once: give it to the merchant now; the previous secret keeps signing until retire-secret)`,
+      );
+    });
+  endpoints
+    .command('retire-secret <id>')
+    .description(
+      'rotate, step 2: the previous signing secret stops signing (once the merchant verifies with the new one)',
+    )
+    .option('--as <name>', 'who retires it (default SETTLEDESK_OPERATOR or the OS user)')
+    .action(async (id: string, options: { as?: string }) => {
+      const actor = operatorName(options.as);
+      const row = await withRuntime({ migrate: false }, (runtime) =>
+        retireSecret(runtime.sql, id, { name: actor }),
+      );
+      print(output(), row, () => `${endpointLine(row)}\nthe previous secret is retired`);
+    });
 }
 
 function registerDeliveryCommands(parent: Command, output: () => Output): void {

@@ -84,8 +84,10 @@ export const dbFailoverDrill: Drill = {
       SETTLEDESK_DATA_DIR: dataDir,
       SANDBOX_PORT: '0',
       [`DEPOSIT_WEBHOOK_SECRET_${provider.toUpperCase()}`]: providerSecret,
-      // The drill's merchant endpoint is a plain-HTTP receiver on 127.0.0.1.
+      // The drill's merchant endpoint is a plain-HTTP receiver on 127.0.0.1, which only the
+      // allow-list lets an endpoint reach.
       MERCHANT_WEBHOOK_ALLOW_HTTP: 'true',
+      MERCHANT_WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
       WORKER_POLL: String(workerPollIntervalMs),
       LOG_LEVEL: 'info',
       SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),

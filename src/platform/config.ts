@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Severity, severities } from '../incidents/states.ts';
 import { type StellarNetworkName, stellarNetworks } from '../stellar/endpoints.ts';
+import { type AllowedEntry, allowedEntry } from '../webhooks/address-policy.ts';
 import { secretByteLength, secretBytesMax, secretBytesMin } from '../webhooks/signing.ts';
 import { loopStaleSecondsMinDefault } from './loops.ts';
 
@@ -125,6 +126,8 @@ export type MerchantWebhookConfig = {
   backoffCapMs: number;
   /** Plain http:// endpoint URLs are refused unless this is set (local development, tests). */
   allowHttp: boolean;
+  /** Hosts, addresses and CIDR blocks an endpoint may reach although they are private (SSRF guard). */
+  allowedHosts: readonly AllowedEntry[];
 };
 
 /** The outbound incident webhook: an https:// URL (http:// only to a loopback host) and its whsec_ secret. */
@@ -492,6 +495,23 @@ function incidentWebhookConfig(read: Reader): IncidentWebhookConfig | undefined 
   return { url: parsed.toString(), secret };
 }
 
+export const allowedHostsMax = 50;
+
+/** `MERCHANT_WEBHOOK_ALLOWED_HOSTS`: comma-separated host names, addresses or CIDR blocks. */
+function allowedHosts(read: Reader): AllowedEntry[] {
+  const value = read.raw('MERCHANT_WEBHOOK_ALLOWED_HOSTS');
+  if (value === undefined) return [];
+  const items = value.split(',').map((item) => item.trim());
+  const entries = items.map(allowedEntry);
+  if (items.length > allowedHostsMax || entries.some((entry) => entry === undefined)) {
+    read.problems.push(
+      `MERCHANT_WEBHOOK_ALLOWED_HOSTS: must be up to ${allowedHostsMax} comma-separated host names, IP addresses or CIDR blocks (127.0.0.1, 10.0.0.0/8, ::1, hooks.internal), got "${value}"`,
+    );
+    return [];
+  }
+  return entries as AllowedEntry[];
+}
+
 function oncallConfig(read: Reader): OncallConfig {
   const [open, shut] = read.minuteRange('ONCALL_BUSINESS_HOURS', [9 * 60, 17 * 60]);
   return {
@@ -566,6 +586,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       backoffBaseMs: read.integer('MERCHANT_WEBHOOK_BACKOFF_BASE_MS', 10_000, 10, 3_600_000),
       backoffCapMs: read.integer('MERCHANT_WEBHOOK_BACKOFF_CAP_MS', 28_800_000, 10, 86_400_000),
       allowHttp: read.boolean('MERCHANT_WEBHOOK_ALLOW_HTTP', false),
+      allowedHosts: allowedHosts(read),
     },
     incidentWebhook: incidentWebhookConfig(read),
     reconciliation: {

@@ -60,6 +60,10 @@ export const problemCatalogue = {
   },
   'deposits/no-previous-routing': { status: 409, title: 'There is no earlier routing to roll back to' },
   'merchant-webhook/invalid-url': { status: 400, title: 'The endpoint URL is not an accepted https URL' },
+  'merchant-webhook/forbidden-address': {
+    status: 400,
+    title: 'The endpoint URL points at an address settledesk does not send to',
+  },
   'merchant-webhook/unknown-event-type': { status: 400, title: 'No such merchant webhook event type' },
   'merchant-webhook/endpoint-not-found': { status: 404, title: 'No such merchant webhook endpoint' },
   'merchant-webhook/too-many-endpoints': {
@@ -67,6 +71,14 @@ export const problemCatalogue = {
     title: 'Too many enabled merchant webhook endpoints',
   },
   'merchant-webhook/endpoint-disabled': { status: 409, title: 'The merchant webhook endpoint is disabled' },
+  'merchant-webhook/rotation-in-progress': {
+    status: 409,
+    title: 'The endpoint signs with two secrets already: retire the previous one first',
+  },
+  'merchant-webhook/no-previous-secret': {
+    status: 409,
+    title: 'The endpoint signs with one secret: there is no previous one to retire',
+  },
   'merchant-webhook/delivery-not-found': { status: 404, title: 'No such merchant webhook delivery' },
   'merchant-webhook/not-dead-lettered': {
     status: 409,

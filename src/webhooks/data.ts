@@ -10,6 +10,8 @@ export type EndpointRow = {
   ownerRef: string | null;
   eventTypes: string[];
   enabled: boolean;
+  /** When the newest secret was added while the previous one is still signing; null: one secret. */
+  rotationStartedAt: Date | null;
   createdBy: string;
   createdAt: Date;
   updatedAt: Date;
@@ -17,6 +19,7 @@ export type EndpointRow = {
 
 const endpointColumns = (db: Executor) => db`
   id, url, description, owner_ref as "ownerRef", event_types as "eventTypes", enabled,
+  case when previous_secret_sealed is not null then secret_added_at end as "rotationStartedAt",
   created_by as "createdBy", created_at as "createdAt", updated_at as "updatedAt"`;
 
 export async function insertEndpoint(
@@ -71,6 +74,34 @@ export async function updateEndpointEnabled(
   const [row] = await db<EndpointRow[]>`
     update merchant_webhook_endpoints set enabled = ${enabled}::boolean, updated_at = now()
     where id = ${id}::uuid
+    returning ${endpointColumns(db)}`;
+  return row;
+}
+
+/**
+ * Starts an overlap: the new secret signs from now on and the current one keeps signing beside it.
+ * Nothing changes (undefined) while an overlap is already running.
+ */
+export async function addEndpointSecret(
+  db: Executor,
+  id: string,
+  secretSealed: Buffer,
+): Promise<EndpointRow | undefined> {
+  const [row] = await db<EndpointRow[]>`
+    update merchant_webhook_endpoints
+    set previous_secret_sealed = secret_sealed, secret_sealed = ${secretSealed}::bytea, secret_added_at = now(),
+        updated_at = now()
+    where id = ${id}::uuid and previous_secret_sealed is null
+    returning ${endpointColumns(db)}`;
+  return row;
+}
+
+/** Ends the overlap: only the newest secret signs. Undefined when there is no previous secret. */
+export async function retirePreviousSecret(db: Executor, id: string): Promise<EndpointRow | undefined> {
+  const [row] = await db<EndpointRow[]>`
+    update merchant_webhook_endpoints
+    set previous_secret_sealed = null, updated_at = now()
+    where id = ${id}::uuid and previous_secret_sealed is not null
     returning ${endpointColumns(db)}`;
   return row;
 }
@@ -183,6 +214,7 @@ export type DeliveryClaim = {
   body: string;
   url: string;
   secretSealed: Buffer;
+  previousSecretSealed: Buffer | null;
   endpointEnabled: boolean;
   attempt: number;
   budgetFrom: number;
@@ -211,7 +243,7 @@ export async function claimDelivery(
       and (d.lease_until is null or d.lease_until < now())
       and ev.id = d.event_id and e.id = d.endpoint_id
     returning d.id, d.event_id as "eventId", ev.body, e.url, e.secret_sealed as "secretSealed",
-      e.enabled as "endpointEnabled", d.attempts as attempt, d.budget_from as "budgetFrom",
+      e.previous_secret_sealed as "previousSecretSealed", e.enabled as "endpointEnabled", d.attempts as attempt, d.budget_from as "budgetFrom",
       d.lease_token as "leaseToken"`;
   return row;
 }

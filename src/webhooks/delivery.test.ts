@@ -11,6 +11,7 @@ import { emitEvents, payoutFinishedEvent } from './events.ts';
 import { merchantWebhookDeliveries } from './metrics.ts';
 import {
   depositInput,
+  loopbackReceiverEnv,
   type MerchantServer,
   merchantAccount,
   registerEndpoint,
@@ -26,7 +27,7 @@ beforeAll(async () => {
   service = await startTestService({
     env: {
       WORKER_POLL_INTERVAL_MS: '50',
-      MERCHANT_WEBHOOK_ALLOW_HTTP: 'true',
+      ...loopbackReceiverEnv,
       MERCHANT_WEBHOOK_ATTEMPTS_MAX: String(attemptsMax),
       MERCHANT_WEBHOOK_BACKOFF_BASE_MS: '20',
       MERCHANT_WEBHOOK_BACKOFF_CAP_MS: '200',

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { appendAudit } from '../audit/audit.ts';
 import type { MerchantWebhookConfig } from '../platform/config.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { enqueueJob } from '../platform/jobs.ts';
 import type { Logger } from '../platform/logging.ts';
+import { type EndpointAddressPolicy, guardedLookup, refusedAddressErrorCode } from './address-policy.ts';
 import {
   claimDelivery,
   type DeliveryClaim,
@@ -42,6 +45,8 @@ export type DeliveryDeps = {
   sql: Sql;
   options: DeliveryOptions;
   secrets: () => Promise<EndpointSecretBox>;
+  /** Where an endpoint may point: checked again at every attempt, on the resolved addresses. */
+  policy: EndpointAddressPolicy;
   logger: Logger;
 };
 
@@ -73,23 +78,22 @@ function storable(text: string, lengthMax: number): string {
   return text.replaceAll('\u0000', '\uFFFD').slice(0, lengthMax);
 }
 
-async function readBounded(response: Response): Promise<string | null> {
-  if (response.body === null) return null;
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
+/** Reads at most responseBodyBytesMax of the body, then drops the rest (and the connection). */
+async function readBounded(response: IncomingMessage): Promise<string | null> {
+  const chunks: Buffer[] = [];
   let size = 0;
   try {
-    while (size < responseBodyBytesMax) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
+    for await (const chunk of response) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).byteLength;
+      if (size >= responseBodyBytesMax) break;
     }
   } catch {
     // The status decided the attempt; a body cut short (timeout, reset) is only less to log.
   } finally {
-    await reader.cancel().catch(() => undefined);
+    response.destroy();
   }
+  if (chunks.length === 0) return null;
   return storable(
     Buffer.concat(chunks).subarray(0, responseBodyBytesMax).toString('utf8'),
     responseBodyBytesMax,
@@ -100,37 +104,68 @@ function describeFailure(error: unknown, timeoutMs: number): string {
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
     return `no response within ${timeoutMs} ms`;
   }
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : undefined;
-  const code = cause && 'code' in cause ? `${String(cause.code)}: ` : '';
-  return `${code}${cause?.message ?? (error instanceof Error ? error.message : String(error))}`;
+  const code = error instanceof Error && 'code' in error ? `${String(error.code)}: ` : '';
+  return `${code}${error instanceof Error ? error.message : String(error)}`;
 }
 
-/** POSTs once. Redirects are not followed: a 3xx is a failed attempt, like any other non-2xx. */
+/**
+ * POSTs once. Redirects are not followed: a 3xx is a failed attempt, like any other non-2xx. With
+ * a policy (merchant endpoints), an address literal is checked before connecting and a name is
+ * connected to only the addresses the policy's lookup resolved and checked (no DNS rebinding).
+ */
 export async function postSigned(
   url: string,
   headers: Record<string, string>,
   body: string,
   timeoutMs: number,
+  policy?: EndpointAddressPolicy,
 ): Promise<AttemptResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
-  let response: Response;
+  const failed = (error: unknown): AttemptResult => ({
+    ok: false,
+    statusCode: null,
+    durationMs: elapsed(),
+    error: storable(describeFailure(error, timeoutMs), errorLengthMax),
+    responseBody: null,
+  });
+  const target = new URL(url);
+  const literal = policy?.literalRefusal(target.hostname);
+  if (literal !== undefined) {
+    return failed(
+      Object.assign(new Error(`refused: ${target.hostname} is ${literal} (MERCHANT_WEBHOOK_ALLOWED_HOSTS)`), {
+        code: refusedAddressErrorCode,
+      }),
+    );
+  }
+  const signal = AbortSignal.timeout(timeoutMs);
+  let response: IncomingMessage;
   try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': userAgent, ...headers },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
+    response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': userAgent,
+          'content-length': String(Buffer.byteLength(body)),
+          ...headers,
+        },
+        // A connection per attempt: each one is made to an address checked for it.
+        agent: false,
+        signal,
+        ...(policy ? { lookup: guardedLookup(policy) } : {}),
+      });
+      request.once('response', resolve);
+      request.once('error', reject);
+      request.end(body);
     });
   } catch (error) {
-    const message = storable(describeFailure(error, timeoutMs), errorLengthMax);
-    return { ok: false, statusCode: null, durationMs: elapsed(), error: message, responseBody: null };
+    return failed(signal.aborted ? signal.reason : error);
   }
   const responseBody = await readBounded(response);
-  const status = response.status;
+  const status = response.statusCode ?? 0;
   const ok = status >= 200 && status < 300;
-  const location = response.headers.get('location');
+  const location = response.headers.location;
   const error = ok
     ? null
     : status >= 300 && status < 400
@@ -158,7 +193,7 @@ export async function deliverOnce(deps: DeliveryDeps, deliveryId: string): Promi
   if (!claim.endpointEnabled) {
     return finish(deps, claim, undefined, 'the endpoint is disabled');
   }
-  const key = await openKey(deps, claim);
+  const key = await openKeys(deps, claim);
   if (key === undefined) {
     const error =
       'the endpoint secret cannot be decrypted: is SETTLEDESK_KEYRING_KEY the one it was sealed with?';
@@ -170,17 +205,28 @@ export async function deliverOnce(deps: DeliveryDeps, deliveryId: string): Promi
     );
   }
   const message = { id: claim.eventId, timestampSeconds: Math.floor(Date.now() / 1_000), body: claim.body };
-  const result = await postSigned(claim.url, signedHeaders(key, message), claim.body, options.timeoutMs);
+  const result = await postSigned(
+    claim.url,
+    signedHeaders(key, message),
+    claim.body,
+    options.timeoutMs,
+    deps.policy,
+  );
   return finish(deps, claim, result, result.error ?? '');
 }
 
 /**
- * A secret that does not open (another keyring key) fails the attempt like a refused request, so
+ * The keys to sign with: the newest secret, then the previous one during a rotation's overlap. A
+ * secret that does not open (another keyring key) fails the attempt like a refused request, so
  * the delivery still ends in the dead-letter queue instead of being claimed again forever.
  */
-async function openKey(deps: DeliveryDeps, claim: DeliveryClaim): Promise<Buffer | undefined> {
+async function openKeys(deps: DeliveryDeps, claim: DeliveryClaim): Promise<Buffer[] | undefined> {
   try {
-    return secretKey((await deps.secrets()).open(claim.secretSealed));
+    const box = await deps.secrets();
+    const sealed = claim.previousSecretSealed
+      ? [claim.secretSealed, claim.previousSecretSealed]
+      : [claim.secretSealed];
+    return sealed.map((each) => secretKey(box.open(each)));
   } catch (error) {
     deps.logger.error({ deliveryId: claim.id, err: error }, 'merchant webhook endpoint secret does not open');
     return undefined;

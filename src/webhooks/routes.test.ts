@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { creditDeposit } from '../deposits/credit.ts';
+import { endpointAddressPolicy } from './address-policy.ts';
 import { deliverOnce } from './delivery.ts';
 import { deliverTask, deliveryJobKeyPrefix } from './events.ts';
 import { countGaugesFrom } from './metrics.ts';
@@ -9,13 +10,22 @@ import { EndpointSecretBox, endpointSecretBox } from './secrets.ts';
 import { createEndpoint, endpointsEnabledMax } from './service.ts';
 import { newEndpointSecret } from './signing.ts';
 import { deliveryDeps, merchantWebhookTasks, sweepGraceMs, sweepOverdueDeliveries } from './tasks.ts';
-import { depositInput, type MerchantServer, merchantAccount, startMerchantServer } from './test-support.ts';
+import {
+  depositInput,
+  loopbackReceiverEnv,
+  type MerchantServer,
+  merchantAccount,
+  startMerchantServer,
+} from './test-support.ts';
 
 let service: TestService;
 let server: MerchantServer;
 
 beforeAll(async () => {
-  service = await startTestService();
+  // The receiver is on 127.0.0.1: allowed, while plain http stays refused at registration.
+  service = await startTestService({
+    env: { MERCHANT_WEBHOOK_ALLOWED_HOSTS: loopbackReceiverEnv.MERCHANT_WEBHOOK_ALLOWED_HOSTS },
+  });
   server = await startMerchantServer(() => ({ status: 200 }));
 });
 
@@ -153,7 +163,11 @@ describe('a delivery job', () => {
     const accountId = await merchantAccount(sql, 'twice-co');
     const { endpoint } = await createEndpoint(
       sql,
-      { secrets: endpointSecretBox(config), allowHttp: true },
+      {
+        secrets: endpointSecretBox(config),
+        allowHttp: true,
+        policy: endpointAddressPolicy(config.merchantWebhooks),
+      },
       { url: server.url, eventTypes: ['deposit.credited'], ownerRef: 'twice-co', description: null },
       { name: 'ada' },
     );
@@ -189,7 +203,11 @@ describe('a delivery whose secret does not open', () => {
     const accountId = await merchantAccount(sql, 'sealed-co');
     const { endpoint } = await createEndpoint(
       sql,
-      { secrets: endpointSecretBox(config), allowHttp: true },
+      {
+        secrets: endpointSecretBox(config),
+        allowHttp: true,
+        policy: endpointAddressPolicy(config.merchantWebhooks),
+      },
       { url: server.url, eventTypes: ['deposit.credited'], ownerRef: 'sealed-co', description: null },
       { name: 'ada' },
     );
@@ -215,7 +233,11 @@ describe('the sweep', () => {
     const accountId = await merchantAccount(sql, 'lost-co');
     const { endpoint } = await createEndpoint(
       sql,
-      { secrets: endpointSecretBox(config), allowHttp: true },
+      {
+        secrets: endpointSecretBox(config),
+        allowHttp: true,
+        policy: endpointAddressPolicy(config.merchantWebhooks),
+      },
       { url: server.url, eventTypes: ['deposit.credited'], ownerRef: 'lost-co', description: null },
       { name: 'ada' },
     );

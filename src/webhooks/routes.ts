@@ -4,10 +4,12 @@ import type { App } from '../platform/http/app.ts';
 import { FreeText } from '../platform/http/schemas.ts';
 import { Uuid } from '../platform/ids.ts';
 import type { Runtime } from '../platform/runtime.ts';
+import { endpointAddressPolicy } from './address-policy.ts';
 import { merchantEventTypes } from './event-types.ts';
 import { countGaugesFrom } from './metrics.ts';
 import { endpointSecretBox } from './secrets.ts';
 import {
+  addSecret,
   attemptsPageMax,
   createEndpoint,
   deliveriesPageMax,
@@ -20,6 +22,7 @@ import {
   ownerRefLengthMax,
   reasonLengthMax,
   replayDelivery,
+  retireSecret,
   setEndpointEnabled,
   urlLengthMax,
 } from './service.ts';
@@ -47,6 +50,12 @@ const EndpointSchema = Type.Object({
   ownerRef: nullable(Type.String()),
   eventTypes: Type.Array(Type.String()),
   enabled: Type.Boolean(),
+  rotationStartedAt: nullable(
+    Type.String({
+      format: 'date-time',
+      description: 'when the newest secret was added while the previous one still signs; null: one secret',
+    }),
+  ),
   createdBy: Type.String(),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
@@ -85,6 +94,7 @@ const AttemptSchema = Type.Object({
 export function merchantWebhookRoutes(runtime: Runtime) {
   const { sql, config } = runtime;
   const secrets = endpointSecretBox(config);
+  const policy = endpointAddressPolicy(config.merchantWebhooks);
   countGaugesFrom(sql);
   return (app: App): void => {
     app.get(
@@ -136,7 +146,7 @@ export function merchantWebhookRoutes(runtime: Runtime) {
       async (request, reply) => {
         const created = await createEndpoint(
           sql,
-          { secrets, allowHttp: config.merchantWebhooks.allowHttp },
+          { secrets, allowHttp: config.merchantWebhooks.allowHttp, policy },
           { ...request.body, description: request.body.description ?? null },
           { name: request.principal?.subject ?? '', requestId: request.id },
         );
@@ -188,6 +198,43 @@ export function merchantWebhookRoutes(runtime: Runtime) {
           ),
       );
     }
+    app.post(
+      '/v1/webhook-endpoints/:id/secrets',
+      {
+        config: { access: adminRoles },
+        schema: {
+          tags: ['merchant webhooks'],
+          description:
+            'Adds a signing secret (shown this once): deliveries are signed with it and with the current one until `…/secrets/retire-previous`.',
+          params: IdParams,
+          response: { 201: Type.Intersect([EndpointSchema, Type.Object({ secret: Type.String() })]) },
+        },
+      },
+      async (request, reply) => {
+        const added = await addSecret(sql, { secrets }, request.params.id, {
+          name: request.principal?.subject ?? '',
+          requestId: request.id,
+        });
+        return reply.code(201).send({ ...added.endpoint, secret: added.secret });
+      },
+    );
+    app.post(
+      '/v1/webhook-endpoints/:id/secrets/retire-previous',
+      {
+        config: { access: adminRoles },
+        schema: {
+          tags: ['merchant webhooks'],
+          description: 'Ends a rotation: the previous secret stops signing deliveries.',
+          params: IdParams,
+          response: { 200: EndpointSchema },
+        },
+      },
+      async (request) =>
+        retireSecret(sql, request.params.id, {
+          name: request.principal?.subject ?? '',
+          requestId: request.id,
+        }),
+    );
     app.get(
       '/v1/webhook-endpoints/deliveries',
       {

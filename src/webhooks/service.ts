@@ -5,8 +5,10 @@ import { withTransaction } from '../platform/db/transaction.ts';
 import type { Executor, Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
 import { enqueueJob } from '../platform/jobs.ts';
+import { assertEndpointReachable, type EndpointAddressPolicy } from './address-policy.ts';
 import {
   type AttemptRow,
+  addEndpointSecret,
   countEnabledEndpoints,
   type DeliveryFilter,
   type DeliveryRow,
@@ -14,6 +16,7 @@ import {
   insertEndpoint,
   lockEndpointSet,
   requeueDeadLetter,
+  retirePreviousSecret,
   selectAttempts,
   selectDeliveries,
   selectDelivery,
@@ -101,23 +104,31 @@ export type EndpointView = {
   ownerRef: string | null;
   eventTypes: string[];
   enabled: boolean;
+  /** When a rotation added the newest secret while the previous one still signs; null: one secret. */
+  rotationStartedAt: string | null;
   createdBy: string;
   createdAt: string;
   updatedAt: string;
 };
 
 export function endpointView(row: EndpointRow): EndpointView {
-  return { ...row, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
+  return {
+    ...row,
+    rotationStartedAt: row.rotationStartedAt?.toISOString() ?? null,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
 }
 
 /** The secret is in the answer of this call only: it is stored sealed and never shown again. */
 export async function createEndpoint(
   sql: Sql,
-  deps: { secrets: () => Promise<EndpointSecretBox>; allowHttp: boolean },
+  deps: { secrets: () => Promise<EndpointSecretBox>; allowHttp: boolean; policy: EndpointAddressPolicy },
   input: EndpointInput,
   actor: Actor,
 ): Promise<{ endpoint: EndpointView; secret: string }> {
   const url = checkEndpointUrl(input.url, deps.allowHttp);
+  await assertEndpointReachable(deps.policy, new URL(url));
   const eventTypes = checkEventTypes(input.eventTypes);
   const secret = newEndpointSecret();
   const secretSealed = (await deps.secrets()).seal(secret);
@@ -190,6 +201,66 @@ export async function setEndpointEnabled(
       subjectId: input.id,
       before: { enabled: current.enabled },
       after: { enabled: changed.enabled, reason: input.reason },
+      requestId: actor.requestId,
+    });
+    return endpointView(changed);
+  });
+}
+
+/**
+ * Secret rotation, step 1: a new secret (returned this once) signs every delivery from now on, and
+ * the current one keeps signing beside it, so the merchant can switch its verifier at any time.
+ */
+export async function addSecret(
+  sql: Sql,
+  deps: { secrets: () => Promise<EndpointSecretBox> },
+  id: string,
+  actor: Actor,
+): Promise<{ endpoint: EndpointView; secret: string }> {
+  const secret = newEndpointSecret();
+  const secretSealed = (await deps.secrets()).seal(secret);
+  const row = await withTransaction(sql, async (tx) => {
+    const current = await selectEndpoint(tx, id);
+    if (!current) throw new DomainError('merchant-webhook/endpoint-not-found', `no endpoint ${id}`);
+    const changed = await addEndpointSecret(tx, id, secretSealed);
+    if (!changed) {
+      throw new DomainError(
+        'merchant-webhook/rotation-in-progress',
+        `endpoint ${id} is signing with two secrets already: retire the previous one first`,
+      );
+    }
+    await appendAudit(tx, {
+      actor: actor.name,
+      action: 'merchant_webhook.secret_added',
+      subjectType: 'merchant_webhook_endpoint',
+      subjectId: id,
+      after: { rotationStartedAt: changed.rotationStartedAt?.toISOString() ?? null },
+      requestId: actor.requestId,
+    });
+    return changed;
+  });
+  return { endpoint: endpointView(row), secret };
+}
+
+/** Secret rotation, step 2: the previous secret stops signing; only the newest one is left. */
+export async function retireSecret(sql: Sql, id: string, actor: Actor): Promise<EndpointView> {
+  return withTransaction(sql, async (tx) => {
+    const current = await selectEndpoint(tx, id);
+    if (!current) throw new DomainError('merchant-webhook/endpoint-not-found', `no endpoint ${id}`);
+    const changed = await retirePreviousSecret(tx, id);
+    if (!changed) {
+      throw new DomainError(
+        'merchant-webhook/no-previous-secret',
+        `endpoint ${id} signs with one secret: there is no previous one to retire`,
+      );
+    }
+    await appendAudit(tx, {
+      actor: actor.name,
+      action: 'merchant_webhook.secret_retired',
+      subjectType: 'merchant_webhook_endpoint',
+      subjectId: id,
+      before: { rotationStartedAt: current.rotationStartedAt?.toISOString() ?? null },
+      after: { rotationStartedAt: null },
       requestId: actor.requestId,
     });
     return endpointView(changed);

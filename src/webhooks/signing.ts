@@ -43,11 +43,20 @@ export function sign(key: Buffer, message: SignedMessage): string {
   return `${signatureVersion},${digest}`;
 }
 
-/** The three headers every delivery attempt carries; the timestamp is the attempt's own. */
-export function signedHeaders(key: Buffer, message: SignedMessage): Record<string, string> {
+/**
+ * The three headers every delivery attempt carries; the timestamp is the attempt's own. With more
+ * than one key (a secret rotation's overlap) the signature header holds one space-separated
+ * `v1,…` signature per key, newest first: a verifier accepts the message if any one matches.
+ */
+export function signedHeaders(
+  key: Buffer | readonly Buffer[],
+  message: SignedMessage,
+): Record<string, string> {
+  const keys = Buffer.isBuffer(key) ? [key] : key;
+  assert(keys.length > 0, 'a message is signed with at least one key');
   return {
     'webhook-id': message.id,
     'webhook-timestamp': String(message.timestampSeconds),
-    'webhook-signature': sign(key, message),
+    'webhook-signature': keys.map((each) => sign(each, message)).join(' '),
   };
 }

@@ -3,6 +3,7 @@ import type { Sql } from '../platform/db/types.ts';
 import { isUuid } from '../platform/ids.ts';
 import { enqueueJob, type TaskMap } from '../platform/jobs.ts';
 import type { Runtime } from '../platform/runtime.ts';
+import { endpointAddressPolicy } from './address-policy.ts';
 import { selectOverdueDeliveries } from './data.ts';
 import { type DeliveryDeps, deliverOnce } from './delivery.ts';
 import { deliverJobAttemptsMax, deliverTask, deliveryJobKeyPrefix } from './events.ts';
@@ -45,6 +46,7 @@ export function deliveryDeps(runtime: Runtime): DeliveryDeps {
     sql: runtime.sql,
     options: runtime.config.merchantWebhooks,
     secrets: endpointSecretBox(runtime.config),
+    policy: endpointAddressPolicy(runtime.config.merchantWebhooks),
     logger: runtime.logger,
   };
 }

@@ -6,6 +6,15 @@ import type { Sql } from '../platform/db/types.ts';
 
 /** A merchant's endpoint for tests: a real HTTP server on 127.0.0.1 that records what it gets. */
 
+/**
+ * What a service needs to deliver to such a receiver: plain http, and 127.0.0.1 on the allow-list
+ * (loopback is refused otherwise, src/webhooks/address-policy.ts).
+ */
+export const loopbackReceiverEnv = {
+  MERCHANT_WEBHOOK_ALLOW_HTTP: 'true',
+  MERCHANT_WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+} as const;
+
 export type ReceivedRequest = {
   headers: Record<string, string>;
   body: string;

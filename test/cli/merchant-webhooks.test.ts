@@ -5,6 +5,7 @@ import { deliverOnce } from '../../src/webhooks/delivery.ts';
 import { deliveryDeps } from '../../src/webhooks/tasks.ts';
 import {
   depositInput,
+  loopbackReceiverEnv,
   type MerchantServer,
   merchantAccount,
   startMerchantServer,
@@ -12,7 +13,7 @@ import {
 import { runCli } from '../support/process.ts';
 import { startTestService, type TestService, testEnv } from '../support/service.ts';
 
-const settings = { MERCHANT_WEBHOOK_ALLOW_HTTP: 'true', MERCHANT_WEBHOOK_ATTEMPTS_MAX: '1' };
+const settings = { ...loopbackReceiverEnv, MERCHANT_WEBHOOK_ATTEMPTS_MAX: '1' };
 let service: TestService;
 let server: MerchantServer;
 let env: Record<string, string>;
@@ -107,6 +108,51 @@ describe('settledesk merchant-webhooks', () => {
       { action: 'merchant_webhook.dead_lettered', actor: 'merchant-webhooks' },
       { action: 'merchant_webhook.delivery_replayed', actor: 'otto' },
       { action: 'merchant_webhook.endpoint_disabled', actor: 'ada' },
+    ]);
+  });
+
+  it('rotates an endpoint secret: add-secret prints a new one, retire-secret ends the overlap, and refuses a second retire', async () => {
+    const added = await runCli(
+      [
+        '--json',
+        'merchant-webhooks',
+        'endpoints',
+        'add',
+        '--url',
+        server.url,
+        '--events',
+        'deposit.credited',
+      ].concat(['--owner-ref', 'cli-rotate', '--as', 'ada']),
+      env,
+    );
+    expect(added.code, added.stderr).toBe(0);
+    const endpoint = JSON.parse(added.stdout) as { id: string; secret: string };
+    const rotated = await runCli(
+      ['merchant-webhooks', 'endpoints', 'add-secret', endpoint.id, '--as', 'ada'],
+      env,
+    );
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const secret = /secret (whsec_\S+)/.exec(rotated.stdout)?.[1];
+    expect(secret).toMatch(/^whsec_/);
+    expect(secret).not.toBe(endpoint.secret);
+    const retired = await runCli(
+      ['merchant-webhooks', 'endpoints', 'retire-secret', endpoint.id, '--as', 'ada'],
+      env,
+    );
+    expect(retired.code, retired.stderr).toBe(0);
+    expect(retired.stdout).toContain('the previous secret is retired');
+    const again = await runCli(
+      ['merchant-webhooks', 'endpoints', 'retire-secret', endpoint.id, '--as', 'ada'],
+      env,
+    );
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('no previous one to retire');
+    const audit = await service.db.sql<{ action: string; actor: string }[]>`
+      select action, actor from audit_log where subject_id = ${endpoint.id} order by id`;
+    expect(audit.map((row) => row.action)).toEqual([
+      'merchant_webhook.endpoint_added',
+      'merchant_webhook.secret_added',
+      'merchant_webhook.secret_retired',
     ]);
   });
 });
