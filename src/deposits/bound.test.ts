@@ -251,7 +251,7 @@ describe('provider deposits bound to intents', () => {
       expect.objectContaining({
         depositId: held[1],
         reason: 'unknown_reference',
-        amount: '2.5',
+        amount: '2.5000000',
         asset: 'XLM',
       }),
     ]);
