@@ -167,8 +167,9 @@ export type SuspenseInput = {
 
 /**
  * Holds money in `deposit_suspense` (offset: the provider's clearing account for a webhook, the
- * hot wallet's mirror for a chain payment) with its audit row and a `deposit_mismatch` finding,
- * in the caller's transaction: a person attributes it with an adjustment.
+ * hot wallet's mirror for a chain payment) with its audit row, and for a webhook a
+ * `deposit_mismatch` finding, in the caller's transaction: a person attributes it with an
+ * adjustment.
  */
 export async function holdInSuspense(tx: Tx, input: SuspenseInput): Promise<CreditOutcome> {
   const seen = await selectDeposit(tx, input.provider, input.reference);
@@ -225,12 +226,16 @@ export async function holdInSuspense(tx: Tx, input: SuspenseInput): Promise<Cred
     after: held,
     requestId: input.requestId,
   });
-  await recordFindings(tx, [
-    {
-      kind: 'deposit_mismatch',
-      subject: deposit.id,
-      evidence: { ...held, suspenseReason: input.reason, reason: 'held_in_suspense' },
-    },
-  ]);
+  // A provider payload that disagrees with what we issued may be a leaked secret at work: a
+  // finding. A chain payment without a usable memo is a customer's slip, counted by the watcher.
+  if (input.source === 'webhook') {
+    await recordFindings(tx, [
+      {
+        kind: 'deposit_mismatch',
+        subject: deposit.id,
+        evidence: { ...held, suspenseReason: input.reason, reason: 'held_in_suspense' },
+      },
+    ]);
+  }
   return { kind: 'held', deposit: { ...deposit, createdAt: new Date() } };
 }
