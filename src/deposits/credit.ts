@@ -191,8 +191,8 @@ export async function holdInSuspense(tx: Tx, input: SuspenseInput): Promise<Cred
     source: input.source,
   };
   const journalId = randomUUID();
-  const claimed = { ...deposit, journalId, intentId: input.intentId, suspenseReason: input.reason };
-  if ((await insertDeposit(tx, claimed)) === undefined) {
+  const row = { ...deposit, journalId, intentId: input.intentId, suspenseReason: input.reason };
+  if ((await insertDeposit(tx, row)) === undefined) {
     const existing = await selectDeposit(tx, input.provider, input.reference);
     assert(existing, 'a claimed deposit reference has no row');
     return replayOrMismatch(existing, input.payloadHash);
