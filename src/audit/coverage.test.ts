@@ -133,6 +133,7 @@ describe('the audit chain covers all money', () => {
         reference: 'coverage-suspense',
         asset: 'XLM',
         amountMinor: 5n,
+        reason: 'unknown_memo',
       }),
     );
     await post('/v1/transfers', {
@@ -241,7 +242,7 @@ describe('the audit chain covers all money', () => {
       ['customer', ['deposit.credited']],
       ['customer', ['deposit.credited']],
       ['customer', ['deposit.credited']],
-      ['deposit_suspense', ['deposit.suspended']],
+      ['deposit_suspense', ['deposit.suspense']],
     ]);
 
     const created = await sql<{ subjectId: string }[]>`

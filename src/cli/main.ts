@@ -8,6 +8,7 @@ import { registerAssetCommands } from './assets.ts';
 import { registerAuditCommands } from './audit.ts';
 import { type Output, reportFailure } from './context.ts';
 import { registerControlCommands } from './controls.ts';
+import { registerDepositCommands } from './deposit-suspense.ts';
 import { registerDrillCommands } from './drills.ts';
 import { registerEscrowCommands } from './escrow.ts';
 import { registerIncidentCommands } from './incidents.ts';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerStreamCommands(program, output);
   registerChannelCommands(program, output);
   registerWebhookCommands(program, output);
+  registerDepositCommands(program, output);
   registerProviderCommands(program, output);
   registerMerchantWebhookCommands(program, output);
   registerTriageCommands(program, output);

@@ -16,6 +16,32 @@ export type DepositRow = {
   createdAt: Date;
 };
 
+/** Why a deposit is held in `deposit_suspense` instead of credited (the webhook's, then the watcher's). */
+export const suspenseReasons = [
+  'unknown_reference',
+  'account_differs',
+  'asset_differs',
+  'amount_differs',
+  'no_memo',
+  'unknown_memo',
+  'account_refused',
+  'account_merge',
+] as const;
+export type SuspenseReason = (typeof suspenseReasons)[number];
+
+export type SuspenseRow = {
+  depositId: string;
+  provider: string;
+  reference: string;
+  source: DepositRow['source'];
+  reason: SuspenseReason;
+  asset: string;
+  amountMinor: bigint;
+  precision: number;
+  intentId: string | null;
+  createdAt: Date;
+};
+
 export type InboundWebhookRow = {
   id: string;
   provider: string;
@@ -67,13 +93,18 @@ export async function updateProviderMode(
 /** Claims the reference; undefined when it was already taken (the caller reads what is there). */
 export async function insertDeposit(
   db: Executor,
-  deposit: Omit<DepositRow, 'createdAt'> & { journalId: string },
+  deposit: Omit<DepositRow, 'createdAt'> & {
+    journalId: string;
+    intentId?: string;
+    suspenseReason?: SuspenseReason;
+  },
 ): Promise<string | undefined> {
   const [row] = await db<{ id: string }[]>`
-    insert into deposits (id, provider, reference, payload_hash, account_id, asset, amount_minor, journal_id, source)
+    insert into deposits (id, provider, reference, payload_hash, account_id, asset, amount_minor, journal_id, source,
+                          intent_id, suspense_reason)
     values (${deposit.id}::uuid, ${deposit.provider}::text, ${deposit.reference}::text, ${deposit.payloadHash}::text,
             ${deposit.accountId}::uuid, ${deposit.asset}::text, ${deposit.amountMinor}::int8, ${deposit.journalId}::uuid,
-            ${deposit.source}::text)
+            ${deposit.source}::text, ${deposit.intentId ?? null}::uuid, ${deposit.suspenseReason ?? null}::text)
     on conflict (provider, reference) do nothing
     returning id`;
   return row?.id;
@@ -89,6 +120,23 @@ export async function selectDeposit(
            amount_minor as "amountMinor", source, created_at as "createdAt"
     from deposits where provider = ${provider}::text and reference = ${reference}::text`;
   return row;
+}
+
+/** Deposits held in suspense, newest first, after the (createdAt, id) cursor when one is given. */
+export async function selectSuspense(
+  db: Executor,
+  page: { limit: number; before?: { createdAt: Date; id: string } },
+): Promise<SuspenseRow[]> {
+  const after = page.before
+    ? db`and (d.created_at, d.id) < (${page.before.createdAt}::timestamptz, ${page.before.id}::uuid)`
+    : db``;
+  return db<SuspenseRow[]>`
+    select d.id as "depositId", d.provider, d.reference, d.source, d.suspense_reason as reason, d.asset,
+           d.amount_minor as "amountMinor", s.precision, d.intent_id as "intentId", d.created_at as "createdAt"
+    from deposits d join assets s on s.code = d.asset
+    where d.suspense_reason is not null ${after}
+    order by d.created_at desc, d.id desc
+    limit ${page.limit}::int`;
 }
 
 export async function countDepositsTo(db: Executor, accountId: string): Promise<number> {

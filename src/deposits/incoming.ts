@@ -2,6 +2,7 @@ import { xdr } from '@stellar/stellar-sdk';
 import { formatAmount } from '../money/money.ts';
 import type { HorizonPayment } from '../stellar/horizon-read.ts';
 import { stellarDecimals } from '../stellar/units.ts';
+import type { SuspenseReason as DepositSuspenseReason } from './data.ts';
 
 /**
  * What a Horizon payment record brought into the receiving account: one definition shared by the
@@ -13,7 +14,10 @@ export class Unreadable extends Error {
   override name = 'Unreadable';
 }
 
-export type SuspenseReason = 'no_memo' | 'unknown_memo' | 'account_refused' | 'account_merge';
+export type SuspenseReason = Extract<
+  DepositSuspenseReason,
+  'no_memo' | 'unknown_memo' | 'account_refused' | 'account_merge'
+>;
 /** Money a record brought in: `parkReason` when it goes to suspense whatever its memo says. */
 export type Incoming = { asset: string; amount: string; parkReason?: SuspenseReason };
 

@@ -2,6 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Account, MuxedAccount } from '@stellar/stellar-sdk';
 import { appendAudit } from '../audit/audit.ts';
 import { getAccount } from '../ledger/service.ts';
+import { parsePositiveAmount } from '../ledger/transfers.ts';
+import { formatAmount } from '../money/money.ts';
 import { withTransaction } from '../platform/db/transaction.ts';
 import type { Sql } from '../platform/db/types.ts';
 import { DomainError } from '../platform/errors.ts';
@@ -29,6 +31,8 @@ export type Intent = {
   stellar?: { address: string; memo: { type: 'id'; value: string }; muxedAddress: string };
   /** At an external provider: quote this reference. */
   reference?: string;
+  /** The amount the intent fixed (external providers): a webhook with another amount is held. */
+  amount?: string;
 };
 
 /** 0-99, the same for an account every time: a customer stays with one provider during a rollout. */
@@ -44,7 +48,13 @@ export function routeFor(routing: Routing, accountId: string): string {
 
 export async function createIntent(
   sql: Sql,
-  input: { accountId: string; provider?: string; actor: string; hotWallet: () => Promise<string> },
+  input: {
+    accountId: string;
+    provider?: string;
+    amount?: string;
+    actor: string;
+    hotWallet: () => Promise<string>;
+  },
 ): Promise<Intent> {
   const account = await getAccount(sql, input.accountId);
   if (account.type !== 'customer' && account.type !== 'merchant') {
@@ -59,8 +69,13 @@ export async function createIntent(
   if (provider.mode !== 'standard') {
     throw new DomainError('deposits/provider-not-accepting', `provider ${provider.name} is ${provider.mode}`);
   }
+  const amountMinor =
+    input.amount === undefined ? null : parsePositiveAmount(input.amount, account.precision);
   const id = randomUUID();
-  if (provider.kind === 'stellar')
+  if (provider.kind === 'stellar') {
+    // The watcher attributes chain payments by memo alone: a fixed amount would not be checked.
+    if (amountMinor !== null)
+      throw new DomainError('request/validation', 'a fixed amount is only taken for external providers');
     return stellarIntent(sql, {
       id,
       accountId: account.id,
@@ -68,6 +83,7 @@ export async function createIntent(
       actor: input.actor,
       hotWallet: await input.hotWallet(),
     });
+  }
   const reference = `${provider.name}-${id}`;
   await insertIntent(sql, {
     id,
@@ -75,9 +91,16 @@ export async function createIntent(
     provider: provider.name,
     memoId: null,
     reference,
+    amountMinor,
     createdBy: input.actor,
   });
-  return { id, accountId: account.id, provider: provider.name, reference };
+  return {
+    id,
+    accountId: account.id,
+    provider: provider.name,
+    reference,
+    ...(amountMinor !== null && { amount: formatAmount(amountMinor, account.precision) }),
+  };
 }
 
 async function stellarIntent(
@@ -91,6 +114,7 @@ async function stellarIntent(
     provider: input.provider.name,
     memoId: memo,
     reference: null,
+    amountMinor: null,
     createdBy: input.actor,
   });
   const muxedAddress = new MuxedAccount(new Account(input.hotWallet, '0'), memo.toString()).accountId();

@@ -4,7 +4,7 @@ import { selectPendingProofsSummary } from './data.ts';
 
 export const depositWebhooks = new Counter({
   name: 'deposit_webhooks_total',
-  help: 'Provider deposit webhooks by provider and outcome (credited, replay, mismatch, rejected, dead_letter, unavailable, replayed).',
+  help: 'Provider deposit webhooks by provider and outcome (credited, replay, held, mismatch, rejected, dead_letter, unavailable, replayed).',
   labelNames: ['provider', 'outcome'] as const,
   registers: [registry],
 });

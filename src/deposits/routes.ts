@@ -29,7 +29,7 @@ const WebhookView = Type.Object({
 });
 
 const WebhookOutcome = Type.Object({
-  outcome: Type.Union([Type.Literal('credited'), Type.Literal('replay')]),
+  outcome: Type.Union([Type.Literal('credited'), Type.Literal('replay'), Type.Literal('held')]),
   depositId: Uuid(),
   webhookId: Uuid(),
 });
@@ -37,15 +37,21 @@ const WebhookOutcome = Type.Object({
 /** Every status the provider webhook answers; a 4xx refusal of the content is also dead-lettered (`webhookId`). */
 const webhookResponses = {
   201: { ...WebhookOutcome, description: 'credited now' },
-  200: { ...WebhookOutcome, description: 'the same payload was credited before: a replay' },
+  200: {
+    ...WebhookOutcome,
+    description:
+      'the same payload was received before (a replay), or held in deposit_suspense: its reference was never issued or it disagrees with its intent',
+  },
   400: problemResponse('malformed JSON, a missing or unstorable field, or an amount we do not accept'),
   401: problemResponse('the signature is missing or does not verify, or its timestamp is stale'),
   403: problemResponse('the provider is disabled'),
-  404: problemResponse('no such provider, or no such account (dead-lettered)'),
+  404: problemResponse(
+    'no such provider, or the intent account is not a customer or merchant account (dead-lettered)',
+  ),
   409: problemResponse('the reference was received before with another payload; nothing is kept'),
   413: problemResponse('the body is too large'),
   415: problemResponse('the body is not application/json'),
-  422: problemResponse('the account holds another asset (dead-lettered)'),
+  422: problemResponse('the asset is not enabled (dead-lettered)'),
   503: problemResponse('not processed now and nothing kept (payments read_only, a database failure): retry', {
     'retry-after': { type: 'integer', minimum: 1, description: 'seconds to wait before sending it again' },
   }),
@@ -117,6 +123,14 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
             {
               accountId: Uuid(),
               provider: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,39}$' })),
+              amount: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  maxLength: 40,
+                  description:
+                    'the amount the customer is to pay (external providers): a webhook with another is held in suspense',
+                }),
+              ),
             },
             { additionalProperties: false },
           ),
@@ -126,6 +140,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
         const intent = await createIntent(sql, {
           accountId: request.body.accountId,
           provider: request.body.provider,
+          amount: request.body.amount,
           actor: request.principal?.subject ?? '',
           hotWallet: proofs.hotWallet,
         });

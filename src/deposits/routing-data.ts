@@ -51,11 +51,33 @@ export async function insertIntent(
     provider: string;
     memoId: bigint | null;
     reference: string | null;
+    amountMinor: bigint | null;
     createdBy: string;
   },
 ): Promise<void> {
   await db`
-    insert into deposit_intents (id, account_id, provider, memo_id, reference, created_by)
+    insert into deposit_intents (id, account_id, provider, memo_id, reference, amount_minor, created_by)
     values (${intent.id}::uuid, ${intent.accountId}::uuid, ${intent.provider}::text, ${intent.memoId}::int8,
-            ${intent.reference}::text, ${intent.createdBy}::text)`;
+            ${intent.reference}::text, ${intent.amountMinor}::int8, ${intent.createdBy}::text)`;
+}
+
+/** What a provider reference was issued for: the intent's account, its asset and fixed amount. */
+export type IssuedIntent = {
+  id: string;
+  accountId: string;
+  asset: string;
+  precision: number;
+  amountMinor: bigint | null;
+};
+
+export async function selectIntentByReference(
+  db: Executor,
+  provider: string,
+  reference: string,
+): Promise<IssuedIntent | undefined> {
+  const [row] = await db<IssuedIntent[]>`
+    select i.id, i.account_id as "accountId", a.asset, s.precision, i.amount_minor as "amountMinor"
+    from deposit_intents i join accounts a on a.id = i.account_id join assets s on s.code = a.asset
+    where i.provider = ${provider}::text and i.reference = ${reference}::text`;
+  return row;
 }

@@ -148,6 +148,7 @@ export class DepositWatcher {
       reference,
       asset,
       amountMinor: parsed.minor,
+      reason,
     });
     if (parked.kind === 'replay') return 'replay';
     watcherSuspense.inc({ reason });

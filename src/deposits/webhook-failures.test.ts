@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/db.ts';
+import { issueReference } from '../../test/support/intents.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { updatePaymentsMode } from '../controls/data.ts';
 import { problemCatalogue } from '../platform/errors.ts';
@@ -31,7 +32,23 @@ beforeAll(async () => {
   });
   await service.db.sql`insert into deposit_providers (name, kind) values ('rampco', 'external')`;
   xlmAccount = await newAccount('XLM');
+  // A webhook credits only a reference settledesk issued (bound.test.ts covers the others).
+  for (const reference of ['ref-locked', 'planted-reference-5f1c']) {
+    await issue(reference, xlmAccount);
+  }
 });
+
+async function issue(reference: string, accountId: string): Promise<void> {
+  await issueReference(service.db.sql, { provider: 'rampco', reference, accountId });
+}
+
+/** An account closed after its reference was issued: its deposits are refused and dead-lettered. */
+async function closedAccountWith(reference: string): Promise<string> {
+  const accountId = await newAccount('XLM');
+  await issue(reference, accountId);
+  await service.db.sql`update accounts set status = 'closed' where id = ${accountId}::uuid`;
+  return accountId;
+}
 
 afterAll(async () => {
   await service.close();
@@ -124,6 +141,7 @@ describe('deposit webhooks that cannot be processed now', () => {
     // An asset enabled without its system accounts: crediting it breaks an invariant of ours.
     await service.db.sql`insert into assets (code) values (${usdc})`;
     const account = await newAccount(usdc);
+    await issue('ref-broken', account);
     const failed = await send(deposit('ref-broken', account, usdc, '2'));
     expectRetryLater(failed, 'service/unavailable');
     expect(JSON.stringify(failed.body)).not.toContain('deposit_clearing');
@@ -135,7 +153,7 @@ describe('deposit webhooks that cannot be processed now', () => {
     expect(await credits('ref-broken')).toBe(1);
   });
 
-  it('answers read_only mode with 503 payments/read-only and Retry-After, and the retry credits after it', async () => {
+  it('answers read_only mode with 503 payments/read-only and Retry-After for a reference never issued, and holds its retry after it', async () => {
     const sql = service.db.sql;
     await updatePaymentsMode(sql, 'read_only', 'test', 'incident');
     try {
@@ -145,8 +163,10 @@ describe('deposit webhooks that cannot be processed now', () => {
     } finally {
       await updatePaymentsMode(sql, 'standard', 'test', 'over');
     }
-    expect((await send(deposit('ref-read-only'))).statusCode).toBe(201);
-    expect(await credits('ref-read-only')).toBe(1);
+    const retried = await send(deposit('ref-read-only'));
+    expect(retried.statusCode).toBe(200);
+    expect(retried.body.outcome).toBe('held');
+    expect(await credits('ref-read-only')).toBe(0);
   });
 
   it('refuses a control character in the payload with 400 instead of a database error', async () => {
@@ -162,14 +182,14 @@ describe('deposit webhooks that cannot be processed now', () => {
   });
 
   it('dead-letters a refusal with its 4xx problem, and dead letters hold a problem type and a safe detail only', async () => {
-    const missing = '7d1e2f3a-0b4c-4d5e-8f60-718293a4b5c6';
-    const refused = await send(deposit('ref-no-account', missing));
-    expect(refused.statusCode).toBe(404);
+    const closed = await closedAccountWith('ref-closed-account');
+    const refused = await send(deposit('ref-closed-account', closed));
+    expect(refused.statusCode).toBe(422);
     expect(refused.contentType).toContain('application/problem+json');
-    expect(refused.body.type).toBe('ledger/account-not-found');
+    expect(refused.body.type).toBe('ledger/account-closed');
     expect(typeof refused.body.webhookId).toBe('string');
-    expect(await stored('ref-no-account')).toEqual([
-      { state: 'dead_letter', error: `ledger/account-not-found: no account ${missing}` },
+    expect(await stored('ref-closed-account')).toEqual([
+      { state: 'dead_letter', error: `ledger/account-closed: account ${closed} is closed` },
     ]);
 
     const errors = await service.db.sql<{ error: string | null }[]>`
@@ -184,11 +204,10 @@ describe('deposit webhooks that cannot be processed now', () => {
   });
 
   it('keeps a dead letter as it was when its replay fails in the database, and the next replay credits once', async () => {
-    const accountId = randomUUID();
+    const accountId = await closedAccountWith('ref-replay-locked');
     const parked = await send(deposit('ref-replay-locked', accountId));
     const webhookId = String(parked.body.webhookId);
-    await service.db
-      .sql`insert into accounts (id, type, asset) values (${accountId}::uuid, 'customer', 'XLM')`;
+    await service.db.sql`update accounts set status = 'active' where id = ${accountId}::uuid`;
     const token = await service.token('operator');
     const replay = () =>
       service.app.inject({
@@ -205,7 +224,10 @@ describe('deposit webhooks that cannot be processed now', () => {
     expect(failed?.body).not.toContain('lock timeout');
     const [row] = await service.db.sql<{ state: string; error: string | null }[]>`
       select state, error from inbound_webhooks where id = ${webhookId}::uuid`;
-    expect(row).toEqual({ state: 'dead_letter', error: `ledger/account-not-found: no account ${accountId}` });
+    expect(row).toEqual({
+      state: 'dead_letter',
+      error: `ledger/account-closed: account ${accountId} is closed`,
+    });
 
     expect((await replay()).statusCode).toBe(200);
     expect(await credits('ref-replay-locked')).toBe(1);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueReference } from '../../test/support/intents.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { registry } from '../platform/metrics.ts';
 import { signatureHeaderValue } from './signature.ts';
@@ -18,6 +19,10 @@ beforeAll(async () => {
     { id: string }[]
   >`insert into accounts (type, asset) values ('customer', 'XLM') returning id`;
   account = row?.id ?? '';
+  // A webhook credits only a reference settledesk issued (bound.test.ts covers the others).
+  for (const reference of ['ref-1', 'ref-rotated', 'ref-burst', 'ref-2']) {
+    await issueReference(service.db.sql, { provider: 'rampco', reference, accountId: account });
+  }
 });
 
 afterAll(async () => {
@@ -143,12 +148,16 @@ describe('provider deposit webhooks', () => {
 
   it('dead-letters a refusal with its problem and replays it to exactly one credit once the cause is fixed', async () => {
     const sql = service.db.sql;
-    const missing = randomUUID();
-    const body = JSON.stringify({ reference: 'ref-dlq', accountId: missing, asset: 'XLM', amount: '7' });
+    const [closing] = await sql<
+      { id: string }[]
+    >`insert into accounts (type, asset, status) values ('customer', 'XLM', 'closed') returning id`;
+    const accountId = closing?.id ?? '';
+    await issueReference(sql, { provider: 'rampco', reference: 'ref-dlq', accountId });
+    const body = JSON.stringify({ reference: 'ref-dlq', accountId, asset: 'XLM', amount: '7' });
     const parked = await send(body);
-    expect(parked.statusCode).toBe(404);
+    expect(parked.statusCode).toBe(422);
     expect(parked.contentType).toContain('application/problem+json');
-    expect(parked.body).toMatchObject({ type: 'ledger/account-not-found', webhookId: expect.any(String) });
+    expect(parked.body).toMatchObject({ type: 'ledger/account-closed', webhookId: expect.any(String) });
     const token = await service.token('operator');
     const listed = await service.app.inject({
       method: 'GET',
@@ -158,7 +167,7 @@ describe('provider deposit webhooks', () => {
     expect(listed.json().items).toContainEqual(
       expect.objectContaining({
         id: parked.body.webhookId,
-        error: `ledger/account-not-found: no account ${missing}`,
+        error: `ledger/account-closed: account ${accountId} is closed`,
       }),
     );
 
@@ -168,8 +177,8 @@ describe('provider deposit webhooks', () => {
         url: `/v1/webhooks/dead-letters/${parked.body.webhookId}/replay`,
         headers: { authorization: `Bearer ${token}`, 'idempotency-key': randomUUID() },
       });
-    expect((await replay()).statusCode).toBe(404);
-    await sql`insert into accounts (id, type, asset) values (${missing}::uuid, 'customer', 'XLM')`;
+    expect((await replay()).statusCode).toBe(422);
+    await sql`update accounts set status = 'active' where id = ${accountId}::uuid`;
     const replayed = await replay();
     expect(replayed.statusCode).toBe(200);
     expect(replayed.json()).toMatchObject({ state: 'replayed', outcome: 'credited by operator-user' });

@@ -7,7 +7,9 @@ import { DomainError, type Problem, problemFor } from '../platform/errors.ts';
 import { freeTextMessage, isFreeText } from '../platform/http/schemas.ts';
 import { isUuid } from '../platform/ids.ts';
 import type { Logger } from '../platform/logging.ts';
-import { type CreditOutcome, creditDeposit } from './credit.ts';
+import { findingsCreated } from '../reconciliation/metrics.ts';
+import { creditProviderDeposit } from './bound.ts';
+import type { CreditOutcome } from './credit.ts';
 import {
   claimDeadLetter,
   countDeadLetters,
@@ -190,7 +192,7 @@ async function processWebhook(
   const webhookId = randomUUID();
   try {
     const outcome = await withTransaction(sql, async (tx) => {
-      const credit = await creditDeposit(tx, { ...payload, provider, source: 'webhook' }, input.requestId);
+      const credit = await creditProviderDeposit(tx, { ...payload, provider }, input.requestId);
       await insertInboundWebhook(tx, {
         id: webhookId,
         provider,
@@ -202,6 +204,13 @@ async function processWebhook(
       return credit;
     });
     depositWebhooks.inc({ provider, outcome: outcome.kind });
+    if (outcome.kind === 'held') {
+      findingsCreated.inc({ kind: 'deposit_mismatch' });
+      logger.warn(
+        { provider, requestId: input.requestId, depositId: outcome.deposit.id, webhookId },
+        'deposit webhook held in suspense',
+      );
+    }
     return {
       status: outcome.kind === 'credited' ? 201 : 200,
       body: { outcome: outcome.kind, depositId: outcome.deposit.id, webhookId },
@@ -281,7 +290,7 @@ export async function replayDeadLetter(sql: Sql, id: string, actor: string): Pro
       if (!webhook)
         throw new DomainError('webhook/not-dead-lettered', `webhook ${id} is not in the dead-letter queue`);
       const payload = parsePayload(webhook.body);
-      const credit = await creditDeposit(tx, { ...payload, provider: webhook.provider, source: 'webhook' });
+      const credit = await creditProviderDeposit(tx, { ...payload, provider: webhook.provider }, undefined);
       const outcome = `${credit.kind} by ${actor}`;
       await updateInboundWebhook(tx, id, { state: 'replayed', outcome, error: null });
       await appendAudit(tx, {

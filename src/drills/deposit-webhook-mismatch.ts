@@ -26,23 +26,27 @@ const requestTimeoutMs = 10_000;
 
 /**
  * docs/runbooks/deposit-webhook-failures.md against `settledesk serve`: provider rampco sends a
- * signed deposit (credited once, its resend a replay), the same reference with another payload
- * (409, nothing credited), forged webhooks (401, security events, one past the alert's threshold),
- * a deposit naming an account we do not have (404, dead-lettered), and, while payments are
- * `read_only`, two verified webhooks answered 503 with `Retry-After` and not kept. Detection is
- * the metrics the alerts are built on and triage's count of dead letters; the runbook's cells
- * investigate, the mode goes back to `standard` under the two-person rule, the provider's retries
- * and its corrected resend are credited, and then: one credit per accepted deposit, the
- * mismatched payload never credited, balances equal to the accepted deposits, the ledger balanced.
+ * signed deposit for a reference it was quoted (credited once, its resend a replay), the same
+ * reference with another payload (409, nothing credited), forged webhooks (401, security events,
+ * one past the alert's threshold), a deposit naming another account than its intent's (held in
+ * deposit_suspense, credited to nobody), a deposit to an account closed since its intent (422,
+ * dead-lettered) and, while payments are `read_only`, two webhooks of issued references (credited:
+ * they complete deposits customers were told to make) and one of a reference never issued
+ * (answered 503 with `Retry-After`, not kept). Detection is the metrics the alerts are built on and
+ * triage's count of dead letters; the runbook's cells investigate, the mode goes back to
+ * `standard` under the two-person rule, the account is reopened and the provider's resend credited,
+ * the unissued reference's retry is held, and then: one credit per accepted deposit, the
+ * mismatched and misdirected payloads never credited, the ledger balanced.
  */
 export const depositWebhookMismatchDrill: Drill = {
   name: 'deposit-webhook-mismatch',
   runbook: 'deposit-webhook-failures.md',
   description:
     'a provider sends a deposit, a mismatched payload under its reference, forged signatures, a ' +
-    'deposit to an unknown account (dead-lettered) and, while payments are read_only, webhooks ' +
-    'answered 503 that it retries; the runbook investigates: one credit per deposit, the mismatch ' +
-    'never credited, the ledger balanced',
+    'deposit naming another account than its intent (held in suspense), a deposit to a closed ' +
+    'account (dead-lettered) and, while payments are read_only, webhooks of issued references ' +
+    '(credited) and of an unissued one (503, held on the retry); the runbook investigates: one ' +
+    'credit per deposit, the mismatch never credited, the ledger balanced',
   run: async (context) => {
     const {
       service,
@@ -57,26 +61,35 @@ export const depositWebhookMismatchDrill: Drill = {
     await context.step(`register provider ${provider}`, () =>
       cliOk(context, serviceEnv, ['providers', 'add', provider, '--as', operator]),
     );
-    const deposits = await context.step(
-      `open two customer accounts and quote each a ${provider} reference`,
+    const { deposits, misdirected } = await context.step(
+      `open three customer accounts and quote each a ${provider} reference`,
       async () => {
-        const [alice, bob] = [
+        const [alice, bob, carol] = [
           await openAccount(context, service, tokens.service, 'drill-alice'),
           await openAccount(context, service, tokens.service, 'drill-bob'),
+          await openAccount(context, service, tokens.service, 'drill-carol'),
         ];
         const reference = (account: string) => quoteReference(context, service, tokens.service, account);
         return {
-          first: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '12.5' },
-          deferredBob: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '7.25' },
-          deferredAlice: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '3' },
-          corrected: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '4.5' },
-          afterwards: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '1.75' },
+          deposits: {
+            first: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '12.5' },
+            deferredBob: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '7.25' },
+            deferredAlice: { reference: await reference(alice), accountId: alice, asset: 'XLM', amount: '3' },
+            corrected: { reference: await reference(carol), accountId: carol, asset: 'XLM', amount: '4.5' },
+            afterwards: { reference: await reference(bob), accountId: bob, asset: 'XLM', amount: '1.75' },
+          },
+          // Someone holding the secret names an account of their choosing under bob's reference.
+          misdirected: {
+            reference: await reference(bob),
+            accountId: randomUUID(),
+            asset: 'XLM',
+            amount: '6',
+          },
         };
       },
     );
     const mismatched = { ...deposits.first, amount: '125' };
-    // The provider's mistake: an account id we never issued, under a reference it was quoted.
-    const wrongAccount = { ...deposits.corrected, accountId: randomUUID() };
+    const unissued = { ...deposits.deferredBob, reference: `${provider}-${randomUUID()}`, amount: '2' };
 
     await context.step('a signed deposit is credited once; its resend is a replay', async () => {
       await expectWebhook(context, service, body(deposits.first), 201, 'credited');
@@ -93,23 +106,40 @@ export const depositWebhookMismatchDrill: Drill = {
       `forged webhooks: ${spikeThreshold + 1} bad signatures, one past the alert's threshold, are refused (401)`,
       () => sendForgeries(context, service, body(deposits.deferredBob), spikeThreshold + 1),
     );
+    const heldDeposit = await context.step(
+      "a deposit naming another account than its intent's is held in deposit_suspense, credited to nobody",
+      async () => {
+        const answer = await sendSigned(service, body(misdirected));
+        if (
+          answer.status !== 200 ||
+          answer.body.outcome !== 'held' ||
+          typeof answer.body.depositId !== 'string'
+        )
+          throw context.fail(`answered ${answer.status} ${JSON.stringify(answer.body)}, not 200 held`);
+        return answer.body.depositId;
+      },
+    );
+    await context.step(
+      `fault: the account of a quoted reference is closed (${deposits.corrected.accountId})`,
+      () => sql`update accounts set status = 'closed' where id = ${deposits.corrected.accountId}::uuid`,
+    );
     const deadLetter = await context.step(
-      'a deposit naming an account we do not have is refused (404) and dead-lettered',
+      'a deposit to the closed account is refused (422) and dead-lettered',
       async () => {
         const answer = await expectProblem(
           context,
           service,
-          body(wrongAccount),
-          404,
-          'ledger/account-not-found',
+          body(deposits.corrected),
+          422,
+          'ledger/account-closed',
         );
         if (typeof answer.webhookId !== 'string') throw context.fail('the refusal names no dead letter');
         return answer.webhookId;
       },
     );
-    const deferred = [deposits.deferredBob, deposits.deferredAlice];
+    const issuedInReadOnly = [deposits.deferredBob, deposits.deferredAlice];
     await context.step(
-      'fault: payments go read_only; two verified webhooks are answered 503 with Retry-After and not kept',
+      'fault: payments go read_only; webhooks of issued references are credited, one of a reference never issued is answered 503 with Retry-After and not kept',
       async () => {
         await cliOk(context, serviceEnv, [
           'mode',
@@ -119,18 +149,25 @@ export const depositWebhookMismatchDrill: Drill = {
           '--as',
           operator,
         ]);
-        for (const payload of deferred) {
-          await expectProblem(context, service, body(payload), 503, 'payments/read-only');
+        for (const payload of issuedInReadOnly) {
+          await expectWebhook(context, service, body(payload), 201, 'credited');
         }
+        await expectProblem(context, service, body(unissued), 503, 'payments/read-only');
         const [kept] = await sql<{ count: number }[]>`
           select count(*)::int as count from inbound_webhooks
-          where body::jsonb ->> 'reference' = any(${deferred.map((payload) => payload.reference)}::text[])`;
+          where body::jsonb ->> 'reference' = ${unissued.reference}::text`;
         if (kept?.count !== 0) throw context.fail(`${kept?.count} deferred webhooks were stored`);
       },
     );
 
     await context.step('detection: the metrics the alerts are built on cross their thresholds', () =>
-      checkMetrics(context, service, { forged, deadLetters: 1, deferred: deferred.length }),
+      checkMetrics(context, service, {
+        forged,
+        deadLetters: 1,
+        deferred: 1,
+        held: 1,
+        credited: 1 + issuedInReadOnly.length,
+      }),
     );
     await context.step('detection: triage counts the dead letter', () =>
       checkTriageDeadLetters(context, serviceEnv, service, tokens.operator, 1),
@@ -138,9 +175,10 @@ export const depositWebhookMismatchDrill: Drill = {
     await context.step('runbook: find which failures these are', () =>
       investigate(context, {
         deadLetter,
-        deferred: deferred.length,
+        deferred: 1,
         forged,
         mismatchDeposit: mismatch.depositId,
+        heldDeposit,
       }),
     );
     await context.step('runbook: what was credited and stored under the mismatched reference', () =>
@@ -149,16 +187,19 @@ export const depositWebhookMismatchDrill: Drill = {
     await context.step('fix the cause: back to standard mode, approved by a second admin', () =>
       restoreStandardMode(context, serviceEnv, service, tokens.operator),
     );
-    await context.step("the provider's retries after Retry-After are credited once each", async () => {
-      for (const payload of deferred) await expectWebhook(context, service, body(payload), 201, 'credited');
+    await context.step("the unissued reference's retry after Retry-After is held, not credited", async () => {
+      const answer = await sendSigned(service, body(unissued));
+      if (answer.status !== 200 || answer.body.outcome !== 'held')
+        throw context.fail(`answered ${answer.status} ${JSON.stringify(answer.body)}, not 200 held`);
     });
     await context.step(
-      'the provider resends the refused deposit with the right account under the same reference: credited',
+      'the account is reopened and the provider resends the refused deposit: credited',
       async () => {
+        await sql`update accounts set status = 'active' where id = ${deposits.corrected.accountId}::uuid`;
         await expectWebhook(context, service, body(deposits.corrected), 201, 'credited');
         const [result] = await context.cells(['dlq-list']);
         await context.expectAfter('dlq-list', 'the refused webhook is no longer on record', async () =>
-          expectOutput(result, new RegExp(`${deadLetter} {2}rampco .*ledger/account-not-found`)),
+          expectOutput(result, new RegExp(`${deadLetter} {2}rampco .*ledger/account-closed`)),
         );
       },
     );
@@ -176,8 +217,9 @@ export const depositWebhookMismatchDrill: Drill = {
           throw context.fail(`deposit_webhooks_total{outcome="credited"} is ${credited}, not ${expected}`);
       },
     );
-    const money = await context.step('money: one credit per accepted deposit, the mismatch never', () =>
-      checkMoney(context, sql, Object.values(deposits), mismatched),
+    const money = await context.step(
+      'money: one credit per accepted deposit, the mismatched and misdirected payloads never',
+      () => checkMoney(context, sql, Object.values(deposits), mismatched, [misdirected, unissued]),
     );
     await context.step('the ledger sums to zero (settledesk ledger check, triage ledger)', () =>
       checkLedgerBalanced(context, { triage: true }),
@@ -189,10 +231,16 @@ export const depositWebhookMismatchDrill: Drill = {
     );
     context.figure('deadLetters', 1, 'one refused webhook dead-lettered and kept as the record');
     context.figure(
-      'deferredRetried',
-      deferred.length,
-      `${deferred.length} webhooks answered 503 in read_only, credited once each by the provider's retry`,
+      'creditedInReadOnly',
+      issuedInReadOnly.length,
+      `${issuedInReadOnly.length} webhooks of issued references credited while payments were read_only`,
     );
+    context.figure(
+      'deferredRetried',
+      1,
+      'one webhook of an unissued reference answered 503, held on the retry',
+    );
+    context.figure('held', money.held, `${money.held} deposits held in deposit_suspense, credited to nobody`);
     context.figure(
       'creditsPerDepositMax',
       money.creditsPerDepositMax,
@@ -229,6 +277,10 @@ async function sendWebhook(service: ServiceProcess, text: string, signature?: st
     body: (await response.json()) as Record<string, unknown>,
     retryAfter: response.headers.get('retry-after'),
   };
+}
+
+async function sendSigned(service: ServiceProcess, text: string): Promise<Answer> {
+  return sendWebhook(service, text, signatureHeaderValue(secret, nowSeconds(), text));
 }
 
 /** Sends a signed webhook and expects its answer; returns the stored webhook's id. */
@@ -296,13 +348,14 @@ function nowSeconds(): number {
 async function checkMetrics(
   context: DrillContext,
   service: ServiceProcess,
-  sent: { forged: number; deadLetters: number; deferred: number },
+  sent: { forged: number; deadLetters: number; deferred: number; held: number; credited: number },
 ): Promise<void> {
   const text = await scrapeMetrics(service);
   const outcome = (name: string) => metricValue(text, 'deposit_webhooks_total', { provider, outcome: name });
   const seen = {
     credited: outcome('credited'),
     replay: outcome('replay'),
+    held: outcome('held'),
     mismatch: outcome('mismatch'),
     rejected: outcome('rejected'),
     deadLetter: outcome('dead_letter'),
@@ -312,8 +365,9 @@ async function checkMetrics(
   };
   context.note(`GET /metrics: ${JSON.stringify(seen)}`);
   const expected = {
-    credited: 1,
+    credited: sent.credited,
     replay: 1,
+    held: sent.held,
     mismatch: 1,
     rejected: sent.forged,
     deadLetter: sent.deadLetters,
@@ -369,9 +423,22 @@ async function checkTriageDeadLetters(
 /** The runbook's Indicators and its first mitigation step: which of the four failures is it. */
 async function investigate(
   context: DrillContext,
-  seen: { deadLetter: string; deferred: number; forged: number; mismatchDeposit: unknown },
+  seen: {
+    deadLetter: string;
+    deferred: number;
+    forged: number;
+    mismatchDeposit: unknown;
+    heldDeposit: string;
+  },
 ): Promise<void> {
-  const cells = ['search-logs-webhooks', 'dlq-list', 'dlq-by-error', 'signature-failures', 'modes'];
+  const cells = [
+    'search-logs-webhooks',
+    'dlq-list',
+    'dlq-by-error',
+    'suspense-list',
+    'signature-failures',
+    'modes',
+  ];
   const results = new Map((await context.cells(cells)).map((result) => [result.name, result]));
   const output = (name: string): CellResult => {
     const result = results.get(name);
@@ -381,7 +448,8 @@ async function investigate(
   await context.expectAfter('search-logs-webhooks', 'the log search misses what happened', async () => {
     const logs = output('search-logs-webhooks');
     expectOutput(logs, new RegExp(`webhook/reference-mismatch.*${seen.mismatchDeposit}`));
-    expectOutput(logs, new RegExp(`ledger/account-not-found.*${seen.deadLetter}`));
+    expectOutput(logs, new RegExp(`ledger/account-closed.*${seen.deadLetter}`));
+    expectOutput(logs, new RegExp(`deposit webhook held in suspense.*${seen.heldDeposit}`));
     const deferred = logs.stdout.match(/deposit webhook deferred[^\n]*payments\/read-only/g) ?? [];
     if (deferred.length !== seen.deferred)
       throw new Error(`the log shows ${deferred.length} deferred webhooks; ${seen.deferred} were sent`);
@@ -389,14 +457,17 @@ async function investigate(
   await context.expectAfter('dlq-list', 'the queue listing misses the dead letter', async () =>
     expectOutput(
       output('dlq-list'),
-      new RegExp(`^${seen.deadLetter} {2}rampco .*ledger/account-not-found`, 'm'),
+      new RegExp(`^${seen.deadLetter} {2}rampco .*ledger/account-closed`, 'm'),
     ),
   );
   await context.expectAfter('dlq-by-error', 'the grouping misses the dead letter', async () =>
     expectOutput(
       output('dlq-by-error'),
-      /rampco\s*\|\s*ledger\/account-not-found: no account [^|]*\|\s*1\s*\|/,
+      /rampco\s*\|\s*ledger\/account-closed: account [^|]* is closed\s*\|\s*1\s*\|/,
     ),
+  );
+  await context.expectAfter('suspense-list', 'the suspense listing misses the held deposit', async () =>
+    expectOutput(output('suspense-list'), new RegExp(`${seen.heldDeposit}.*account_differs`)),
   );
   await context.expectAfter('signature-failures', 'the security events are not all there', async () => {
     const rows = [
@@ -466,12 +537,23 @@ async function checkMoney(
   sql: Sql,
   accepted: readonly Payload[],
   mismatched: Payload,
+  held: readonly Payload[],
 ): Promise<MoneyFigures> {
   const credits = await sql<{ reference: string; accountId: string; amountMinor: bigint; count: number }[]>`
     select d.reference, d.account_id as "accountId", d.amount_minor as "amountMinor",
            (select count(*)::int from journal_transactions j
             where j.kind = 'deposit' and j.reference = ${provider}::text || ':' || d.reference) as count
-    from deposits d where d.provider = ${provider}::text`;
+    from deposits d where d.provider = ${provider}::text and d.suspense_reason is null`;
+  const holds = await sql<{ reference: string; amountMinor: bigint }[]>`
+    select d.reference, d.amount_minor as "amountMinor" from deposits d join accounts a on a.id = d.account_id
+    where d.provider = ${provider}::text and d.suspense_reason is not null and a.type = 'deposit_suspense'`;
+  const heldMinor = held.reduce((sum, payload) => sum + xlmMinor(payload.amount), 0n);
+  if (
+    holds.length !== held.length ||
+    holds.reduce((sum, row) => sum + row.amountMinor, 0n) !== heldMinor ||
+    !held.every((payload) => holds.some((row) => row.reference === payload.reference))
+  )
+    throw new Error(`held in suspense: ${JSON.stringify(holds, jsonBigint)}`);
   if (credits.length !== accepted.length)
     throw new Error(`${credits.length} ${provider} deposits are recorded; ${accepted.length} were accepted`);
   const expected = new Map<string, bigint>();
@@ -497,24 +579,31 @@ async function checkMoney(
   if (balances.length !== expected.size + 1)
     throw new Error(`found ${balances.length} of the ${expected.size + 1} accounts to check`);
   for (const row of balances) {
-    const want = row.type === 'deposit_clearing' ? -total : expected.get(row.id);
+    // The provider owes us the held money too: it is in deposit_suspense, not in any customer's.
+    const want = row.type === 'deposit_clearing' ? -(total + heldMinor) : expected.get(row.id);
     if (row.balanceMinor !== want || row.entriesMinor !== want)
       throw new Error(
         `account ${row.id} (${row.type}) holds ${row.balanceMinor} (entries ${row.entriesMinor}), not ${want}`,
       );
   }
   context.note(
-    `${accepted.length} deposits credited once each, ${total} minor units in all, matched by deposit_clearing; ` +
-      'no credit of the mismatched payload',
+    `${accepted.length} deposits credited once each, ${total} minor units in all, ${held.length} held ` +
+      `(${heldMinor}), matched by deposit_clearing; no credit of the mismatched or misdirected payloads`,
   );
   return {
+    held: holds.length,
     depositsCredited: credits.length,
     creditsPerDepositMax: Math.max(...credits.map((row) => row.count)),
     mismatchesCredited,
   };
 }
 
-type MoneyFigures = { depositsCredited: number; creditsPerDepositMax: number; mismatchesCredited: number };
+type MoneyFigures = {
+  held: number;
+  depositsCredited: number;
+  creditsPerDepositMax: number;
+  mismatchesCredited: number;
+};
 
 function jsonBigint(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;

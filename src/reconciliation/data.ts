@@ -562,6 +562,8 @@ export type ScannedDeposit = {
   precision: number;
   amountMinor: bigint;
   source: 'webhook' | 'chain' | 'proof';
+  /** Held in deposit_suspense: credited to nobody, whatever account its payload named. */
+  held: boolean;
   createdAt: Date;
 };
 
@@ -573,7 +575,8 @@ export async function selectUnseenDeposits(
 ): Promise<ScannedDeposit[]> {
   return db<ScannedDeposit[]>`
     select d.id, d.provider, d.reference, d.account_id as "accountId", d.asset, s.precision,
-           d.amount_minor as "amountMinor", d.source, d.created_at as "createdAt"
+           d.amount_minor as "amountMinor", d.source, d.suspense_reason is not null as held,
+           d.created_at as "createdAt"
     from deposits d join assets s on s.code = d.asset
     where d.created_at > ${since}::timestamptz
       and not exists (
@@ -630,7 +633,8 @@ export async function selectDepositByReference(
 ): Promise<ScannedDeposit | undefined> {
   const [row] = await db<ScannedDeposit[]>`
     select d.id, d.provider, d.reference, d.account_id as "accountId", d.asset, s.precision,
-           d.amount_minor as "amountMinor", d.source, d.created_at as "createdAt"
+           d.amount_minor as "amountMinor", d.source, d.suspense_reason is not null as held,
+           d.created_at as "createdAt"
     from deposits d join assets s on s.code = d.asset
     where d.provider = ${provider}::text and d.reference = ${reference}::text`;
   return row;

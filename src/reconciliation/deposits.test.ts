@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Asset, type Keypair, Memo, Operation, TransactionBuilder } from '@stellar/stellar-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueReference } from '../../test/support/intents.ts';
 import { endpointsOf, silentLogger } from '../../test/support/payouts.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { creditDeposit } from '../deposits/credit.ts';
@@ -30,6 +31,7 @@ beforeAll(async () => {
   const [row] = await service.db.sql<{ id: string }[]>`
     insert into accounts (type, asset) values ('customer', 'XLM') returning id`;
   customer = row?.id ?? '';
+  await issueReference(service.db.sql, { provider: 'reconramp', reference: 'ramp-1', accountId: customer });
   chain = { horizonUrls: endpointsOf(network).horizonUrls, hotWallet: hotWallet.publicKey() };
 });
 
@@ -193,5 +195,26 @@ describe('deposits', () => {
     const report = await runDetector(testDeps(service.db.sql, { chain }), 'deposits', { full: true });
     expect(report).toMatchObject({ outcome: 'completed', findings: { created: 0, seen: 4 } });
     expect(await openFindings(service.db.sql, 'deposit_mismatch')).toHaveLength(4);
+  });
+
+  it('takes a deposit held in suspense as backed by its event: its finding stays the one the webhook opened', async () => {
+    const [other] = await service.db.sql<{ id: string }[]>`
+      insert into accounts (type, asset) values ('customer', 'XLM') returning id`;
+    await issueReference(service.db.sql, {
+      provider: 'reconramp',
+      reference: 'ramp-held',
+      accountId: other?.id ?? '',
+    });
+    const held = await webhook('ramp-held', '6');
+    expect(held.json()).toMatchObject({ outcome: 'held' });
+    const report = await run();
+    expect(report.findings).toMatchObject({ created: 0 });
+    const [finding] = (await openFindings(service.db.sql, 'deposit_mismatch')).filter(
+      (row) => row.subject === held.json().depositId,
+    );
+    expect(finding?.evidence).toMatchObject({
+      reason: 'held_in_suspense',
+      suspenseReason: 'account_differs',
+    });
   });
 });

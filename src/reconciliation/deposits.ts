@@ -31,7 +31,8 @@ import { type Observation, recordFindings } from './findings.ts';
  * deposits: every credited deposit is backed by what it claims to come from.
  * - A provider (webhook) deposit has the provider event that credited it: the inbound webhook
  *   stored, processed or replayed, in the same transaction (so with the same now()), naming the
- *   same reference, account, asset and amount. And every processed provider event has its deposit.
+ *   same reference, account, asset and amount (any account for one held in suspense, which credits
+ *   nobody). And every processed provider event has its deposit.
  * - A chain or proof deposit has its payment on chain: its reference is the payment's paging
  *   token, so Horizon's payments of the hot wallet just after token − 1 must start with it, in a
  *   successful transaction, to the hot wallet, in the asset and amount credited.
@@ -67,7 +68,7 @@ function readPayload(body: string): ProviderPayload | undefined {
 function matches(deposit: ScannedDeposit, payload: ProviderPayload): boolean {
   const amount = parseAmount(payload.amount, { precision: deposit.precision });
   return (
-    payload.accountId === deposit.accountId &&
+    (deposit.held || payload.accountId === deposit.accountId) &&
     payload.asset === deposit.asset &&
     amount.ok &&
     amount.minor === deposit.amountMinor

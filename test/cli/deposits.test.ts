@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeaderValue } from '../../src/deposits/signature.ts';
+import { issueReference } from '../support/intents.ts';
 import { runCli } from '../support/process.ts';
 import { startTestService, type TestService, testEnv } from '../support/service.ts';
 
@@ -40,29 +41,28 @@ describe('settledesk providers and webhooks dlq', () => {
       env,
     );
     expect(disabled.code, disabled.stderr).toBe(0);
-    const body = JSON.stringify({
-      reference: 'cli-1',
-      accountId: '00000000-0000-4000-8000-000000000000',
-      asset: 'XLM',
-      amount: '1',
-    });
+    const [closed] = await service.db.sql<{ id: string }[]>`
+      insert into accounts (type, asset, status) values ('customer', 'XLM', 'closed') returning id`;
+    const accountId = closed?.id ?? '';
+    await issueReference(service.db.sql, { provider: 'cliramp', reference: 'cli-1', accountId });
+    const body = JSON.stringify({ reference: 'cli-1', accountId, asset: 'XLM', amount: '1' });
     expect((await webhook(body)).statusCode).toBe(403);
     await runCli(['providers', 'mode', 'cliramp', 'standard', '--reason', 'drill over', '--as', 'ada'], env);
     const audit = await service.db.sql`select 1 from audit_log where action = 'provider.mode'`;
     expect(audit).toHaveLength(2);
 
-    // An account that does not exist: the webhook verifies, is refused and dead-lettered.
+    // The intent's account is closed: the webhook verifies, is refused and dead-lettered.
     const parked = await webhook(body);
-    expect(parked.statusCode).toBe(404);
-    expect(parked.json()).toMatchObject({ type: 'ledger/account-not-found' });
+    expect(parked.statusCode).toBe(422);
+    expect(parked.json()).toMatchObject({ type: 'ledger/account-closed' });
     const listed = await runCli(['--json', 'webhooks', 'dlq', 'list'], env);
     expect(listed.code, listed.stderr).toBe(0);
     const [entry] = JSON.parse(listed.stdout) as { id: string; error: string }[];
     expect(entry?.id).toBe(parked.json().webhookId);
-    expect(entry?.error).toContain('no account');
+    expect(entry?.error).toContain(`account ${accountId} is closed`);
     const failing = await runCli(['webhooks', 'dlq', 'replay', entry?.id ?? ''], env);
     expect(failing.code).toBe(1);
-    expect(failing.stderr).toContain('ledger/account-not-found');
+    expect(failing.stderr).toContain('ledger/account-closed');
 
     const bad = await runCli(['providers', 'mode', 'cliramp', 'sideways', '--reason', 'x'], env);
     expect(bad.code).toBe(1);

@@ -3,10 +3,12 @@ import { depositWebhookMismatchDrill } from '../../src/drills/deposit-webhook-mi
 import { drillTest } from '../support/drill.ts';
 
 drillTest(depositWebhookMismatchDrill, {
-  does: 'refuses the mismatched payload and the forgeries, dead-letters a deposit to an unknown account, and credits the webhooks deferred in read_only on the retry: one credit per deposit, the ledger balanced',
+  does: 'refuses the mismatched payload and the forgeries, holds a deposit naming another account than its intent, dead-letters a deposit to a closed account, credits issued references in read_only and defers an unissued one: one credit per deposit, the ledger balanced',
   figures: (figures) => {
     expect(figures.deadLetters).toBe(1);
-    expect(figures.deferredRetried).toBe(2);
+    expect(figures.creditedInReadOnly).toBe(2);
+    expect(figures.deferredRetried).toBe(1);
+    expect(figures.held).toBe(2);
     expect(figures.signatureFailures).toBeGreaterThan(10);
     expect(figures.creditsPerDepositMax).toBe(1);
     expect(figures.mismatchesCredited).toBe(0);
