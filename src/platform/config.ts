@@ -102,6 +102,10 @@ export type ReconciliationConfig = {
   streamOverdueAfterSeconds: number;
   chainDriftToleranceStroops: bigint;
   chainDriftGraceSeconds: number;
+  /** A caller paying out more than this × its trailing daily average in 24 h is unusual (payout_volume). */
+  payoutVolumeFactor: number;
+  /** Per asset code: a caller paying out more than this in 24 h is unusual, whatever its history. */
+  payoutVolumeDailyTotals: ReadonlyMap<string, string>;
 };
 
 /** Outbound webhooks to merchants: the delivery bounds; see docs/webhooks.md. */
@@ -589,6 +593,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         read.integer('RECONCILIATION_CHAIN_DRIFT_TOLERANCE_STROOPS', 100_000, 0, 1_000_000_000),
       ),
       chainDriftGraceSeconds: read.integer('RECONCILIATION_CHAIN_DRIFT_GRACE_SECONDS', 300, 0, 86_400),
+      payoutVolumeFactor: read.integer('RECONCILIATION_PAYOUT_VOLUME_FACTOR', 5, 2, 1_000),
+      payoutVolumeDailyTotals: read.assetAmounts('RECONCILIATION_PAYOUT_VOLUME_DAILY_TOTALS'),
     },
     oncall: oncallConfig(read),
     loops: {
