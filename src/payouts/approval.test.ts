@@ -154,6 +154,25 @@ describe('large payouts under the two-person rule', () => {
   });
 });
 
+describe('an expired approval', () => {
+  it('refunds the payout once when its proposal expires unapproved', async () => {
+    const source = await h.customer(100_000_000n);
+    const accepted = await h.pay({ source, destination: await funded(), amount: '8' });
+    const id = String(accepted.body.id);
+    // As if the proposal's time had run out (its expiry stays after its creation).
+    await h.service.db.sql`
+      update proposals set created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour'
+      where id = ${String(accepted.body.approvalProposalId)}::uuid`;
+    expect(await h.service.domains.approvals.expireDue(h.service.db.sql)).toBe(1);
+    expect(await h.states([id])).toEqual({ [id]: 'cancelled' });
+    expect(await accountBalance(source)).toBe(100_000_000n);
+    expect(await h.service.domains.approvals.expireDue(h.service.db.sql)).toBe(0);
+    await runRounds(2);
+    expect(await trail(id)).toEqual({ attempts: 0, refunds: 1, cancelledEvents: 1 });
+    expect(await auditActions(id)).toEqual(['payout.approval_refused']);
+  });
+});
+
 describe('cancelling queued payouts', () => {
   it('lets the service that created a payout cancel it before submission: refunded once, never submitted', async () => {
     const source = await h.customer(50_000_000n);
