@@ -24,7 +24,7 @@ import { incidentRoutes } from './ops/routes.ts';
 import { Triage } from './ops/triage.ts';
 import type { DestinationScreen } from './payouts/destinations.ts';
 import { payoutRoutes } from './payouts/routes.ts';
-import { resolveProposalAction, settleTask } from './payouts/service.ts';
+import { approveLargePayoutAction, resolveProposalAction, settleTask } from './payouts/service.ts';
 import { healthRoutes } from './platform/health.ts';
 import { heartbeat, heartbeatCrontab, heartbeatTask, workersCheck } from './platform/heartbeat.ts';
 import type { RouteModule } from './platform/http/app.ts';
@@ -72,6 +72,7 @@ export function createDomains(runtime: Runtime, stellar?: StellarEndpoints): Dom
   for (const action of controlActions()) approvals.register(action);
   approvals.register(adjustmentProposalAction());
   approvals.register(resolveProposalAction());
+  approvals.register(approveLargePayoutAction());
   approvals.register(resolveDisputeProposalAction());
   const settlement: Domains['settlement'] = { loop: undefined, chain: undefined };
   const triage = new Triage({
@@ -131,7 +132,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     approvalRoutes(runtime.sql, domains.approvals),
     apiKeyRoutes(runtime.sql),
     controlRoutes(runtime.sql, domains.approvals),
-    payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
+    payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations, runtime.config.payouts),
     escrowRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
     streamRoutes(runtime.sql, domains.payoutDestinations),
     depositRoutes(runtime.sql, runtime.config, runtime.logger),

@@ -39,6 +39,18 @@ export type ProposalAction = {
   approvalsRequired: number;
   validate(payload: unknown): Payload;
   execute(tx: Tx, payload: Payload, context: ActionContext): Promise<Payload>;
+  /**
+   * Runs inside the transaction that rejects or expires the proposal, for an action that holds
+   * something while it waits (a large payout holds its amount in clearing until approved).
+   */
+  closed?(tx: Tx, payload: Payload, context: ClosedContext): Promise<void>;
+};
+
+export type ClosedContext = {
+  proposalId: string;
+  outcome: 'rejected' | 'expired';
+  actor: string;
+  requestId: string | undefined;
 };
 
 export type ProposalView = ProposalRow & { reviews: ReviewRow[] };
@@ -192,6 +204,12 @@ export class Approvals {
         after: { state: 'rejected', reason: input.reason },
         requestId: input.requestId,
       });
+      await this.#closed(tx, proposal, {
+        proposalId: proposal.id,
+        outcome: 'rejected',
+        actor: input.reviewer,
+        requestId: input.requestId,
+      });
       approvalTransitions.inc({ action: proposal.action, transition: 'rejected' });
       await recordProposalEvent(
         tx,
@@ -299,10 +317,23 @@ export class Approvals {
     );
   }
 
+  async #closed(tx: Tx, proposal: ProposalRow, context: ClosedContext): Promise<void> {
+    const action = this.#action(proposal.action);
+    if (action.closed) await action.closed(tx, action.validate(proposal.payload), context);
+  }
+
   async #expire(tx: Tx, id: string): Promise<void> {
     const changed = await updateProposalState(tx, id, ['pending'], 'expired');
     if (changed === 0) return;
     const proposal = await selectProposal(tx, id);
+    if (proposal) {
+      await this.#closed(tx, proposal, {
+        proposalId: id,
+        outcome: 'expired',
+        actor: 'system',
+        requestId: undefined,
+      });
+    }
     await appendAudit(tx, {
       actor: 'system',
       action: 'approval.expired',

@@ -15,6 +15,7 @@ export type PayoutRow = {
   stateReason: string;
   createdBy: string;
   finalJournalId: string | null;
+  approvalProposalId: string | null;
   createdAt: Date;
   updatedAt: Date;
 };
@@ -22,7 +23,8 @@ export type PayoutRow = {
 const payoutColumns = (db: Executor) => db`
   p.id, p.source_account_id as "sourceAccountId", p.asset, s.precision, p.amount_minor as "amountMinor",
   p.destination, p.memo_type as "memoType", p.memo_value as "memoValue", p.state, p.state_reason as "stateReason",
-  p.created_by as "createdBy", p.final_journal_id as "finalJournalId", p.created_at as "createdAt",
+  p.created_by as "createdBy", p.final_journal_id as "finalJournalId",
+  p.approval_proposal_id as "approvalProposalId", p.created_at as "createdAt",
   p.updated_at as "updatedAt"`;
 
 export async function insertPayout(
@@ -38,19 +40,51 @@ export async function insertPayout(
     createdBy: string;
     requestId: string | null;
     acceptJournalId: string;
+    /** `pending_approval` (with its proposal) over an approval threshold, `accepted` otherwise. */
+    state: Extract<PayoutState, 'accepted' | 'pending_approval'>;
+    stateReason: string;
+    approvalProposalId: string | null;
   },
 ): Promise<void> {
   await db`
     with inserted as (
       insert into payouts (id, source_account_id, asset, amount_minor, destination, memo_type, memo_value,
-                           state, state_reason, created_by, request_id, accept_journal_id)
+                           state, state_reason, created_by, request_id, accept_journal_id, approval_proposal_id)
       values (${payout.id}::uuid, ${payout.sourceAccountId}::uuid, ${payout.asset}::text, ${payout.amountMinor}::int8,
-              ${payout.destination}::text, ${payout.memoType}::text, ${payout.memoValue}::text, 'accepted',
-              'accepted', ${payout.createdBy}::text, ${payout.requestId}::text, ${payout.acceptJournalId}::uuid)
-      returning id
+              ${payout.destination}::text, ${payout.memoType}::text, ${payout.memoValue}::text, ${payout.state}::text,
+              ${payout.stateReason}::text, ${payout.createdBy}::text, ${payout.requestId}::text,
+              ${payout.acceptJournalId}::uuid, ${payout.approvalProposalId}::uuid)
+      returning id, state, state_reason
     )
     insert into payout_state_history (payout_id, from_state, to_state, reason, actor)
-    select id, null, 'accepted', 'accepted', ${payout.createdBy}::text from inserted`;
+    select id, null, state, state_reason, ${payout.createdBy}::text from inserted`;
+}
+
+/**
+ * What one source paid out since `since`, cancelled payouts excepted (their money came back);
+ * the rolling daily total of the approval threshold. Reads the payouts_by_source index range.
+ */
+export async function sumPayoutsSince(db: Executor, sourceAccountId: string, since: Date): Promise<bigint> {
+  const [row] = await db<{ total: bigint }[]>`
+    select coalesce(sum(amount_minor), 0)::int8 as total from payouts
+    where source_account_id = ${sourceAccountId}::uuid and created_at >= ${since}::timestamptz
+      and state <> 'cancelled'`;
+  return row?.total ?? 0n;
+}
+
+/** Takes the payout's row lock: a cancel and the engine's claim (skip locked) exclude each other. */
+export async function selectPayoutForUpdate(db: Executor, id: string): Promise<PayoutRow | undefined> {
+  const [row] = await db<PayoutRow[]>`
+    select ${payoutColumns(db)} from payouts p join assets s on s.code = p.asset
+    where p.id = ${id}::uuid for update of p`;
+  return row;
+}
+
+/** Whether a transaction paying it was ever built (an attempt exists, live or not). */
+export async function payoutWasAttempted(db: Executor, payoutId: string): Promise<boolean> {
+  const [row] = await db<{ attempted: boolean }[]>`
+    select exists (select 1 from settlement_attempt_payouts where payout_id = ${payoutId}::uuid) as attempted`;
+  return row?.attempted ?? false;
 }
 
 export async function selectPayout(db: Executor, id: string): Promise<PayoutRow | undefined> {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Keypair } from '@stellar/stellar-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PayoutHarness, startPayoutHarness } from '../../test/support/payouts.ts';
+import { callAs, type PayoutHarness, startPayoutHarness } from '../../test/support/payouts.ts';
+import type { Role } from '../platform/auth/roles.ts';
 import { registry } from '../platform/metrics.ts';
 
 let h: PayoutHarness;
@@ -23,23 +24,8 @@ async function metric(name: string, labels: Record<string, string> = {}): Promis
     .reduce((sum, value) => sum + value.value, 0);
 }
 
-async function call(
-  method: 'GET' | 'POST',
-  url: string,
-  role: 'viewer' | 'admin',
-  subject: string,
-  payload?: object,
-) {
-  const response = await h.service.app.inject({
-    method,
-    url,
-    payload,
-    headers: {
-      authorization: `Bearer ${await h.service.token(role, subject)}`,
-      ...(method === 'POST' ? { 'idempotency-key': randomUUID() } : {}),
-    },
-  });
-  return { statusCode: response.statusCode, body: response.json() };
+async function call(method: 'GET' | 'POST', url: string, role: Role, subject: string, payload?: object) {
+  return callAs(h.service, method, url, role, subject, payload);
 }
 
 async function resolve(id: string, decision: 'confirm_sent' | 'refund_failed') {

@@ -4,20 +4,25 @@ import { proposalJson } from '../approvals/routes.ts';
 import { ReasonSchema } from '../approvals/schemas.ts';
 import { IdempotencyHeaders, sendIdempotent } from '../idempotency/http.ts';
 import { assetLengthMax } from '../ledger/routes.ts';
-import { adminRoles, type Role } from '../platform/auth/roles.ts';
+import { adminRoles, operatorRoles, type Role } from '../platform/auth/roles.ts';
+import type { PayoutConfig } from '../platform/config.ts';
 import type { Sql } from '../platform/db/types.ts';
 import type { App } from '../platform/http/app.ts';
 import { cursorLengthMax, decodeCursor, encodeCursor } from '../platform/http/cursor.ts';
+import { problemResponse } from '../platform/http/problem-schema.ts';
 import { FreeText } from '../platform/http/schemas.ts';
 import { Uuid } from '../platform/ids.ts';
+import type { PayoutApprovalPolicy } from './approval.ts';
 import { selectManualReview, selectPayoutsPage } from './data.ts';
 import { type DestinationScreen, screenDestination } from './destinations.ts';
 import { memoTypes } from './memo.ts';
-import { acceptPayout, getPayoutDetail, payoutView, proposeResolve } from './service.ts';
+import { acceptPayout, cancelPayout, getPayoutDetail, payoutView, proposeResolve } from './service.ts';
 import { payoutStates } from './states.ts';
 
 const readers: readonly Role[] = ['viewer', 'operator', 'admin', 'service'];
 const writers: readonly Role[] = ['service'];
+/** A service cancels the payouts it created; operators (and admins) cancel any. */
+const cancellers: readonly Role[] = ['service', ...operatorRoles];
 export const payoutsPageMax = 200;
 export const manualReviewPageMax = 200;
 export const manualReviewOffsetMax = 100_000;
@@ -34,6 +39,7 @@ const PayoutSchema = Type.Object({
   memo: Type.Object({ type: Type.String(), value: Type.Union([Type.String(), Type.Null()]) }),
   state: Type.String(),
   stateReason: Type.String(),
+  approvalProposalId: Type.Union([Uuid(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });
@@ -68,7 +74,17 @@ export const PayoutDetailSchema = Type.Intersect([
   }),
 ]);
 
-export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: DestinationScreen) {
+export function payoutRoutes(
+  sql: Sql,
+  approvals: Approvals,
+  destinations: DestinationScreen,
+  config: Pick<PayoutConfig, 'approvalThresholds' | 'approvalDailyTotals'>,
+) {
+  const policy: PayoutApprovalPolicy = {
+    approvals,
+    thresholds: config.approvalThresholds,
+    dailyTotals: config.approvalDailyTotals,
+  };
   return (app: App): void => {
     app.post(
       '/v1/payouts',
@@ -76,7 +92,8 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
         config: { access: writers },
         schema: {
           tags: ['payouts'],
-          description: 'Pays a Stellar address from a customer or merchant balance. Settles asynchronously.',
+          description:
+            'Pays a Stellar address from a customer or merchant balance. Settles asynchronously; over an approval threshold it waits in pending_approval for a second admin.',
           headers: IdempotencyHeaders,
           body: Type.Object(
             {
@@ -116,6 +133,7 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
             request.body,
             { name: request.principal?.subject ?? '', requestId: request.id },
             destination,
+            policy,
           ),
         }));
       },
@@ -184,6 +202,39 @@ export function payoutRoutes(sql: Sql, approvals: Approvals, destinations: Desti
         },
       },
       async (request) => getPayoutDetail(sql, request.params.id),
+    );
+    app.post(
+      '/v1/payouts/:id/cancel',
+      {
+        config: { access: cancellers },
+        schema: {
+          tags: ['payouts'],
+          description:
+            'Cancels a payout no settlement transaction was built for (pending_approval or accepted) and refunds it.',
+          params: Type.Object({ id: Uuid() }),
+          headers: IdempotencyHeaders,
+          body: Type.Object({ reason: ReasonSchema }, { additionalProperties: false }),
+          response: {
+            200: PayoutSchema,
+            400: problemResponse('the body or id does not match the schema, or no Idempotency-Key'),
+            404: problemResponse('no such payout, or (for a service) not one it created (payouts/not-found)'),
+            409: problemResponse(
+              'payouts/already-submitted, payouts/already-cancelled, or the Idempotency-Key is in flight',
+            ),
+            422: problemResponse('the Idempotency-Key was reused with another body'),
+          },
+        },
+      },
+      async (request, reply) =>
+        sendIdempotent(sql, request, reply, async (tx) => ({
+          status: 200,
+          body: await cancelPayout(tx, {
+            payoutId: request.params.id,
+            reason: request.body.reason,
+            actor: { name: request.principal?.subject ?? '', requestId: request.id },
+            ownerOnly: request.principal?.role === 'service' ? request.principal.subject : undefined,
+          }),
+        })),
     );
     app.post(
       '/v1/payouts/:id/resolve',

@@ -13,13 +13,21 @@ import { isUuid } from '../platform/ids.ts';
 import { enqueueJob } from '../platform/jobs.ts';
 import { stellarDecimals } from '../stellar/units.ts';
 import { emitEvents, payoutFinishedEvent } from '../webhooks/events.ts';
+import {
+  approvalReason,
+  approveLargeAction,
+  approveLargeProposalAction,
+  type PayoutApprovalPolicy,
+} from './approval.ts';
 import { type AttemptRow, selectPayoutAttempts } from './attempts-data.ts';
 import {
   type HistoryRow,
   insertPayout,
   type PayoutRow,
+  payoutWasAttempted,
   selectHistory,
   selectPayout,
+  selectPayoutForUpdate,
   transitionPayouts,
 } from './data.ts';
 import { checkDestinationPayable, type ScreenedDestination } from './destinations.ts';
@@ -51,6 +59,8 @@ export type PayoutView = {
   memo: { type: MemoType; value: string | null };
   state: PayoutRow['state'];
   stateReason: string;
+  /** The proposal a second admin approves (`payouts.approve_large`); null under the thresholds. */
+  approvalProposalId: string | null;
   createdAt: string;
   updatedAt: string;
 };
@@ -65,6 +75,7 @@ export function payoutView(row: PayoutRow): PayoutView {
     memo: { type: row.memoType, value: row.memoValue },
     state: row.state,
     stateReason: row.stateReason,
+    approvalProposalId: row.approvalProposalId,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -80,12 +91,16 @@ async function clearingAccount(db: Executor, asset: string): Promise<string> {
  * Accepts a payout: the amount leaves the source for `payout_clearing` and settlement is enqueued,
  * all in the caller's transaction. A freeze does not refuse it (the engine holds it); read_only does.
  * `destination` is what was read about the destination before the transaction (destinations.ts).
+ * With a `policy`, a payout over an approval threshold waits in `pending_approval` on a proposal
+ * (its caller is the proposer, so a second person approves); without one (escrow releases and
+ * stream settlements, already governed by their own rules) it is queued at once.
  */
 export async function acceptPayout(
   tx: Tx,
   input: PayoutInput,
   actor: Actor,
   destination: ScreenedDestination,
+  policy?: PayoutApprovalPolicy,
 ): Promise<PayoutView> {
   checkDestination(input.destination);
   const memo = checkMemo(input.memo);
@@ -140,6 +155,19 @@ export async function acceptPayout(
     },
     locked,
   );
+  const waitReason = policy
+    ? await approvalReason(tx, policy, { ...source, sourceAccountId: source.id, amountMinor })
+    : undefined;
+  const proposal =
+    policy && waitReason !== undefined
+      ? await policy.approvals.propose(tx, {
+          action: approveLargeAction,
+          payload: { payoutId: id },
+          proposer: actor.name,
+          reason: `payout ${id} of ${input.amount} ${source.asset} ${waitReason}`,
+          requestId: actor.requestId,
+        })
+      : undefined;
   await insertPayout(tx, {
     id,
     sourceAccountId: source.id,
@@ -151,14 +179,18 @@ export async function acceptPayout(
     createdBy: actor.name,
     requestId: actor.requestId ?? null,
     acceptJournalId: journalId,
+    state: proposal ? 'pending_approval' : 'accepted',
+    stateReason: proposal ? `waiting for a second admin: ${waitReason}` : 'accepted',
+    approvalProposalId: proposal?.id ?? null,
   });
   await appendAudit(tx, {
     actor: actor.name,
-    action: 'payout.accepted',
+    action: proposal ? 'payout.pending_approval' : 'payout.accepted',
     subjectType: 'payout',
     subjectId: id,
     after: {
-      state: 'accepted',
+      state: proposal ? 'pending_approval' : 'accepted',
+      approvalProposalId: proposal?.id ?? null,
       sourceAccountId: source.id,
       asset: source.asset,
       amountMinor: amountMinor.toString(),
@@ -167,7 +199,7 @@ export async function acceptPayout(
     },
     requestId: actor.requestId,
   });
-  await enqueueJob(tx, settleTask, {}, { jobKey: settleTask });
+  if (!proposal) await enqueueJob(tx, settleTask, {}, { jobKey: settleTask });
   const row = await selectPayout(tx, id);
   assert(row, 'payout vanished after insert');
   return payoutView(row);
@@ -290,7 +322,7 @@ export async function settlePayouts(
 export async function refundPayouts(
   tx: Tx,
   refunds: readonly { payout: PayoutRow; reason: string | undefined }[],
-  transition: Extract<Transition, 'operation_failed' | 'refunded_failed'>,
+  transition: RefundTransition,
   detail: { actor: string; attemptId?: string },
 ): Promise<string[]> {
   const moved: { payout: PayoutRow; reason: string | undefined; journalId: string }[] = [];
@@ -324,16 +356,29 @@ export async function refundPayouts(
   }
   await emitEvents(
     tx,
-    moved.map(({ payout, reason }) => payoutFinishedEvent('payout.failed', payout, transition, reason)),
+    moved.map(({ payout, reason }) =>
+      payoutFinishedEvent(refundEvent(transition), payout, transition, reason),
+    ),
   );
   return moved.map(({ payout }) => payout.id);
+}
+
+type RefundTransition = Extract<
+  Transition,
+  'operation_failed' | 'refunded_failed' | 'approval_refused' | 'cancelled'
+>;
+
+function refundEvent(transition: RefundTransition): 'payout.failed' | 'payout.cancelled' {
+  return transition === 'operation_failed' || transition === 'refunded_failed'
+    ? 'payout.failed'
+    : 'payout.cancelled';
 }
 
 /** Refunds one payout that was not sent (see refundPayouts); false if it had moved meanwhile. */
 export async function refundPayout(
   tx: Tx,
   payout: PayoutRow,
-  transition: Extract<Transition, 'operation_failed' | 'refunded_failed'>,
+  transition: RefundTransition,
   detail: { actor: string; attemptId?: string; reason?: string },
 ): Promise<boolean> {
   const refunds = [{ payout, reason: detail.reason }];
@@ -381,6 +426,13 @@ export async function proposeResolve(
   });
 }
 
+/** The `payouts.approve_large` action: approval queues the payout, rejection or expiry refunds it. */
+export function approveLargePayoutAction(): ProposalAction {
+  return approveLargeProposalAction(settleTask, getPayout, (tx, payout, actor, reason) =>
+    refundPayout(tx, payout, 'approval_refused', { actor, reason }),
+  );
+}
+
 export function resolveProposalAction(): ProposalAction {
   return {
     name: resolveAction,
@@ -414,4 +466,47 @@ export function resolveProposalAction(): ProposalAction {
       return { payoutId: payout.id, decision };
     },
   };
+}
+
+/**
+ * Cancels a payout no transaction was ever built for, refunding it in one journal transaction
+ * with its audit row and `payout.cancelled` event. The payout's row lock is taken first: the
+ * engine claims with `skip locked`, so either the engine built it (and cancelling is refused) or
+ * the cancel commits first and the engine never sees it in `accepted` again.
+ */
+export async function cancelPayout(
+  tx: Tx,
+  input: { payoutId: string; reason: string; actor: Actor; ownerOnly: string | undefined },
+): Promise<PayoutView> {
+  const payout = await selectPayoutForUpdate(tx, input.payoutId);
+  if (!payout || (input.ownerOnly !== undefined && payout.createdBy !== input.ownerOnly)) {
+    throw new DomainError('payouts/not-found', `no payout ${input.payoutId}`);
+  }
+  if (payout.state === 'cancelled') {
+    throw new DomainError('payouts/already-cancelled', `payout ${payout.id} is already cancelled`);
+  }
+  const cancellable = payout.state === 'accepted' || payout.state === 'pending_approval';
+  if (!cancellable || (await payoutWasAttempted(tx, payout.id))) {
+    throw new DomainError(
+      'payouts/already-submitted',
+      `payout ${payout.id} is ${payout.state}: a transaction paying it was built, so it can no longer be cancelled`,
+    );
+  }
+  const moved = await refundPayout(tx, payout, 'cancelled', {
+    actor: input.actor.name,
+    reason: input.reason,
+  });
+  assert(moved, 'a locked cancellable payout did not move to cancelled');
+  await appendAudit(tx, {
+    actor: input.actor.name,
+    action: 'payout.cancelled',
+    subjectType: 'payout',
+    subjectId: payout.id,
+    before: { state: payout.state },
+    after: { state: 'cancelled', reason: input.reason },
+    requestId: input.actor.requestId,
+  });
+  const row = await selectPayout(tx, payout.id);
+  assert(row, 'payout vanished after cancel');
+  return payoutView(row);
 }

@@ -4,12 +4,30 @@
  * transition not listed here cannot happen, whatever the caller does.
  */
 
-export const payoutStates = ['accepted', 'submitted', 'settled', 'failed', 'manual_review'] as const;
+export const payoutStates = [
+  'pending_approval',
+  'accepted',
+  'submitted',
+  'settled',
+  'failed',
+  'manual_review',
+  'cancelled',
+] as const;
 export type PayoutState = (typeof payoutStates)[number];
 
-export const terminalStates: readonly PayoutState[] = ['settled', 'failed'];
+export const terminalStates: readonly PayoutState[] = ['settled', 'failed', 'cancelled'];
 /** Not yet settled or failed: the money sits in `payout_clearing`. Triage and detectors watch these. */
 export const openStates = [
+  'pending_approval',
+  'accepted',
+  'submitted',
+  'manual_review',
+] as const satisfies readonly PayoutState[];
+/**
+ * Open and in the settlement path: a payout waiting here past a threshold is stuck. A payout in
+ * `pending_approval` waits for a person, and its proposal's expiry bounds the wait (then refunds).
+ */
+export const settlingStates = [
   'accepted',
   'submitted',
   'manual_review',
@@ -19,7 +37,25 @@ export const engineStates = ['accepted', 'submitted'] as const satisfies readonl
 /** A transaction paying it may have applied on chain before the ledger booked the outcome. */
 export const maybeOnChainStates = ['submitted', 'manual_review'] as const satisfies readonly PayoutState[];
 
+/** Not yet handed to the engine's transaction: cancelling refunds it and nothing can pay it. */
+export const cancellableStates = ['pending_approval', 'accepted'] as const satisfies readonly PayoutState[];
+
 export const transitions = {
+  approval_granted: {
+    from: ['pending_approval'],
+    to: 'accepted',
+    reason: 'a second admin approved it over the approval threshold; it is queued for settlement',
+  },
+  approval_refused: {
+    from: ['pending_approval'],
+    to: 'cancelled',
+    reason: 'its approval was rejected or expired; the amount is refunded',
+  },
+  cancelled: {
+    from: cancellableStates,
+    to: 'cancelled',
+    reason: 'cancelled before submission; the amount is refunded',
+  },
   attempt_built: {
     from: ['accepted'],
     to: 'submitted',

@@ -211,4 +211,26 @@ describe('configuration', () => {
     expect(short[0]).not.toContain('c2hvcnQ');
     expect(problemsOf({ INCIDENT_WEBHOOK_SECRET: secret })[0]).toMatch(/^INCIDENT_WEBHOOK_URL:/);
   });
+
+  it('reads payout approval thresholds per asset, a credit asset with its issuer, and refuses bad items', () => {
+    const issuer = `G${'A'.repeat(55)}`;
+    const config = loadConfig(
+      {
+        PAYOUT_APPROVAL_THRESHOLDS: `XLM:10000, USDC:${issuer}:5000.5`,
+        PAYOUT_APPROVAL_DAILY_TOTALS: 'XLM:50000',
+      },
+      '/srv/app',
+    );
+    expect([...config.payouts.approvalThresholds]).toEqual([
+      ['XLM', '10000'],
+      [`USDC:${issuer}`, '5000.5'],
+    ]);
+    expect([...config.payouts.approvalDailyTotals]).toEqual([['XLM', '50000']]);
+    expect(loadConfig({}, '/srv/app').payouts.approvalThresholds.size).toBe(0);
+    for (const bad of ['XLM', 'XLM:', ':5', 'XLM:0', 'XLM:-1', 'XLM:1e3', 'XLM:1,XLM:2']) {
+      const problems = problemsOf({ PAYOUT_APPROVAL_THRESHOLDS: bad });
+      expect(problems, bad).toHaveLength(1);
+      expect(problems[0]).toMatch(/^PAYOUT_APPROVAL_THRESHOLDS: each item must be ASSET:AMOUNT/);
+    }
+  });
 });

@@ -116,6 +116,10 @@ export type ReconciliationConfig = {
   streamOverdueAfterSeconds: number;
   chainDriftToleranceStroops: bigint;
   chainDriftGraceSeconds: number;
+  /** A caller paying out more than this × its trailing daily average in 24 h is unusual (payout_volume). */
+  payoutVolumeFactor: number;
+  /** Per asset code: a caller paying out more than this in 24 h is unusual, whatever its history. */
+  payoutVolumeDailyTotals: ReadonlyMap<string, string>;
 };
 
 /** Outbound webhooks to merchants: the delivery bounds; see docs/webhooks.md. */
@@ -153,7 +157,13 @@ export type PayoutConfig = {
   resubmitAfterMs: number;
   manualReviewAfterMs: number;
   pollMs: number;
+  /** Per asset code: a payout above this amount waits for a second admin (PAYOUT_APPROVAL_THRESHOLDS). */
+  approvalThresholds: ReadonlyMap<string, string>;
+  /** Per asset code: a payout taking its source's 24 h total above this waits too (PAYOUT_APPROVAL_DAILY_TOTALS). */
+  approvalDailyTotals: ReadonlyMap<string, string>;
 };
+
+export const assetAmountsMax = 50;
 
 /** Unset URLs mean: the sandbox this process runs (sandbox), or the public SDF endpoints. */
 export type StellarConfig = {
@@ -376,6 +386,36 @@ class Reader {
     return weekdays.filter((day) => chosen.has(day));
   }
 
+  /**
+   * `ASSET:AMOUNT,…` (e.g. `XLM:10000,USDC:G…issuer:5000`): the amount follows the last colon,
+   * since a credit asset's code carries its issuer after a colon. Amounts are plain decimals.
+   */
+  assetAmounts(name: string): ReadonlyMap<string, string> {
+    const amounts = new Map<string, string>();
+    const value = this.raw(name);
+    if (value === undefined) return amounts;
+    const items = value.split(',').map((item) => item.trim());
+    for (const item of items.slice(0, assetAmountsMax)) {
+      const cut = item.lastIndexOf(':');
+      const asset = item.slice(0, cut);
+      const amount = item.slice(cut + 1);
+      if (
+        cut < 1 ||
+        !/^\d{1,19}(\.\d{1,18})?$/.test(amount) ||
+        /^0+(\.0+)?$/.test(amount) ||
+        amounts.has(asset)
+      ) {
+        this.problems.push(
+          `${name}: each item must be ASSET:AMOUNT with a positive decimal amount, each asset once (XLM:10000), got "${item}"`,
+        );
+        continue;
+      }
+      amounts.set(asset, amount);
+    }
+    if (items.length > assetAmountsMax) this.problems.push(`${name}: at most ${assetAmountsMax} assets`);
+    return amounts;
+  }
+
   /** `HH:MM-HH:MM` within one day (`24:00` closes at midnight) as minutes after midnight. */
   minuteRange(name: string, fallback: readonly [number, number]): readonly [number, number] {
     const value = this.raw(name);
@@ -574,6 +614,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       resubmitAfterMs: read.integer('PAYOUT_RESUBMIT_AFTER_MS', 10_000, 100, 600_000),
       manualReviewAfterMs: read.integer('PAYOUT_MANUAL_REVIEW_AFTER_MS', 900_000, 100, 86_400_000),
       pollMs: read.integer('PAYOUT_POLL_MS', 1_000, 10, 60_000),
+      approvalThresholds: read.assetAmounts('PAYOUT_APPROVAL_THRESHOLDS'),
+      approvalDailyTotals: read.assetAmounts('PAYOUT_APPROVAL_DAILY_TOTALS'),
     },
     deposits: {
       webhookSecrets: read.secretsByName('DEPOSIT_WEBHOOK_SECRET_', webhookSecretLengthMin),
@@ -603,6 +645,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         read.integer('RECONCILIATION_CHAIN_DRIFT_TOLERANCE_STROOPS', 100_000, 0, 1_000_000_000),
       ),
       chainDriftGraceSeconds: read.integer('RECONCILIATION_CHAIN_DRIFT_GRACE_SECONDS', 300, 0, 86_400),
+      payoutVolumeFactor: read.integer('RECONCILIATION_PAYOUT_VOLUME_FACTOR', 5, 2, 1_000),
+      payoutVolumeDailyTotals: read.assetAmounts('RECONCILIATION_PAYOUT_VOLUME_DAILY_TOTALS'),
     },
     oncall: oncallConfig(read),
     loops: {

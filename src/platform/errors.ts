@@ -92,6 +92,12 @@ export const problemCatalogue = {
     title: 'Payouts are paid from customer or merchant accounts only',
   },
   'payouts/not-in-manual-review': { status: 409, title: 'The payout is not in manual review' },
+  'payouts/not-pending-approval': { status: 409, title: 'The payout is not waiting for approval' },
+  'payouts/already-submitted': {
+    status: 409,
+    title: 'A transaction paying the payout was built; it can no longer be cancelled',
+  },
+  'payouts/already-cancelled': { status: 409, title: 'The payout is already cancelled' },
   'payouts/below-account-reserve': {
     status: 422,
     title: 'The amount cannot create the destination account: it is below the minimum balance',

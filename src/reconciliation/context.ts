@@ -24,6 +24,10 @@ export type ReconciliationSettings = {
   chainDriftToleranceStroops: bigint;
   /** A drift must last this long before it is a finding (deposits not credited yet, payouts not booked yet). */
   chainDriftGraceSeconds: number;
+  /** A caller paying out more than this × its trailing daily average in 24 h is unusual. */
+  payoutVolumeFactor: number;
+  /** Per asset code: a caller paying out more than this in 24 h is unusual, whatever its history. */
+  payoutVolumeDailyTotals: ReadonlyMap<string, string>;
   /**
    * Longer than any transaction that writes what a detector scans may stay open. A gap in the
    * entry ids older than this was rolled back; a time-ordered scan looks back this far for rows

@@ -670,3 +670,39 @@ export async function countDepositsSince(db: Executor, since: Date): Promise<num
     select count(*)::int as count from deposits where created_at > ${since}::timestamptz`;
   return row?.count ?? 0;
 }
+
+export type CallerVolume = {
+  caller: string;
+  asset: string;
+  precision: number;
+  dayMinor: bigint;
+  dayCount: number;
+  trailingMinor: bigint;
+};
+
+/**
+ * Per caller (the subject that created the payouts) and asset: what it paid out in the last 24 h
+ * and in the `trailingDays` before, cancelled payouts excepted; the largest day totals first.
+ * Reads the payouts_created index range of those days.
+ */
+export async function selectCallerVolumes(
+  db: Executor,
+  input: { trailingDays: number; limit: number },
+): Promise<CallerVolume[]> {
+  return db<CallerVolume[]>`
+    with volumes as (
+      select created_by, asset,
+        coalesce(sum(amount_minor) filter (where created_at >= now() - interval '1 day'), 0)::int8 as day_minor,
+        (count(*) filter (where created_at >= now() - interval '1 day'))::int as day_count,
+        coalesce(sum(amount_minor) filter (where created_at < now() - interval '1 day'), 0)::int8 as trailing_minor
+      from payouts
+      where created_at >= now() - make_interval(days => 1 + ${input.trailingDays}::int) and state <> 'cancelled'
+      group by created_by, asset
+    )
+    select v.created_by as caller, v.asset, s.precision, v.day_minor as "dayMinor", v.day_count as "dayCount",
+           v.trailing_minor as "trailingMinor"
+    from volumes v join assets s on s.code = v.asset
+    where v.day_minor > 0
+    order by v.day_minor desc, v.created_by, v.asset
+    limit ${input.limit}::int`;
+}

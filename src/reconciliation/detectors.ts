@@ -6,6 +6,7 @@ import { escrowDetector } from './escrow.ts';
 import type { DetectorName } from './findings.ts';
 import { ledgerBalanceDetector } from './ledger-balance.ts';
 import { outgoingPaymentsDetector } from './outgoing-payments.ts';
+import { payoutVolumeDetector } from './payout-volume.ts';
 import { stuckSettlementsDetector } from './stuck-settlements.ts';
 
 /** Every detector, in the order `settledesk reconcile run` runs them. */
@@ -17,4 +18,5 @@ export const detectors: Readonly<Record<DetectorName, Detector>> = {
   chain_balance: chainBalanceDetector,
   escrow: escrowDetector,
   deposits: depositsDetector,
+  payout_volume: payoutVolumeDetector,
 };

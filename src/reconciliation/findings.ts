@@ -18,6 +18,7 @@ export const findingKinds = [
   'stuck_release',
   'stream_run_stuck',
   'stream_overdue',
+  'unusual_payout_volume',
 ] as const;
 export type FindingKind = (typeof findingKinds)[number];
 
@@ -29,6 +30,7 @@ export const detectorNames = [
   'chain_balance',
   'escrow',
   'deposits',
+  'payout_volume',
 ] as const;
 export type DetectorName = (typeof detectorNames)[number];
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
-import { openStates } from '../payouts/states.ts';
+import { settlingStates } from '../payouts/states.ts';
 import type { Executor } from '../platform/db/types.ts';
 import { registry } from '../platform/metrics.ts';
 import { countOpenFindingsByKind, selectLastSuccesses } from './data.ts';
@@ -46,7 +46,7 @@ export const detectorRuns = new Counter({
   registers: [registry],
 });
 
-export const stuckStates = openStates;
+export const stuckStates = settlingStates;
 
 for (const kind of findingKinds) {
   findingsCreated.inc({ kind }, 0);

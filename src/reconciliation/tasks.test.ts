@@ -39,7 +39,9 @@ describe('reconciliation tasks', () => {
   it('registers the Stellar detectors only where Stellar can be reached', async () => {
     const withoutChain = Object.keys(detectorTasks(testDeps(service.db.sql), undefined));
     expect(withoutChain).toEqual(
-      (['ledger_balance', 'account_balances', 'stuck_settlements', 'escrow'] as const).map(reconcileTaskOf),
+      (['ledger_balance', 'account_balances', 'stuck_settlements', 'escrow', 'payout_volume'] as const).map(
+        reconcileTaskOf,
+      ),
     );
     const chain = async () => ({ horizonUrls: ['http://127.0.0.1:9'], hotWallet: 'G' });
     expect(Object.keys(detectorTasks(testDeps(service.db.sql), chain))).toHaveLength(detectorNames.length);

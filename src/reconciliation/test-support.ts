@@ -13,6 +13,8 @@ export const testSettings: ReconciliationSettings = {
   streamOverdueAfterSeconds: 900,
   chainDriftToleranceStroops: 0n,
   chainDriftGraceSeconds: 0,
+  payoutVolumeFactor: 5,
+  payoutVolumeDailyTotals: new Map(),
   lateCommitSecondsMax: 600,
 };
 

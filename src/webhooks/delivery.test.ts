@@ -65,6 +65,7 @@ function fakePayout(accountId: string, amountMinor: bigint): PayoutRow {
     destination: `G${'A'.repeat(55)}`,
     memoType: 'none',
     memoValue: null,
+    approvalProposalId: null,
     state: 'submitted',
     stateReason: 'submitted',
     createdBy: 'merchant-app',

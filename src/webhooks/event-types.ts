@@ -7,6 +7,8 @@ export const merchantEventTypes = {
   'deposit.credited': 'a deposit was credited to a customer or merchant account',
   'payout.settled': 'a payout was paid on the Stellar network',
   'payout.failed': 'a payout failed for good and its amount was refunded to the source account',
+  'payout.cancelled':
+    'a payout was cancelled before any transaction paid it (or its approval was refused); the amount was refunded',
   'escrow.held': 'an amount moved from a payer account into an escrow hold',
   'escrow.released': 'part or all of an escrow hold was released to the payee',
   'escrow.refunded': 'part or all of an escrow hold was refunded to the payer',

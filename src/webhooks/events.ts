@@ -85,7 +85,7 @@ export function depositCreditedEvent(deposit: {
 }
 
 export function payoutFinishedEvent(
-  type: 'payout.settled' | 'payout.failed',
+  type: 'payout.settled' | 'payout.failed' | 'payout.cancelled',
   payout: PayoutRow,
   transition: Transition,
   detail: string | undefined,

@@ -35,6 +35,7 @@ describe('settledesk reconcile', () => {
       chain_balance: 'skipped',
       escrow: 'completed',
       deposits: 'skipped',
+      payout_volume: 'completed',
     });
     expect(lines.find((line) => line.detector === 'deposits')?.reason).toContain('needs Stellar');
 
@@ -49,7 +50,7 @@ describe('settledesk reconcile', () => {
     const run = await runCli(['--json', 'reconcile', 'run'], withStellar);
     expect(run.code, run.stderr).toBe(0);
     const lines = JSON.parse(run.stdout) as Line[];
-    expect(lines.map((line) => line.outcome)).toEqual(Array(7).fill('completed'));
+    expect(lines.map((line) => line.outcome)).toEqual(Array(8).fill('completed'));
   });
 
   it('rebuilds a detector with --full and lists what it found, open or all', async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Keypair } from '@stellar/stellar-sdk';
 import type { SettlementChain } from '../../src/payouts/chain.ts';
 import { type EngineOptions, SettlementEngine } from '../../src/payouts/engine.ts';
+import type { Role } from '../../src/platform/auth/roles.ts';
 import { createLogger } from '../../src/platform/logging.ts';
 import type { SandboxOptions } from '../../src/sandbox/server.ts';
 import { startTestNetwork, type TestNetwork } from '../../src/sandbox/test-support.ts';
@@ -40,6 +41,27 @@ export type PayoutHarness = {
   close(): Promise<void>;
 };
 
+/** Calls the service as `subject` with `role`; a POST carries a fresh Idempotency-Key. */
+export async function callAs(
+  service: TestService,
+  method: 'GET' | 'POST',
+  url: string,
+  role: Role,
+  subject: string,
+  payload?: object,
+) {
+  const response = await service.app.inject({
+    method,
+    url,
+    payload,
+    headers: {
+      authorization: `Bearer ${await service.token(role, subject)}`,
+      ...(method === 'POST' ? { 'idempotency-key': randomUUID() } : {}),
+    },
+  });
+  return { statusCode: response.statusCode, body: response.json() };
+}
+
 /** Set SETTLEDESK_TEST_LOG=debug to see the engine's log lines while a test runs. */
 export const silentLogger = createLogger(
   process.env.SETTLEDESK_TEST_LOG === 'debug' ? 'debug' : 'silent',
@@ -58,7 +80,13 @@ export function endpointsOf(network: TestNetwork): StellarEndpoints {
 }
 
 export async function startPayoutHarness(
-  options: { sandbox?: SandboxOptions; engine?: Partial<EngineOptions>; channels?: number } = {},
+  options: {
+    sandbox?: SandboxOptions;
+    engine?: Partial<EngineOptions>;
+    channels?: number;
+    /** More environment for the service (e.g. PAYOUT_APPROVAL_THRESHOLDS). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<PayoutHarness> {
   const network = await startTestNetwork({
     ledgerCloseMs: 100,
@@ -76,6 +104,7 @@ export async function startPayoutHarness(
     env: {
       STELLAR_HOT_WALLET_SECRET: wallet.hotWallet.secret(),
       STELLAR_CHANNEL_SECRETS: wallet.channels.map((channel) => channel.secret()).join(','),
+      ...options.env,
     },
   });
   await ensureChannels(endpoints, wallet, ['XLM']);
