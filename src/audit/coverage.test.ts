@@ -25,7 +25,8 @@ let service: TestService;
 const actor = { name: 'coverage-test', requestId: undefined };
 
 beforeAll(async () => {
-  service = await startTestService();
+  // Payouts over 5 XLM wait for a second person: the approval transitions are driven through the API.
+  service = await startTestService({ env: { PAYOUT_APPROVAL_THRESHOLDS: 'XLM:5' } });
   await service.db.sql`insert into deposit_providers (name, kind) values ('coverage-provider', 'external')`;
 });
 
@@ -65,6 +66,16 @@ async function post(
   });
   expect(response.statusCode, response.body).toBeLessThan(300);
   return response.json() as { id: string; payloadHash: string; state: string };
+}
+
+async function getJson(url: string): Promise<{ payloadHash: string }> {
+  const response = await service.app.inject({
+    method: 'GET',
+    url,
+    headers: { authorization: `Bearer ${await service.token('admin', 'bob')}` },
+  });
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json();
 }
 
 /** Proposed by one admin, approved by another: the two-person rule's path to moving money. */
@@ -212,6 +223,39 @@ describe('the audit chain covers all money', () => {
         driven.add(transition);
       }
     }
+    // The two-person rule for large payouts, and a cancel, through the API as a caller drives them.
+    const large = async () =>
+      post('/v1/payouts', {
+        sourceAccountId: payer,
+        asset: 'XLM',
+        amount: '6',
+        destination: Keypair.random().publicKey(),
+      }) as unknown as Promise<{ id: string; state: string; approvalProposalId: string }>;
+    const granted = await large();
+    expect(granted.state).toBe('pending_approval');
+    const proposal = await getJson(`/v1/approvals/${granted.approvalProposalId}`);
+    await post(
+      `/v1/approvals/${granted.approvalProposalId}/approve`,
+      { payloadHash: proposal.payloadHash },
+      { role: 'admin', subject: 'bob' },
+    );
+    driven.add('approval_granted');
+    const refused = await large();
+    await post(
+      `/v1/approvals/${refused.approvalProposalId}/reject`,
+      { reason: 'not this one' },
+      { role: 'admin', subject: 'bob' },
+    );
+    driven.add('approval_refused');
+    await post(
+      `/v1/payouts/${await acceptedPayout(payer)}/cancel`,
+      { reason: 'customer asked' },
+      {
+        role: 'admin',
+        subject: 'bob',
+      },
+    );
+    driven.add('cancelled');
     expect([...driven].sort()).toEqual(Object.keys(transitions).sort());
 
     const sql = service.db.sql;

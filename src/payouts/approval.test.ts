@@ -104,7 +104,13 @@ describe('large payouts under the two-person rule', () => {
     expect(await h.states([id])).toEqual({ [id]: 'accepted' });
     await h.settleUntil(async () => (await h.states([id]))[id] === 'settled');
     expect(Number(await onChainXlm(destination)) - Number(before)).toBe(6);
-    expect(await auditActions(id)).toEqual(['payout.approved']);
+    expect(await auditActions(id)).toEqual([
+      'payout.pending_approval',
+      'payout.accepted',
+      'payout.approved',
+      'payout.submitted',
+      'payout.settled',
+    ]);
   });
 
   it('queues a payout at or under the threshold at once', async () => {
@@ -150,7 +156,11 @@ describe('large payouts under the two-person rule', () => {
     expect(await accountBalance(source)).toBe(100_000_000n);
     await runRounds(3);
     expect(await trail(id)).toEqual({ attempts: 0, refunds: 1, cancelledEvents: 1 });
-    expect(await auditActions(id)).toEqual(['payout.approval_refused']);
+    expect(await auditActions(id)).toEqual([
+      'payout.pending_approval',
+      'payout.cancelled',
+      'payout.approval_refused',
+    ]);
   });
 });
 
@@ -169,7 +179,11 @@ describe('an expired approval', () => {
     expect(await h.service.domains.approvals.expireDue(h.service.db.sql)).toBe(0);
     await runRounds(2);
     expect(await trail(id)).toEqual({ attempts: 0, refunds: 1, cancelledEvents: 1 });
-    expect(await auditActions(id)).toEqual(['payout.approval_refused']);
+    expect(await auditActions(id)).toEqual([
+      'payout.pending_approval',
+      'payout.cancelled',
+      'payout.approval_refused',
+    ]);
   });
 });
 
@@ -199,7 +213,7 @@ describe('cancelling queued payouts', () => {
     expect(await h.states([id])).toEqual({ [id]: 'cancelled' });
     expect(await trail(id)).toEqual({ attempts: 0, refunds: 1, cancelledEvents: 1 });
     expect(await accountBalance(source)).toBe(50_000_000n);
-    expect(await auditActions(id)).toEqual(['payout.cancelled']);
+    expect(await auditActions(id)).toEqual(['payout.accepted', 'payout.cancelled']);
   });
 
   it('lets an operator cancel a payout waiting for approval; approving it afterwards moves nothing', async () => {

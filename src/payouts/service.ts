@@ -496,16 +496,8 @@ export async function cancelPayout(
     actor: input.actor.name,
     reason: input.reason,
   });
+  // Its audit row (`payout.cancelled`, actor and reason) is written by the transition itself.
   assert(moved, 'a locked cancellable payout did not move to cancelled');
-  await appendAudit(tx, {
-    actor: input.actor.name,
-    action: 'payout.cancelled',
-    subjectType: 'payout',
-    subjectId: payout.id,
-    before: { state: payout.state },
-    after: { state: 'cancelled', reason: input.reason },
-    requestId: input.actor.requestId,
-  });
   const row = await selectPayout(tx, payout.id);
   assert(row, 'payout vanished after cancel');
   return payoutView(row);
