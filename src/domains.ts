@@ -132,7 +132,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
     escrowRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
     streamRoutes(runtime.sql, domains.payoutDestinations),
-    depositRoutes(runtime.sql, runtime.config, runtime.logger),
+    depositRoutes(runtime.sql, runtime.config, runtime.providerSecrets, runtime.logger),
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),
     incidentRecordRoutes(runtime.sql),

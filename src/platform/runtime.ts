@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { ProviderSecrets } from '../deposits/provider-secrets.ts';
 import { SuspendedUsers } from './auth/access.ts';
 import { loadEncryptionKey } from './auth/crypto.ts';
 import { ensureCurrentKey, Keyring } from './auth/keyring.ts';
@@ -21,6 +22,8 @@ export type Runtime = {
   databaseUrl: string;
   keyring: Keyring;
   users: SuspendedUsers;
+  /** Provider webhook secrets from the database, reloaded with the keys on every instance. */
+  providerSecrets: ProviderSecrets;
   health: HealthRegistry;
   /** What this open applied, when it was asked to migrate. */
   migration: MigrationResult | undefined;
@@ -72,6 +75,8 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     await ensureCurrentKey(sql, keyring);
     const users = new SuspendedUsers();
     await users.reload(sql);
+    const providerSecrets = new ProviderSecrets(keyring);
+    await providerSecrets.reload(sql);
     const health = new HealthRegistry();
     health.register({
       name: 'postgresql',
@@ -88,7 +93,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       redis = connectRedis(config.redisUrl, logger);
       health.register(redis.check);
     }
-    return { config, logger, sql, databaseUrl, keyring, users, health, migration, close };
+    return { config, logger, sql, databaseUrl, keyring, users, providerSecrets, health, migration, close };
   } catch (error) {
     await close();
     throw error;
