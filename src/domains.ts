@@ -1,3 +1,4 @@
+import { accessTasks, keyringReencryptCrontab } from './access/tasks.ts';
 import { adjustmentProposalAction } from './adjustments/adjustments.ts';
 import { adjustmentRoutes } from './adjustments/routes.ts';
 import { Approvals } from './approvals/engine.ts';
@@ -148,6 +149,7 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     [heartbeatTask]: heartbeat(runtime.sql),
     ...approvalTasks(runtime.sql, domains.approvals),
     ...auditTasks(runtime.sql),
+    ...accessTasks(runtime),
     ...depositTasks(runtime),
     ...escrowTasks(runtime.sql),
     ...streamTasks(runtime.sql),
@@ -164,6 +166,7 @@ export const domainCrontab = [
   heartbeatCrontab,
   approvalsCrontab,
   auditCrontab,
+  keyringReencryptCrontab,
   escrowCrontab,
   escalationCrontab,
   streamsCrontab,

@@ -89,3 +89,43 @@ export async function updateRetireProviderSecret(db: Executor, id: string): Prom
     where id = ${id}::text and state = 'verify_only'`;
   return result.count;
 }
+
+/** Secrets sealed under another keyring key than `keyVersion`, retired ones included. */
+export async function selectProviderSecretsSealedElsewhere(
+  db: Executor,
+  keyVersion: string,
+  limit: number,
+): Promise<ProviderSecretRow[]> {
+  return db<ProviderSecretRow[]>`
+    select id, provider, state, secret_sealed as "secretSealed", key_version as "keyVersion",
+      created_at as "createdAt", created_by as "createdBy", promoted_at as "promotedAt", retired_at as "retiredAt"
+    from provider_webhook_secrets
+    where key_version <> ${keyVersion}::text
+    order by id
+    limit ${limit}::int
+    for update skip locked`;
+}
+
+export async function updateProviderSecretSeal(
+  db: Executor,
+  id: string,
+  secretSealed: Buffer,
+  keyVersion: string,
+): Promise<void> {
+  await db`
+    update provider_webhook_secrets set secret_sealed = ${secretSealed}::bytea, key_version = ${keyVersion}::text
+    where id = ${id}::text`;
+}
+
+/** How many secrets each keyring key version sealed: the rotation is done when only one remains. */
+export async function countSealsByKeyVersion(
+  db: Executor,
+): Promise<{ keyVersion: string | null; table: string; count: bigint }[]> {
+  return db<{ keyVersion: string | null; table: string; count: bigint }[]>`
+    select key_version as "keyVersion", 'signing_keys' as table, count(*)::int8 as count
+    from signing_keys group by key_version
+    union all
+    select key_version, 'provider_webhook_secrets', count(*)::int8
+    from provider_webhook_secrets group by key_version
+    order by 2, 1`;
+}

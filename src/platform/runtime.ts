@@ -71,6 +71,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     const migration = options.migrate ? await migrate(sql, databaseUrl, logger) : undefined;
     const keyring = new Keyring(
       await loadEncryptionKey(config.keyringKeyBase64, join(config.dataDir, 'keyring.key')),
+      config.keyringPreviousKeysBase64.map((key) => Buffer.from(key, 'base64')),
     );
     await ensureCurrentKey(sql, keyring);
     const users = new SuspendedUsers();

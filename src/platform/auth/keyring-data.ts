@@ -87,3 +87,29 @@ export async function updateRetireKey(db: Executor, kid: string): Promise<number
     where kid = ${kid}::text and state = 'verify_only'`;
   return result.count;
 }
+
+/** Signing keys sealed under another keyring key than `keyVersion` (or before versions existed). */
+export async function selectKeysSealedElsewhere(
+  db: Executor,
+  keyVersion: string,
+  limit: number,
+): Promise<SigningKeyRow[]> {
+  return db<SigningKeyRow[]>`
+    select kid, state, secret_sealed as "secretSealed", key_version as "keyVersion", created_at as "createdAt", retired_at as "retiredAt"
+    from signing_keys
+    where key_version is distinct from ${keyVersion}::text
+    order by kid
+    limit ${limit}::int
+    for update skip locked`;
+}
+
+export async function updateKeySeal(
+  db: Executor,
+  kid: string,
+  secretSealed: Buffer,
+  keyVersion: string,
+): Promise<void> {
+  await db`
+    update signing_keys set secret_sealed = ${secretSealed}::bytea, key_version = ${keyVersion}::text
+    where kid = ${kid}::text`;
+}
