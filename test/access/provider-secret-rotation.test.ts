@@ -104,3 +104,22 @@ describe('provider webhook secret rotation across instances, without restarts', 
     expect(await statuses(added.secret)).toEqual([201, 201]);
   });
 });
+
+describe('settledesk keyring', () => {
+  it('reports every sealed secret under the current key version after a reencrypt', async () => {
+    // Signing keys sealed before key versions existed count as under another key until re-sealed.
+    await db.sql`update signing_keys set key_version = null`;
+    const before = JSON.parse(await cli(['keyring', 'status'])) as { sealedUnderOtherKeys: number };
+    expect(before.sealedUnderOtherKeys).toBeGreaterThan(0);
+    const result = JSON.parse(await cli(['keyring', 'reencrypt'])) as { signingKeys: number };
+    expect(result.signingKeys).toBe(before.sealedUnderOtherKeys);
+    const after = JSON.parse(await cli(['keyring', 'status'])) as {
+      currentKeyVersion: string;
+      sealedUnderOtherKeys: number;
+      seals: { keyVersion: string; table: string; count: number }[];
+    };
+    expect(after.sealedUnderOtherKeys).toBe(0);
+    expect(after.currentKeyVersion).toBe(instances[0]?.runtime.keyring.currentKeyVersion);
+    expect(after.seals.map((row) => row.table).sort()).toEqual(['provider_webhook_secrets', 'signing_keys']);
+  });
+});
