@@ -1,4 +1,5 @@
 import { apiKeyRoutes } from './access/api-key-routes.ts';
+import { accessTasks, keyringReencryptCrontab } from './access/tasks.ts';
 import { adjustmentProposalAction } from './adjustments/adjustments.ts';
 import { adjustmentRoutes } from './adjustments/routes.ts';
 import { Approvals } from './approvals/engine.ts';
@@ -135,7 +136,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     payoutRoutes(runtime.sql, domains.approvals, domains.payoutDestinations, runtime.config.payouts),
     escrowRoutes(runtime.sql, domains.approvals, domains.payoutDestinations),
     streamRoutes(runtime.sql, domains.payoutDestinations),
-    depositRoutes(runtime.sql, runtime.config, runtime.logger),
+    depositRoutes(runtime.sql, runtime.config, runtime.providerSecrets, runtime.logger),
     merchantWebhookRoutes(runtime),
     incidentRoutes(domains.triage),
     incidentRecordRoutes(runtime.sql),
@@ -151,6 +152,7 @@ export function domainTasks(runtime: Runtime, domains: Domains): TaskMap {
     [heartbeatTask]: heartbeat(runtime.sql),
     ...approvalTasks(runtime.sql, domains.approvals),
     ...auditTasks(runtime),
+    ...accessTasks(runtime),
     ...depositTasks(runtime),
     ...escrowTasks(runtime.sql),
     ...streamTasks(runtime.sql),
@@ -167,6 +169,7 @@ export const domainCrontab = [
   heartbeatCrontab,
   approvalsCrontab,
   auditCrontab,
+  keyringReencryptCrontab,
   escrowCrontab,
   escalationCrontab,
   streamsCrontab,

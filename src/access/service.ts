@@ -31,7 +31,7 @@ export async function listKeys(db: Executor): Promise<KeySummary[]> {
 export async function addKey(sql: Sql, keyring: Keyring, actor: Actor): Promise<string> {
   const kid = newKeyId();
   await withTransaction(sql, async (tx) => {
-    await insertVerifyOnlyKey(tx, kid, keyring.sealSecret(newSigningSecret()));
+    await insertVerifyOnlyKey(tx, kid, keyring.sealSecret(newSigningSecret()), keyring.currentKeyVersion);
     await audit(tx, actor, 'keys.added', kid, undefined, { state: 'verify_only' });
     await notifyAccessChanged(tx);
   });

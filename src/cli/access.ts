@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { addKey, listKeys, promoteKey, reinstateUser, retireKey, suspendUser } from '../access/service.ts';
 import { type Output, operatorName, print, withRuntime } from './context.ts';
+import { registerKeyringCommands } from './keyring.ts';
 
 type AsOption = { as?: string };
 type ReasonOption = AsOption & { reason: string };
 
 export function registerAccessCommands(program: Command, output: () => Output): void {
+  registerKeyringCommands(program, output);
   const keys = program
     .command('keys')
     .description('JWT signing keys: rotate without restarting any instance');

@@ -6,9 +6,11 @@ import { deadLettersPageMax } from '../deposits/routes.ts';
 import { selectRouting } from '../deposits/routing-data.ts';
 import { replayDeadLetter } from '../deposits/webhooks.ts';
 import { CliError, type Output, operatorName, print, withRuntime } from './context.ts';
+import { registerProviderSecretCommands } from './provider-secrets.ts';
 
 export function registerProviderCommands(program: Command, output: () => Output): void {
   const providers = program.command('providers').description('deposit providers and their modes');
+  registerProviderSecretCommands(providers, output);
   providers
     .command('show')
     .description('every provider with its mode')
@@ -89,7 +91,9 @@ export function registerProviderCommands(program: Command, output: () => Output)
     });
   providers
     .command('add <name>')
-    .description('register an external provider (its webhook secret is DEPOSIT_WEBHOOK_SECRET_<NAME>)')
+    .description(
+      'register an external provider (its webhook secrets: `providers secret add`, or DEPOSIT_WEBHOOK_SECRET_<NAME>)',
+    )
     .option('--as <name>', 'who adds it (default SETTLEDESK_OPERATOR or the OS user)')
     .action(async (name: string, options: { as?: string }) => {
       const actor = operatorName(options.as);

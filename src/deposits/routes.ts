@@ -13,6 +13,7 @@ import { selectDeadLetters } from './data.ts';
 import { createIntent } from './intents.ts';
 import { pendingProofsFrom } from './metrics.ts';
 import { proofNetwork, verifyProof } from './proofs.ts';
+import type { ProviderSecrets } from './provider-secrets.ts';
 import { signatureHeader } from './signature.ts';
 import { receiveProviderWebhook, replayDeadLetter } from './webhooks.ts';
 
@@ -70,7 +71,7 @@ function webhookJson(row: {
   return { id, provider, state, outcome, error, attempts, receivedAt: row.receivedAt.toISOString() };
 }
 
-export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
+export function depositRoutes(sql: Sql, config: Config, secrets: ProviderSecrets, logger: Logger) {
   return async (app: App): Promise<void> => {
     // The signature covers the exact bytes sent: this scope keeps JSON bodies as raw text.
     await app.register(async (scope) => {
@@ -94,7 +95,7 @@ export function depositRoutes(sql: Sql, config: Config, logger: Logger) {
           },
         },
         async (request, reply) => {
-          const result = await receiveProviderWebhook(sql, config, logger, {
+          const result = await receiveProviderWebhook(sql, config, secrets, logger, {
             provider: request.params.provider,
             body: request.body,
             signature: request.headers[signatureHeader] as string | undefined,

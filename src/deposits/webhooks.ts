@@ -21,6 +21,7 @@ import {
   updateInboundWebhook,
 } from './data.ts';
 import { depositWebhooks, webhookDeadLetters, webhookSignatureFailures } from './metrics.ts';
+import type { ProviderSecrets } from './provider-secrets.ts';
 import { verifySignature } from './signature.ts';
 
 /**
@@ -71,6 +72,7 @@ export function parsePayload(body: string): ProviderPayload {
 async function authenticate(
   sql: Sql,
   config: Config,
+  secrets: ProviderSecrets,
   input: { provider: string; body: string; signature: string | undefined; nowSeconds: number },
 ): Promise<string> {
   const provider = await selectProvider(sql, input.provider);
@@ -85,7 +87,7 @@ async function authenticate(
   const check = verifySignature({
     header: input.signature,
     body: input.body,
-    secrets: config.deposits.webhookSecrets[provider.name] ?? [],
+    secrets: secrets.secretsFor(provider.name, config.deposits.webhookSecrets[provider.name] ?? []),
     nowSeconds: input.nowSeconds,
     toleranceSeconds: config.deposits.webhookToleranceSeconds,
   });
@@ -168,13 +170,14 @@ type ReceiveInput = {
 export async function receiveProviderWebhook(
   sql: Sql,
   config: Config,
+  secrets: ProviderSecrets,
   logger: Logger,
   input: ReceiveInput,
 ): Promise<WebhookResult> {
   // The metric label is a provider's name only once it is known to exist: URLs are unbounded.
   let provider = 'unknown';
   try {
-    provider = await authenticate(sql, config, input);
+    provider = await authenticate(sql, config, secrets, input);
     return await processWebhook(sql, logger, provider, input);
   } catch (error) {
     if (isRefusal(error)) throw error;

@@ -24,6 +24,8 @@ export type Config = {
   redisUrl: string | undefined;
   rateLimits: RateLimitConfig;
   keyringKeyBase64: string | undefined;
+  /** Earlier keyring keys, still opening what they sealed until `keyring_reencrypt` re-seals it. */
+  keyringPreviousKeysBase64: string[];
   accessReloadMs: number;
   /** How often `serve` probes Stellar and every readiness check (gauges, triage summary). */
   statusProbeIntervalMs: number;
@@ -335,6 +337,22 @@ class Reader {
     return Object.fromEntries(entries.map((entry) => [entry?.[1], entry?.[2] as Severity]));
   }
 
+  /** Up to `countMax` comma-separated base64 keys of `bytes` bytes each; none when unset. */
+  base64Keys(name: string, bytes: number, countMax: number): string[] {
+    const value = this.raw(name);
+    if (value === undefined || value.trim() === '') return [];
+    const keys = value.split(',').map((key) => key.trim());
+    if (
+      keys.length > countMax ||
+      keys.some((key) => !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length !== bytes)
+    ) {
+      // Never echo the value: it is a secret.
+      this.problems.push(`${name}: must be up to ${countMax} comma-separated ${bytes}-byte keys in base64`);
+      return [];
+    }
+    return keys;
+  }
+
   base64Key(name: string, bytes: number): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
@@ -490,6 +508,8 @@ export const stellarUrlsMax = 8;
 export const channelsMax = 100;
 export const webhookSecretLengthMin = 16;
 export const keyringKeyBytes = 32;
+/** Keyring keys kept for opening while a rotation re-seals: the last one or two is plenty. */
+export const keyringPreviousKeysMax = 3;
 export const minutesPerDay = 1_440;
 export const alertmanagerTokenLengthMin = 32;
 export const severityMapEntriesMax = 20;
@@ -579,6 +599,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       redisPrefix: redisPrefix(read),
     },
     keyringKeyBase64: read.base64Key('SETTLEDESK_KEYRING_KEY', keyringKeyBytes),
+    keyringPreviousKeysBase64: read.base64Keys(
+      'SETTLEDESK_KEYRING_PREVIOUS_KEYS',
+      keyringKeyBytes,
+      keyringPreviousKeysMax,
+    ),
     accessReloadMs: read.integer('ACCESS_RELOAD_MS', 2_000, 100, 60_000),
     statusProbeIntervalMs: read.integer('STATUS_PROBE_INTERVAL_MS', 10_000, 100, 300_000),
     workerMetricsPort: read.integer('WORKER_METRICS_PORT', 9464, 0, 65_535),

@@ -183,6 +183,13 @@ export const problemCatalogue = {
   'keys/current': { status: 409, title: 'The current signing key cannot be retired' },
   'api-keys/not-found': { status: 404, title: 'No such API key' },
   'api-keys/too-many': { status: 409, title: 'Too many API keys are usable already' },
+  'providers/secret-not-found': { status: 404, title: 'No such provider webhook secret' },
+  'providers/secret-retired': { status: 409, title: 'The provider webhook secret is retired' },
+  'providers/secret-current': { status: 409, title: 'The current provider webhook secret cannot be retired' },
+  'providers/secret-limit': {
+    status: 409,
+    title: 'The provider already has as many accepted secrets as allowed',
+  },
   'reconciliation/finding-not-open': { status: 409, title: 'No open finding with this id' },
   'service/unavailable': { status: 503, title: 'The service is temporarily unavailable' },
   internal: { status: 500, title: 'Internal server error' },

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { ProviderSecrets } from '../deposits/provider-secrets.ts';
 import { SuspendedUsers } from './auth/access.ts';
 import { ApiKeys } from './auth/api-keys.ts';
 import { loadEncryptionKey } from './auth/crypto.ts';
@@ -23,6 +24,8 @@ export type Runtime = {
   keyring: Keyring;
   users: SuspendedUsers;
   apiKeys: ApiKeys;
+  /** Provider webhook secrets from the database, reloaded with the keys on every instance. */
+  providerSecrets: ProviderSecrets;
   health: HealthRegistry;
   /** The Redis connection when REDIS_URL is set (readiness check, rate-limit counters). */
   redis: RedisConnection | undefined;
@@ -72,12 +75,15 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     const migration = options.migrate ? await migrate(sql, databaseUrl, logger) : undefined;
     const keyring = new Keyring(
       await loadEncryptionKey(config.keyringKeyBase64, join(config.dataDir, 'keyring.key')),
+      config.keyringPreviousKeysBase64.map((key) => Buffer.from(key, 'base64')),
     );
     await ensureCurrentKey(sql, keyring);
     const users = new SuspendedUsers();
     await users.reload(sql);
     const apiKeys = new ApiKeys(sql, logger);
     await apiKeys.reload(sql);
+    const providerSecrets = new ProviderSecrets(keyring);
+    await providerSecrets.reload(sql);
     const health = new HealthRegistry();
     health.register({
       name: 'postgresql',
@@ -94,7 +100,20 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       redis = connectRedis(config.redisUrl, logger);
       health.register(redis.check);
     }
-    return { config, logger, sql, databaseUrl, keyring, users, apiKeys, health, redis, migration, close };
+    return {
+      config,
+      logger,
+      sql,
+      databaseUrl,
+      keyring,
+      users,
+      apiKeys,
+      providerSecrets,
+      health,
+      redis,
+      migration,
+      close,
+    };
   } catch (error) {
     await close();
     throw error;

@@ -1,17 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../../src/platform/auth/tokens.ts';
-import { loadConfig } from '../../src/platform/config.ts';
-import { createLogger } from '../../src/platform/logging.ts';
-import { openRuntime, type Runtime } from '../../src/platform/runtime.ts';
-import { type Service, startService } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { type Instance, startInstances, stopInstances } from '../support/instances.ts';
 import { runCli, waitFor } from '../support/process.ts';
 import { testEnv } from '../support/service.ts';
 
 const propagationMsMax = 5_000;
 let db: TestDatabase;
 let env: Record<string, string>;
-const instances: { runtime: Runtime; service: Service }[] = [];
+const instances: Instance[] = [];
 
 /**
  * Two API instances on one database. The fallback reload is set far beyond the 5 s budget, so a
@@ -20,20 +17,11 @@ const instances: { runtime: Runtime; service: Service }[] = [];
 beforeAll(async () => {
   db = await createTestDatabase();
   env = await testEnv(db, { ACCESS_RELOAD_MS: '60000' });
-  for (let index = 0; index < 2; index += 1) {
-    const runtime = await openRuntime(loadConfig(env), createLogger('silent'), {
-      migrate: false,
-      applicationName: `instance-${index}`,
-    });
-    instances.push({ runtime, service: await startService(runtime, { worker: false }) });
-  }
+  instances.push(...(await startInstances(env, 2)));
 });
 
 afterAll(async () => {
-  for (const { runtime, service } of instances) {
-    await service.stop();
-    await runtime.close();
-  }
+  await stopInstances(instances);
   await db.drop();
 });
 

@@ -22,10 +22,16 @@ export class SuspendedUsers {
 /** The `worker` label of the periodic reload in worker_runs_total. */
 export const accessReloadWorker = 'access_reload';
 
-export type AccessState = { keyring: Keyring; users: SuspendedUsers; apiKeys: ApiKeys };
+/** What the access channel keeps fresh: signing keys, API keys, suspensions, provider webhook secrets. */
+export type AccessState = {
+  keyring: Keyring;
+  users: SuspendedUsers;
+  apiKeys: ApiKeys;
+  providerSecrets: { reload(sql: Sql): Promise<void> };
+};
 
 /**
- * Keeps signing keys, API keys and suspensions fresh on every instance without a restart: a NOTIFY on the access
+ * Keeps keys, API keys, suspensions and provider webhook secrets fresh on every instance without a restart: a NOTIFY on the access
  * channel makes a change visible at once, and a periodic reload covers a missed notification
  * (a dropped LISTEN connection, a failover), bounding staleness by `reloadMs`.
  */
@@ -38,7 +44,13 @@ export async function startAccessSync(
   registerLoop(accessReloadWorker, reloadMs / 1_000, 'process');
   const reload = async () => {
     try {
-      await Promise.all([access.keyring.reload(sql), access.users.reload(sql), access.apiKeys.reload(sql)]);
+      // Provider secrets after the keyring: opening them needs no signing key, so order is free.
+      await Promise.all([
+        access.keyring.reload(sql),
+        access.users.reload(sql),
+        access.apiKeys.reload(sql),
+        access.providerSecrets.reload(sql),
+      ]);
       countWorkerRun(accessReloadWorker, 'success');
     } catch (error) {
       countWorkerRun(accessReloadWorker, 'failed');

@@ -7,6 +7,8 @@ export type SigningKeyRow = {
   kid: string;
   state: KeyState;
   secretSealed: Buffer;
+  /** The keyring encryption key that sealed it; null when sealed before key versions existed. */
+  keyVersion: string | null;
   createdAt: Date;
   retiredAt: Date | null;
 };
@@ -16,7 +18,7 @@ export const accessChannel = 'settledesk_access';
 
 export async function selectUsableKeys(db: Executor): Promise<SigningKeyRow[]> {
   return db<SigningKeyRow[]>`
-    select kid, state, secret_sealed as "secretSealed", created_at as "createdAt", retired_at as "retiredAt"
+    select kid, state, secret_sealed as "secretSealed", key_version as "keyVersion", created_at as "createdAt", retired_at as "retiredAt"
     from signing_keys
     where state <> 'retired'
     order by created_at`;
@@ -24,7 +26,7 @@ export async function selectUsableKeys(db: Executor): Promise<SigningKeyRow[]> {
 
 export async function selectAllKeys(db: Executor): Promise<SigningKeyRow[]> {
   return db<SigningKeyRow[]>`
-    select kid, state, secret_sealed as "secretSealed", created_at as "createdAt", retired_at as "retiredAt"
+    select kid, state, secret_sealed as "secretSealed", key_version as "keyVersion", created_at as "createdAt", retired_at as "retiredAt"
     from signing_keys
     order by created_at`;
 }
@@ -34,10 +36,11 @@ export async function insertCurrentKeyIfNone(
   db: Executor,
   kid: string,
   secretSealed: Buffer,
+  keyVersion: string,
 ): Promise<boolean> {
   const rows = await db`
-    insert into signing_keys (kid, state, secret_sealed)
-    select ${kid}::text, 'current', ${secretSealed}::bytea
+    insert into signing_keys (kid, state, secret_sealed, key_version)
+    select ${kid}::text, 'current', ${secretSealed}::bytea, ${keyVersion}::text
     where not exists (select 1 from signing_keys where state = 'current')
     on conflict do nothing
     returning kid`;
@@ -50,15 +53,22 @@ export async function notifyAccessChanged(db: Executor): Promise<void> {
 
 export async function selectKey(db: Executor, kid: string): Promise<SigningKeyRow | undefined> {
   const [row] = await db<SigningKeyRow[]>`
-    select kid, state, secret_sealed as "secretSealed", created_at as "createdAt", retired_at as "retiredAt"
+    select kid, state, secret_sealed as "secretSealed", key_version as "keyVersion", created_at as "createdAt", retired_at as "retiredAt"
     from signing_keys
     where kid = ${kid}::text
     for update`;
   return row;
 }
 
-export async function insertVerifyOnlyKey(db: Executor, kid: string, secretSealed: Buffer): Promise<void> {
-  await db`insert into signing_keys (kid, state, secret_sealed) values (${kid}::text, 'verify_only', ${secretSealed}::bytea)`;
+export async function insertVerifyOnlyKey(
+  db: Executor,
+  kid: string,
+  secretSealed: Buffer,
+  keyVersion: string,
+): Promise<void> {
+  await db`
+    insert into signing_keys (kid, state, secret_sealed, key_version)
+    values (${kid}::text, 'verify_only', ${secretSealed}::bytea, ${keyVersion}::text)`;
 }
 
 /** Demotes the current key and promotes another in one statement, so exactly one stays current. */
@@ -76,4 +86,30 @@ export async function updateRetireKey(db: Executor, kid: string): Promise<number
     update signing_keys set state = 'retired', retired_at = now()
     where kid = ${kid}::text and state = 'verify_only'`;
   return result.count;
+}
+
+/** Signing keys sealed under another keyring key than `keyVersion` (or before versions existed). */
+export async function selectKeysSealedElsewhere(
+  db: Executor,
+  keyVersion: string,
+  limit: number,
+): Promise<SigningKeyRow[]> {
+  return db<SigningKeyRow[]>`
+    select kid, state, secret_sealed as "secretSealed", key_version as "keyVersion", created_at as "createdAt", retired_at as "retiredAt"
+    from signing_keys
+    where key_version is distinct from ${keyVersion}::text
+    order by kid
+    limit ${limit}::int
+    for update skip locked`;
+}
+
+export async function updateKeySeal(
+  db: Executor,
+  kid: string,
+  secretSealed: Buffer,
+  keyVersion: string,
+): Promise<void> {
+  await db`
+    update signing_keys set secret_sealed = ${secretSealed}::bytea, key_version = ${keyVersion}::text
+    where kid = ${kid}::text`;
 }

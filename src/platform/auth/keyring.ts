@@ -1,6 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { assert } from '../assert.ts';
 import type { Sql } from '../db/types.ts';
+import { OperatingError } from '../errors.ts';
 import { open, seal } from './crypto.ts';
 import {
   insertCurrentKeyIfNone,
@@ -13,17 +14,31 @@ const signingSecretBytes = 32;
 
 type LoadedKey = { kid: string; state: KeyState; secret: Uint8Array };
 
+/** A keyring encryption key's version: a short fingerprint, so the key itself is never stored. */
+export function keyVersion(encryptionKey: Buffer): string {
+  return `kv_${createHash('sha256').update(encryptionKey).digest('hex').slice(0, 16)}`;
+}
+
 /**
  * The in-memory view of the signing keys in the database. Verification accepts `current` and
  * `verify_only` keys; signing uses the one `current` key. Retired keys are not loaded at all.
+ *
+ * Secrets at rest are sealed with the current encryption key; previous encryption keys (while a
+ * rotation re-seals, see the `keyring_reencrypt` job) still open what they sealed.
  */
 export class Keyring {
   #keys = new Map<string, LoadedKey>();
   #currentKid: string | undefined;
   readonly #encryptionKey: Buffer;
+  readonly #encryptionKeys: ReadonlyMap<string, Buffer>;
+  readonly currentKeyVersion: string;
 
-  constructor(encryptionKey: Buffer) {
+  constructor(encryptionKey: Buffer, previousEncryptionKeys: readonly Buffer[] = []) {
     this.#encryptionKey = encryptionKey;
+    this.currentKeyVersion = keyVersion(encryptionKey);
+    this.#encryptionKeys = new Map(
+      [encryptionKey, ...previousEncryptionKeys].map((key) => [keyVersion(key), key] as const),
+    );
   }
 
   async reload(sql: Sql): Promise<void> {
@@ -34,7 +49,7 @@ export class Keyring {
       keys.set(row.kid, {
         kid: row.kid,
         state: row.state,
-        secret: open(this.#encryptionKey, row.secretSealed),
+        secret: this.openSecret(row.secretSealed, row.keyVersion),
       });
       if (row.state === 'current') currentKid = row.kid;
     }
@@ -56,6 +71,32 @@ export class Keyring {
   sealSecret(secret: Uint8Array): Buffer {
     return seal(this.#encryptionKey, Buffer.from(secret));
   }
+
+  /**
+   * Opens a secret sealed under the key `version` names; one sealed before versions existed
+   * (`null`) is tried with every configured key, GCM refusing the wrong ones.
+   */
+  openSecret(sealed: Buffer, version: string | null): Buffer {
+    if (version !== null) {
+      const key = this.#encryptionKeys.get(version);
+      if (key === undefined) {
+        throw new OperatingError(
+          `keyring encryption key ${version} is not configured: add it to SETTLEDESK_KEYRING_PREVIOUS_KEYS until \`keyring_reencrypt\` has re-sealed everything`,
+        );
+      }
+      return open(key, sealed);
+    }
+    for (const key of this.#encryptionKeys.values()) {
+      try {
+        return open(key, sealed);
+      } catch {
+        // The next key, if any, may be the one that sealed it.
+      }
+    }
+    throw new OperatingError(
+      'no configured keyring encryption key opens a sealed secret: restore the previous key in SETTLEDESK_KEYRING_PREVIOUS_KEYS until `keyring_reencrypt` has re-sealed everything',
+    );
+  }
 }
 
 export function newKeyId(): string {
@@ -68,7 +109,12 @@ export function newSigningSecret(): Buffer {
 
 /** A fresh installation gets its first signing key automatically; later keys are added by hand. */
 export async function ensureCurrentKey(sql: Sql, keyring: Keyring): Promise<void> {
-  const inserted = await insertCurrentKeyIfNone(sql, newKeyId(), keyring.sealSecret(newSigningSecret()));
+  const inserted = await insertCurrentKeyIfNone(
+    sql,
+    newKeyId(),
+    keyring.sealSecret(newSigningSecret()),
+    keyring.currentKeyVersion,
+  );
   if (inserted) await notifyAccessChanged(sql);
   await keyring.reload(sql);
 }
