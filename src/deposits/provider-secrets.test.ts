@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueReference } from '../../test/support/intents.ts';
 import { startTestService, type TestService } from '../../test/support/service.ts';
 import { startAccessSync } from '../platform/auth/access.ts';
 import { DomainError } from '../platform/errors.ts';
@@ -47,7 +48,11 @@ afterAll(async () => {
 });
 
 async function send(secret: string, provider: string): Promise<number> {
-  const body = JSON.stringify({ reference: randomUUID(), accountId: account, asset: 'XLM', amount: '1' });
+  // An issued reference: the deposit is credited (201), so the status says only whether the
+  // signature was accepted.
+  const reference = randomUUID();
+  await issueReference(service.db.sql, { provider, reference, accountId: account });
+  const body = JSON.stringify({ reference, accountId: account, asset: 'XLM', amount: '1' });
   const response = await service.app.inject({
     method: 'POST',
     url: `/v1/webhooks/deposits/${provider}`,

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeaderValue } from '../../src/deposits/signature.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { type Instance, startInstances, stopInstances } from '../support/instances.ts';
+import { issueReference } from '../support/intents.ts';
 import { runCli, waitFor } from '../support/process.ts';
 import { testEnv } from '../support/service.ts';
 
@@ -39,7 +40,11 @@ afterAll(async () => {
 async function statuses(secret: string): Promise<number[]> {
   return Promise.all(
     instances.map(async ({ service }) => {
-      const body = JSON.stringify({ reference: randomUUID(), accountId: account, asset: 'XLM', amount: '1' });
+      // An issued reference: the deposit is credited (201), so the status says only whether the
+      // signature was accepted.
+      const reference = randomUUID();
+      await issueReference(db.sql, { provider: 'rampco', reference, accountId: account });
+      const body = JSON.stringify({ reference, accountId: account, asset: 'XLM', amount: '1' });
       const response = await fetch(`${service.url}/v1/webhooks/deposits/rampco`, {
         method: 'POST',
         body,
