@@ -5,8 +5,12 @@ import { callAs } from '../../test/support/payouts.ts';
 import { runCli } from '../../test/support/process.ts';
 import { startTestService, type TestService, testEnv } from '../../test/support/service.ts';
 import type { Role } from '../platform/auth/roles.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
+import { reversalProposalAction } from './reversals.ts';
+import { postJournal } from './service.ts';
 
 let service: TestService;
+const waitAttemptsMax = 500;
 
 beforeAll(async () => {
   service = await startTestService();
@@ -59,6 +63,18 @@ async function approve(proposal: { id: string; payloadHash: string }, subject = 
 async function reversalsOf(journalId: string): Promise<{ id: string; reference: string }[]> {
   return service.db.sql<{ id: string; reference: string }[]>`
     select id, reference from journal_transactions where kind = 'reversal' and reverses_id = ${journalId}::uuid`;
+}
+
+/** Waits until a statement of this database waits for a row lock (the racing approval). */
+async function waitForLockWaiter(): Promise<void> {
+  for (let attempt = 0; attempt < waitAttemptsMax; attempt += 1) {
+    const [row] = await service.db.sql<{ waiting: number }[]>`
+      select count(*)::int as waiting from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`;
+    if ((row?.waiting ?? 0) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('the racing approval never waited for a lock');
 }
 
 async function proposalCount(): Promise<number> {
@@ -141,6 +157,21 @@ describe('reversals under the two-person rule', () => {
     expect(ofReversal.statusCode).toBe(422);
     expect(ofReversal.body.type).toBe('ledger/not-reversible');
     expect(await proposalCount()).toBe(before);
+
+    // The database holds it too: a second journal naming the same reverses_id cannot commit.
+    const [fees] = await service.db.sql<{ id: string }[]>`
+      select id from accounts where type = 'fees' and asset = 'XLM'`;
+    const bypass = withTransaction(service.db.sql, (tx) =>
+      postJournal(tx, {
+        kind: 'reversal',
+        entries: [
+          { accountId: fees?.id ?? '', amountMinor: -1n },
+          { accountId: suspense?.id ?? '', amountMinor: 1n },
+        ],
+        reversesId: adjustmentId,
+      }),
+    );
+    await expect(bypass).rejects.toMatchObject({ code: '23505' });
   });
 
   it('executes only one of two proposals approved at the same time', async () => {
@@ -155,6 +186,30 @@ describe('reversals under the two-person rule', () => {
     expect(results.map((result) => result.statusCode).sort()).toEqual([200, 409]);
     const refused = results.find((result) => result.statusCode === 409);
     expect(refused?.body.type).toBe('ledger/already-reversed');
+    expect(await reversalsOf(transferId)).toHaveLength(1);
+    expect([await balance(payer), await balance(payee)]).toEqual([10_000_000n, 0n]);
+  });
+
+  it('makes an approval that raced a reversal still committing wait for it, then refuses it', async () => {
+    const payer = await customer(10_000_000n);
+    const payee = await customer();
+    const transferId = await transfer(payer, payee, '0.3');
+    const first = (await propose(transferId, 'ada')).body;
+    const second = (await propose(transferId, 'cy')).body;
+    let racing: ReturnType<typeof approve> | undefined;
+    // The first reversal executes and stays uncommitted while the second proposal is approved.
+    await withTransaction(service.db.sql, async (tx) => {
+      await reversalProposalAction().execute(
+        tx,
+        { journalId: transferId },
+        { proposalId: first.id, proposer: 'ada', approvers: ['bob'], requestId: undefined },
+      );
+      racing = approve(second, 'dee');
+      await waitForLockWaiter();
+    });
+    const raced = await racing;
+    expect(raced?.statusCode, JSON.stringify(raced?.body)).toBe(409);
+    expect(raced?.body.type).toBe('ledger/already-reversed');
     expect(await reversalsOf(transferId)).toHaveLength(1);
     expect([await balance(payer), await balance(payee)]).toEqual([10_000_000n, 0n]);
   });
