@@ -9,7 +9,7 @@ import { CliError, type Output, operatorName, print, withRuntime } from './conte
 import { describeProposal } from './controls.ts';
 import { approvalsFor } from './domains.ts';
 
-/** Read-only ledger commands for on-call: look at an account, re-check the zero-sum invariant. */
+/** Ledger commands for on-call: look at an account, re-check the zero-sum invariant, propose a reversal. */
 export function registerLedgerCommands(program: Command, output: () => Output): void {
   const accounts = program.command('accounts').description('ledger accounts (read-only)');
   accounts
