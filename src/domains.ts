@@ -20,6 +20,8 @@ import { escalationCrontab, escalationTasks } from './incidents/escalation-tasks
 import { communicationRoutes } from './incidents/message-routes.ts';
 import { postmortemRoutes } from './incidents/postmortem-routes.ts';
 import { incidentRecordRoutes } from './incidents/routes.ts';
+import { reversalRoutes } from './ledger/reversal-routes.ts';
+import { reversalProposalAction } from './ledger/reversals.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { incidentRoutes } from './ops/routes.ts';
 import { Triage } from './ops/triage.ts';
@@ -72,6 +74,7 @@ export function createDomains(runtime: Runtime, stellar?: StellarEndpoints): Dom
   });
   for (const action of controlActions()) approvals.register(action);
   approvals.register(adjustmentProposalAction());
+  approvals.register(reversalProposalAction());
   approvals.register(resolveProposalAction());
   approvals.register(approveLargePayoutAction());
   approvals.register(resolveDisputeProposalAction());
@@ -130,6 +133,7 @@ export function domainRoutes(runtime: Runtime, domains: Domains): RouteModule[] 
     healthRoutes(runtime.health),
     ledgerRoutes(runtime.sql),
     adjustmentRoutes(runtime.sql, domains.approvals),
+    reversalRoutes(runtime.sql, domains.approvals),
     approvalRoutes(runtime.sql, domains.approvals),
     apiKeyRoutes(runtime.sql),
     controlRoutes(runtime.sql, domains.approvals),

@@ -147,11 +147,12 @@ describe('the audit chain covers all money', () => {
         reason: 'unknown_memo',
       }),
     );
-    await post('/v1/transfers', {
+    const transferred = await post('/v1/transfers', {
       sourceAccountId: payer,
       destinationAccountId: payee,
       amount: '1',
     });
+    await proposeAndApprove(`/v1/journals/${transferred.id}/reversals`, { reason: 'wrong payee' });
     const hold = await post('/v1/escrow/holds', {
       payerAccountId: payer,
       payeeAccountId: payee,

@@ -1,11 +1,15 @@
 import type { Command } from 'commander';
 import { selectImbalances } from '../ledger/data.ts';
+import { proposeReversal } from '../ledger/reversals.ts';
 import { getAccount } from '../ledger/service.ts';
 import { formatAmount } from '../money/money.ts';
+import { withTransaction } from '../platform/db/transaction.ts';
 import { isUuid } from '../platform/ids.ts';
-import { CliError, type Output, print, withRuntime } from './context.ts';
+import { CliError, type Output, operatorName, print, withRuntime } from './context.ts';
+import { describeProposal } from './controls.ts';
+import { approvalsFor } from './domains.ts';
 
-/** Read-only ledger commands for on-call: look at an account, re-check the zero-sum invariant. */
+/** Ledger commands for on-call: look at an account, re-check the zero-sum invariant, propose a reversal. */
 export function registerLedgerCommands(program: Command, output: () => Output): void {
   const accounts = program.command('accounts').description('ledger accounts (read-only)');
   accounts
@@ -25,9 +29,8 @@ export function registerLedgerCommands(program: Command, output: () => Output): 
           (account.ownerRef === null ? '' : `  owner ${account.ownerRef}`),
       );
     });
-  program
-    .command('ledger')
-    .description('the double-entry ledger')
+  const ledger = program.command('ledger').description('the double-entry ledger');
+  ledger
     .command('check')
     .description('re-check that every asset sums to zero; exits 1 naming each imbalanced asset')
     .action(async () => {
@@ -39,5 +42,24 @@ export function registerLedgerCommands(program: Command, output: () => Output): 
         );
       }
       print(output(), { balanced: true }, () => 'ledger balanced: every asset sums to zero');
+    });
+  ledger
+    .command('reverse <journal>')
+    .description('propose reversing a transfer or adjustment journal (a second admin approves it)')
+    .requiredOption('--reason <text>', 'why (kept in the proposal and the audit log)')
+    .option('--as <name>', 'who is proposing (for the audit log)')
+    .action(async (journal: string, options: { reason: string; as?: string }) => {
+      const journalId = journal.toLowerCase();
+      if (!isUuid(journalId)) throw new CliError('the journal id must be a UUID');
+      const proposal = await withRuntime({ migrate: false }, (runtime) =>
+        withTransaction(runtime.sql, (tx) =>
+          proposeReversal(tx, approvalsFor(runtime), {
+            journalId,
+            reason: options.reason,
+            proposer: operatorName(options.as),
+          }),
+        ),
+      );
+      print(output(), proposal, () => describeProposal(proposal));
     });
 }

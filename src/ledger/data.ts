@@ -169,6 +169,27 @@ export async function selectJournalEntries(
     order by e.id`;
 }
 
+/**
+ * Locks a journal row for its reversal: the reversals of one journal queue here. `for no key
+ * update` does not block the foreign-key checks of inserts naming the journal.
+ */
+export async function selectJournalForUpdate(
+  db: Executor,
+  journalId: string,
+): Promise<{ id: string; kind: string } | undefined> {
+  const [row] = await db<{ id: string; kind: string }[]>`
+    select id, kind from journal_transactions where id = ${journalId}::uuid for no key update`;
+  return row;
+}
+
+/** The journal reversing this one, if any. Read in its own statement, after the row lock: under
+ * read committed it sees a reversal committed while this transaction waited for the lock. */
+export async function selectReversalOf(db: Executor, journalId: string): Promise<string | undefined> {
+  const [row] = await db<{ id: string }[]>`
+    select id from journal_transactions where reverses_id = ${journalId}::uuid`;
+  return row?.id;
+}
+
 export async function insertAsset(db: Executor, code: string, precision: number): Promise<boolean> {
   const rows = await db`
     insert into assets (code, precision) values (${code}::text, ${precision}::int) on conflict (code) do nothing returning code`;
