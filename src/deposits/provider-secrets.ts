@@ -68,7 +68,7 @@ export class ProviderSecrets {
     this.#byProvider = byProvider;
   }
 
-  /** The database's accepted secrets when the provider has any row there, else the configured ones. */
+  /** The database's accepted secrets when the provider has rows there, else the configured ones. */
   secretsFor(provider: string, configured: readonly string[]): readonly string[] {
     return this.#byProvider.get(provider) ?? configured;
   }
